@@ -1,0 +1,38 @@
+-- Records a new training with its indexes, its first event and its change
+-- feed entry, or returns the training an earlier call with the same request
+-- id created. All or nothing.
+--
+-- KEYS: 1 request-id key ("" when none), 2 training hash, 3 index of all,
+--       4 phase index, 5 owner index, 6 change feed, 7 training events,
+--       8 all events, 9.. label indexes
+-- ARGV: 1 id, 2 now (ms), 3 request-id ttl (s), 4 change feed cap,
+--       5 training events cap, 6 all events cap, 7 reason, 8 message,
+--       9.. hash field/value pairs
+local id = ARGV[1]
+if KEYS[1] ~= "" then
+  local existing = redis.call("GET", KEYS[1])
+  if existing then
+    return {0, existing}
+  end
+  redis.call("SET", KEYS[1], id, "EX", ARGV[3])
+end
+
+local fields = {}
+for i = 9, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call("HSET", KEYS[2], unpack(fields))
+
+redis.call("ZADD", KEYS[3], 0, id)
+redis.call("ZADD", KEYS[4], 0, id)
+redis.call("ZADD", KEYS[5], 0, id)
+for i = 9, #KEYS do
+  redis.call("ZADD", KEYS[i], 0, id)
+end
+
+redis.call("XADD", KEYS[6], "MAXLEN", "~", ARGV[4], "*", "training_id", id, "generation", 1)
+local event = {"training_id", id, "phase", "PENDING", "reason", ARGV[7], "message", ARGV[8],
+  "time", ARGV[2], "generation", 1, "cancel_requested", 0}
+redis.call("XADD", KEYS[7], "MAXLEN", "~", ARGV[5], "*", unpack(event))
+redis.call("XADD", KEYS[8], "MAXLEN", "~", ARGV[6], "*", unpack(event))
+return {1, id}

@@ -1,0 +1,35 @@
+"""The training phases and which of them are final.
+
+Phases are stored in Redis by name (the v1 enum's name without its prefix),
+so the stored form reads well in `redis-cli` and survives enum renumbering.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from trainconductor.v1 import training_service_pb2 as pb
+
+
+class Phase(StrEnum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_PHASES
+
+    def to_proto(self) -> pb.Phase.ValueType:
+        return pb.Phase.Value(f"PHASE_{self.value}")
+
+    @classmethod
+    def from_proto(cls, value: pb.Phase.ValueType) -> Phase:
+        return cls(pb.Phase.Name(value).removeprefix("PHASE_"))
+
+
+FINAL_PHASES = frozenset({Phase.COMPLETED, Phase.CANCELED, Phase.FAILED})

@@ -1,0 +1,128 @@
+"""A training as Redis records it, and the values the store reads and writes.
+
+The spec is kept as the v1 `TrainingSpec` message (stored as its JSON form);
+everything the controller observes sits beside it as plain fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from trainconductor.v1 import training_service_pb2 as pb
+
+from trainconductor_core.phases import Phase
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_ms: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    id: str
+    spec: pb.TrainingSpec
+    owner: str
+    phase: Phase
+    reason: str
+    message: str
+    generation: int
+    observed_generation: int
+    cancel_requested: bool
+    create_time_ms: int
+    start_time_ms: int | None = None
+    finish_time_ms: int | None = None
+    job_name: str = ""
+    attempts: int = 0
+    conditions: tuple[Condition, ...] = ()
+    trace_context: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
+        spec = json_format.Parse(values["spec"], pb.TrainingSpec())
+        conditions = tuple(Condition(**c) for c in json.loads(values.get("conditions") or "[]"))
+        return cls(
+            id=values["id"],
+            spec=spec,
+            owner=values["owner"],
+            phase=Phase(values["phase"]),
+            reason=values.get("reason", ""),
+            message=values.get("message", ""),
+            generation=int(values["generation"]),
+            observed_generation=int(values.get("observed_generation") or 0),
+            cancel_requested=values.get("cancel_requested") == "1",
+            create_time_ms=int(values["create_time"]),
+            start_time_ms=_optional_int(values.get("start_time")),
+            finish_time_ms=_optional_int(values.get("finish_time")),
+            job_name=values.get("job_name", ""),
+            attempts=int(values.get("attempts") or 0),
+            conditions=conditions,
+            trace_context=json.loads(values.get("trace_context") or "{}"),
+        )
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What the controller observed, written as of `observed_generation`."""
+
+    observed_generation: int
+    phase: Phase
+    reason: str
+    message: str
+    job_name: str = ""
+    attempts: int = 0
+    conditions: tuple[Condition, ...] = ()
+    start_time_ms: int | None = None
+    finish_time_ms: int | None = None
+
+    def conditions_json(self) -> str:
+        return json.dumps([c.__dict__ for c in self.conditions], separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class TrainingEvent:
+    event_id: str
+    training_id: str
+    phase: Phase
+    reason: str
+    message: str
+    time_ms: int
+    generation: int
+    cancel_requested: bool
+
+    @classmethod
+    def from_stream(cls, event_id: str, values: dict[str, str]) -> TrainingEvent:
+        return cls(
+            event_id=event_id,
+            training_id=values["training_id"],
+            phase=Phase(values["phase"]),
+            reason=values["reason"],
+            message=values["message"],
+            time_ms=int(values["time"]),
+            generation=int(values["generation"]),
+            cancel_requested=values["cancel_requested"] == "1",
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """An entry of the change feed: this training's desired state changed."""
+
+    entry_id: str
+    training_id: str
+    generation: int
+
+
+def spec_to_json(spec: pb.TrainingSpec) -> str:
+    return json_format.MessageToJson(spec, indent=None, sort_keys=True)
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None

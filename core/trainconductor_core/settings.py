@@ -1,0 +1,76 @@
+"""Settings both services share: Redis, logging, and how they are loaded.
+
+Each service defines one frozen settings class on top of `CommonSettings`.
+Values come from `TC_*` environment variables, then from the YAML file named
+by `TC_CONFIG_FILE` (environment wins), then from the defaults here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TC_", frozen=True, extra="forbid")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis to record trainings in: redis://, rediss:// (TLS) or unix://.",
+    )
+    redis_username: str | None = Field(None, description="ACL user; overrides the URL's.")
+    redis_password: SecretStr | None = Field(None, description="Overrides the URL's password.")
+    redis_ca_file: Path | None = Field(None, description="CA bundle to verify a TLS Redis with.")
+    redis_sentinels: list[str] = Field(
+        default_factory=list,
+        description="host:port of Sentinels; when set, the master is found through them.",
+    )
+    redis_sentinel_master: str = Field("mymaster", description="Sentinel's name of the master.")
+    redis_socket_timeout_seconds: float = Field(
+        5.0, gt=0, description="Longest wait for one Redis reply before it counts as down."
+    )
+    redis_connect_timeout_seconds: float = Field(2.0, gt=0, description="Longest connect wait.")
+    redis_retries: int = Field(
+        3, ge=0, description="Retries (with exponential backoff) of a call that failed to connect."
+    )
+    redis_max_connections: int = Field(
+        512, gt=0, description="Pool size; each open watch stream holds one connection."
+    )
+    redis_key_prefix: str = Field(
+        "tc:", description="Prefix of every key, so installs can share a Redis."
+    )
+    log_level: LogLevel = Field("INFO", description="Lowest level written to the JSON log.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("TC_CONFIG_FILE")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+def load(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Loads settings once at start; `overrides` are for tests."""
+    return cls(**overrides)

@@ -1,0 +1,431 @@
+"""The Redis store: Train Conductor's system of record.
+
+Layout (every key under the configured prefix, "tc:" by default):
+
+  training:{id}          hash: the spec (JSON), owner, desired state
+                         (generation, cancel_requested) and observed status
+  request:{owner}:{rid}  the id a request id created (idempotent create)
+  idx:all                sorted set of every id; members sort by creation
+  idx:phase:{PHASE}      ... of the ids in a phase
+  idx:owner:{owner}      ... of an owner's ids
+  idx:label:{k}={v}      ... of the ids carrying a label
+  changes                stream: "the desired state of this id changed",
+                         read by the controller through a consumer group
+  events:{id}            stream (capped): status events of one training
+  events                 stream (capped): status events of all trainings
+
+Ids are time-ordered (see `ids.py`) and all index scores are 0, so each
+index is ordered by id and pages walk it by id: new trainings land before
+the cursor, never inside a later page. Each write is one Lua script, so a
+training, its indexes and its feed entries change together or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from trainconductor.v1 import training_service_pb2 as pb
+
+from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
+from trainconductor_core.ids import new_training_id
+from trainconductor_core.phases import FINAL_PHASES, Phase
+from trainconductor_core.record import (
+    Change,
+    StatusUpdate,
+    TrainingEvent,
+    TrainingRecord,
+    spec_to_json,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_SUBMITTED_REASON = "Submitted"
+_SUBMITTED_MESSAGE = "Recorded; waiting for the controller to create its Job."
+_CANCEL_REASON = "CancelRequested"
+_CANCEL_MESSAGE = "Cancellation requested; waiting for the controller to stop the Job."
+_MAX_SCAN_PER_PAGE = 20_000  # bounds the work of one filtered list call
+
+
+def _unavailable_on_outage(
+    method: Callable[P, Awaitable[T]],
+) -> Callable[P, Awaitable[T]]:
+    """Turns Redis being unreachable into `StoreUnavailable` (retryable)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as err:
+            raise StoreUnavailable(f"Redis is unavailable: {type(err).__name__}") from err
+
+    return wrapper
+
+
+class WriteResult(Enum):
+    NOT_FOUND = -1
+    STALE = 0
+    UNCHANGED = 1
+    CHANGED = 2
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    phase: Phase | None = None
+    owner: str = ""
+    labels: Mapping[str, str] | None = None
+
+    def matches(self, record: TrainingRecord) -> bool:
+        if self.phase is not None and record.phase != self.phase:
+            return False
+        if self.owner and record.owner != self.owner:
+            return False
+        return all(record.spec.labels.get(k) == v for k, v in (self.labels or {}).items())
+
+    def digest(self) -> str:
+        canonical = json.dumps(
+            [self.phase, self.owner, sorted((self.labels or {}).items())], separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class TrainingStore:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "tc:",
+        request_id_ttl_seconds: int = 7 * 24 * 3600,
+        change_feed_cap: int = 100_000,
+        training_events_cap: int = 1_000,
+        all_events_cap: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._request_id_ttl = request_id_ttl_seconds
+        self._change_feed_cap = change_feed_cap
+        self._training_events_cap = training_events_cap
+        self._all_events_cap = all_events_cap
+        self._clock = clock
+        self._create = client.register_script(_lua("create.lua"))
+        self._cancel = client.register_script(_lua("cancel.lua"))
+        self._status = client.register_script(_lua("status.lua"))
+
+    # keys
+
+    def _k(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    @property
+    def changes_key(self) -> str:
+        return self._k("changes")
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # health
+
+    @_unavailable_on_outage
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    # desired state, written by the API
+
+    @_unavailable_on_outage
+    async def create(
+        self,
+        spec: pb.TrainingSpec,
+        *,
+        owner: str,
+        request_id: str = "",
+        trace_context: Mapping[str, str] | None = None,
+    ) -> tuple[TrainingRecord, bool]:
+        """Records a training; returns it and whether this call created it."""
+        now = self._now_ms()
+        training_id = new_training_id(now)
+        labels = dict(spec.labels)
+        keys = [
+            self._k("request", owner, request_id) if request_id else "",
+            self._k("training", training_id),
+            self._k("idx", "all"),
+            self._k("idx", "phase", Phase.PENDING),
+            self._k("idx", "owner", owner),
+            self.changes_key,
+            self._k("events", training_id),
+            self._k("events"),
+            *(self._k("idx", "label", f"{k}={v}") for k, v in sorted(labels.items())),
+        ]
+        fields: dict[str, str | int] = {
+            "id": training_id,
+            "spec": spec_to_json(spec),
+            "owner": owner,
+            "phase": Phase.PENDING,
+            "reason": _SUBMITTED_REASON,
+            "message": _SUBMITTED_MESSAGE,
+            "generation": 1,
+            "observed_generation": 0,
+            "cancel_requested": 0,
+            "create_time": now,
+            "attempts": 0,
+            "request_id": request_id,
+            "trace_context": json.dumps(dict(trace_context or {})),
+        }
+        args: list[str | int] = [
+            training_id,
+            now,
+            self._request_id_ttl,
+            self._change_feed_cap,
+            self._training_events_cap,
+            self._all_events_cap,
+            _SUBMITTED_REASON,
+            _SUBMITTED_MESSAGE,
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        created, stored_id = await self._create(keys=keys, args=args)
+        return await self.get(str(stored_id)), bool(created)
+
+    @_unavailable_on_outage
+    async def cancel(self, training_id: str) -> tuple[TrainingRecord, bool]:
+        """Records a cancellation; returns the training and whether it changed."""
+        result = await self._cancel(
+            keys=[
+                self._k("training", training_id),
+                self.changes_key,
+                self._k("events", training_id),
+                self._k("events"),
+            ],
+            args=[
+                training_id,
+                self._now_ms(),
+                self._change_feed_cap,
+                self._training_events_cap,
+                self._all_events_cap,
+                _CANCEL_REASON,
+                _CANCEL_MESSAGE,
+                *sorted(FINAL_PHASES),
+            ],
+        )
+        if result == -1:
+            raise TrainingNotFound(training_id)
+        return await self.get(training_id), result == 1
+
+    # observed state, written by the controller
+
+    @_unavailable_on_outage
+    async def write_status(self, training_id: str, update: StatusUpdate) -> WriteResult:
+        result = await self._status(
+            keys=[
+                self._k("training", training_id),
+                self._k("events", training_id),
+                self._k("events"),
+            ],
+            args=[
+                training_id,
+                self._now_ms(),
+                update.observed_generation,
+                self._training_events_cap,
+                self._all_events_cap,
+                self._k("idx", "phase", ""),
+                update.phase,
+                update.reason,
+                update.message,
+                update.conditions_json(),
+                update.job_name,
+                update.attempts,
+                "" if update.start_time_ms is None else update.start_time_ms,
+                "" if update.finish_time_ms is None else update.finish_time_ms,
+                *sorted(FINAL_PHASES),
+            ],
+        )
+        return WriteResult(int(result))
+
+    # reads
+
+    @_unavailable_on_outage
+    async def get(self, training_id: str) -> TrainingRecord:
+        values = await self._redis.hgetall(self._k("training", training_id))
+        if not values:
+            raise TrainingNotFound(training_id)
+        return TrainingRecord.from_hash(values)
+
+    @_unavailable_on_outage
+    async def get_many(self, training_ids: Sequence[str]) -> list[TrainingRecord | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for training_id in training_ids:
+                pipe.hgetall(self._k("training", training_id))
+            rows: list[dict[str, str]] = await pipe.execute()
+        return [TrainingRecord.from_hash(row) if row else None for row in rows]
+
+    @_unavailable_on_outage
+    async def list_page(
+        self, *, page_size: int, page_token: str = "", where: ListFilter | None = None
+    ) -> tuple[list[TrainingRecord], str]:
+        """One page of trainings, newest first, and the token of the next."""
+        where = where or ListFilter()
+        after = self._decode_page_token(page_token, where) if page_token else None
+        index = self._index_for(where)
+        page: list[TrainingRecord] = []
+        batch = min(max(page_size + 1, 50), 500)
+        scanned = 0
+        upper = f"({after}" if after else "+"
+        while scanned < _MAX_SCAN_PER_PAGE:
+            ids: list[str] = await self._redis.zrange(
+                index, upper, "-", desc=True, bylex=True, offset=0, num=batch
+            )
+            if not ids:
+                return page, ""
+            scanned += len(ids)
+            for record in await self.get_many(ids):
+                if record is not None and where.matches(record):
+                    if len(page) == page_size:
+                        return page, self._encode_page_token(page[-1].id, where)
+                    page.append(record)
+            upper = f"({ids[-1]}"
+        # Bounded work per call: hand back what was found and where to go on.
+        return page, self._encode_page_token(upper[1:], where)
+
+    def _index_for(self, where: ListFilter) -> str:
+        if where.labels:
+            key, value = sorted(where.labels.items())[0]
+            return self._k("idx", "label", f"{key}={value}")
+        if where.owner:
+            return self._k("idx", "owner", where.owner)
+        if where.phase is not None:
+            return self._k("idx", "phase", where.phase)
+        return self._k("idx", "all")
+
+    @staticmethod
+    def _encode_page_token(after: str, where: ListFilter) -> str:
+        raw = json.dumps({"after": after, "filter": where.digest()}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_page_token(token: str, where: ListFilter) -> str:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            value = json.loads(raw)
+            after, digest = value["after"], value["filter"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise InvalidCursor("page_token is not one this server handed out") from err
+        if digest != where.digest():
+            raise InvalidCursor("page_token belongs to a list call with other filters")
+        return str(after)
+
+    async def ids(self, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """Every recorded id, oldest first, in batches (for a full resync)."""
+        lower = "-"
+        while True:
+            ids = await self._id_batch(lower, batch)
+            if not ids:
+                return
+            yield ids
+            lower = f"({ids[-1]}"
+
+    @_unavailable_on_outage
+    async def _id_batch(self, lower: str, batch: int) -> list[str]:
+        ids: list[str] = await self._redis.zrange(
+            self._k("idx", "all"), lower, "+", bylex=True, offset=0, num=batch
+        )
+        return ids
+
+    # events, for the watch calls
+
+    @_unavailable_on_outage
+    async def training_events(
+        self, training_id: str, *, after: str = "0", block_ms: int | None = None
+    ) -> list[TrainingEvent]:
+        return await self._read_events(self._k("events", training_id), after, block_ms)
+
+    @_unavailable_on_outage
+    async def all_events(
+        self, *, after: str = "$", block_ms: int | None = None
+    ) -> list[TrainingEvent]:
+        return await self._read_events(self._k("events"), after, block_ms)
+
+    @_unavailable_on_outage
+    async def last_event_id(self) -> str:
+        entries = await self._redis.xrevrange(self._k("events"), count=1)
+        return str(entries[0][0]) if entries else "0"
+
+    async def _read_events(self, key: str, after: str, block_ms: int | None) -> list[TrainingEvent]:
+        try:
+            streams = await self._redis.xread({key: after}, count=100, block=block_ms)
+        except ResponseError as err:
+            if "Invalid stream ID" in str(err):
+                raise InvalidCursor(
+                    f"event id {after!r} is not one this server handed out"
+                ) from err
+            raise
+        return [
+            TrainingEvent.from_stream(str(entry_id), values)
+            for _, entries in streams
+            for entry_id, values in entries
+        ]
+
+    # the change feed, read by the controller
+
+    @_unavailable_on_outage
+    async def ensure_consumer_group(self, group: str) -> None:
+        try:
+            await self._redis.xgroup_create(self.changes_key, group, id="0", mkstream=True)
+        except ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+
+    @_unavailable_on_outage
+    async def read_changes(
+        self, group: str, consumer: str, *, count: int = 100, block_ms: int | None = None
+    ) -> list[Change]:
+        streams = await self._redis.xreadgroup(
+            group, consumer, {self.changes_key: ">"}, count=count, block=block_ms
+        )
+        return [_change(str(i), v) for _, entries in streams for i, v in entries]
+
+    @_unavailable_on_outage
+    async def claim_stale_changes(
+        self, group: str, consumer: str, *, min_idle_ms: int, count: int = 100
+    ) -> list[Change]:
+        """Takes over entries a crashed consumer read but never acknowledged."""
+        result: list[Any] = await self._redis.xautoclaim(
+            self.changes_key, group, consumer, min_idle_time=min_idle_ms, count=count
+        )
+        return [_change(str(i), v) for i, v in result[1] if v]
+
+    @_unavailable_on_outage
+    async def ack_changes(self, group: str, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            await self._redis.xack(self.changes_key, group, *entry_ids)
+
+    @_unavailable_on_outage
+    async def change_feed_lag(self, group: str) -> int:
+        """Entries not yet acknowledged: delivered-but-pending plus undelivered."""
+        for info in await self._redis.xinfo_groups(self.changes_key):
+            if info["name"] == group:
+                return int(info.get("pending") or 0) + int(info.get("lag") or 0)
+        return 0
+
+
+def _change(entry_id: str, values: dict[str, str]) -> Change:
+    return Change(entry_id, values["training_id"], int(values["generation"]))
+
+
+def _lua(name: str) -> str:
+    return resources.files("trainconductor_core").joinpath("lua", name).read_text()

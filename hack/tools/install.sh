@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds the Go programs the local control plane and the chart tests need,
+# once, into a cache outside the checkout keyed by version and by the hash of
+# the pinned module files, and links them into "$TC_CACHE/bin".
+#
+#   hack/tools/install.sh            build whatever is missing or stale
+#   hack/tools/install.sh --print    print the bin directory and exit
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache="${TC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/train-conductor}"
+bin="$cache/bin"
+export GOFLAGS="-buildvcs=false -trimpath"
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# key NAME VERSION [FILES...]: a cache directory that changes with the inputs.
+key() {
+  local name=$1 version=$2
+  shift 2
+  local digest
+  digest="$( (echo "$version"; cat "$@" 2>/dev/null) | sha256sum | cut -c1-12)"
+  echo "$cache/tools/$name-$version-$digest"
+}
+
+# link DIR BINARIES...: point "$bin/<binary>" at DIR/<binary>.
+link() {
+  local dir=$1
+  shift
+  mkdir -p "$bin"
+  for b in "$@"; do ln -sfn "$dir/$b" "$bin/$b"; done
+}
+
+# build NAME DIR BINARIES... -- COMMAND...: run COMMAND with $out set, unless
+# every binary is already in DIR. Builds into a temporary directory that is
+# renamed at the end, so an interrupted build never looks complete.
+build() {
+  local name=$1 dir=$2
+  shift 2
+  local binaries=()
+  while [[ $1 != -- ]]; do binaries+=("$1"); shift; done
+  shift
+  local missing=0
+  for b in "${binaries[@]}"; do [[ -x $dir/$b ]] || missing=1; done
+  if ((missing)); then
+    log "building $name into $dir (the first build takes many minutes)"
+    local start=$SECONDS
+    out="$dir.partial.$$"
+    rm -rf "$out" && mkdir -p "$out"
+    "$@"
+    rm -rf "$dir" && mv "$out" "$dir"
+    log "built $name in $((SECONDS - start))s"
+  fi
+  link "$dir" "${binaries[@]}"
+}
+
+build_kubernetes() {
+  local minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  (cd "$here/kubernetes" && go build -ldflags "$ldflags" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl)
+}
+
+build_etcd() {
+  (cd "$here/etcd" && go build -ldflags "-s -w" -o "$out/etcd" .)
+}
+
+build_kwok() {
+  GOBIN="$out" go install -ldflags "-s -w" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+build_helm() {
+  GOBIN="$out" go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+main() {
+  if [[ ${1:-} == --print ]]; then echo "$bin"; return; fi
+  build etcd "$(key etcd "$ETCD_VERSION" "$here/etcd/go.sum" "$here/etcd/main.go")" \
+    etcd -- build_etcd
+  build kwok "$(key kwok "$KWOK_VERSION")" kwok kwokctl -- build_kwok
+  build helm "$(key helm "$HELM_VERSION")" helm -- build_helm
+  build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
+    kube-apiserver kube-controller-manager kube-scheduler kubectl -- build_kubernetes
+  log "tools ready in $bin"
+}
+
+main "$@"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Makes (once) the virtualenv of the locked requirements, outside the
+# checkout and keyed by the lock file, installs the project's own packages
+# into it in editable mode, and prints its path.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${TC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/train-conductor}"
+python="${PYTHON:-python3}"
+
+digest="$( (cat "$root/requirements.lock"; "$python" --version) | sha256sum | cut -c1-12)"
+venv="$cache/venv/$digest"
+
+if [[ ! -f $venv/.complete ]]; then
+  echo "[venv] creating $venv from requirements.lock" >&2
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+    --no-deps -r "$root/requirements.lock" >&2
+  touch "$venv/.complete"
+fi
+
+# The project's packages: editable, so the checkout is what runs. Reinstalled
+# when a pyproject changes (pip is quick when nothing else changed).
+stamp="$( (cat "$root"/proto/python/pyproject.toml "$root"/core/pyproject.toml \
+  "$root"/services/*/pyproject.toml "$root"/client/pyproject.toml 2>/dev/null; echo "$root") | sha256sum | cut -c1-12)"
+if [[ ! -f $venv/.project-$stamp ]]; then
+  echo "[venv] installing the project's packages (editable)" >&2
+  packages=()
+  for p in proto/python core services/api services/controller client; do
+    [[ -f $root/$p/pyproject.toml ]] && packages+=(-e "$root/$p")
+  done
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+    --no-build-isolation "${packages[@]}" >&2
+  rm -f "$venv"/.project-* && touch "$venv/.project-$stamp"
+fi
+echo "$venv"

@@ -1,0 +1,1 @@
+"""Train Conductor's gRPC API service."""

@@ -1,0 +1,58 @@
+"""Store records to v1 messages. Pure."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from trainconductor.v1 import training_service_pb2 as pb
+
+from trainconductor_core.record import TrainingEvent, TrainingRecord
+
+
+def timestamp(ms: int | None) -> Timestamp | None:
+    if ms is None:
+        return None
+    value = Timestamp()
+    value.FromMilliseconds(ms)
+    return value
+
+
+def training_to_proto(record: TrainingRecord) -> pb.Training:
+    return pb.Training(
+        id=record.id,
+        spec=record.spec,
+        owner=record.owner,
+        phase=record.phase.to_proto(),
+        reason=record.reason,
+        message=record.message,
+        conditions=[
+            pb.Condition(
+                type=c.type,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                last_transition_time=timestamp(c.last_transition_ms or None),
+            )
+            for c in record.conditions
+        ],
+        job_name=record.job_name,
+        attempts=record.attempts,
+        generation=record.generation,
+        observed_generation=record.observed_generation,
+        cancel_requested=record.cancel_requested,
+        create_time=timestamp(record.create_time_ms),
+        start_time=timestamp(record.start_time_ms),
+        finish_time=timestamp(record.finish_time_ms),
+    )
+
+
+def event_to_proto(event: TrainingEvent) -> pb.TrainingEvent:
+    return pb.TrainingEvent(
+        event_id=event.event_id,
+        training_id=event.training_id,
+        phase=event.phase.to_proto(),
+        reason=event.reason,
+        message=event.message,
+        time=timestamp(event.time_ms),
+        generation=event.generation,
+        cancel_requested=event.cancel_requested,
+    )

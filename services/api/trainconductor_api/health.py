@@ -1,0 +1,70 @@
+"""Keeps `grpc.health.v1` in step with Redis, and turns it off to drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from grpc_health.v1 import health, health_pb2
+
+from trainconductor_api import metrics
+from trainconductor_core.errors import StoreUnavailable
+from trainconductor_core.store import TrainingStore
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class HealthReporter:
+    """Reports SERVING for the overall server ("") and each service while
+    Redis answers, NOT_SERVING while it does not, and NOT_SERVING for good
+    once draining has begun."""
+
+    def __init__(
+        self,
+        servicer: health.aio.HealthServicer,
+        store: TrainingStore,
+        services: Sequence[str],
+        *,
+        interval_seconds: float,
+    ) -> None:
+        self._servicer = servicer
+        self._store = store
+        self._names = ["", *services]
+        self._interval = interval_seconds
+        self._serving: bool | None = None
+        self._draining = False
+
+    async def _set(self, serving: bool) -> None:
+        if serving == self._serving:
+            return
+        self._serving = serving
+        metrics.REDIS_UP.set(1 if serving else 0)
+        for name in self._names:
+            await self._servicer.set(name, SERVING if serving else NOT_SERVING)
+        log.log(
+            logging.INFO if serving else logging.WARNING,
+            "health is now %s",
+            "SERVING" if serving else "NOT_SERVING",
+        )
+
+    async def probe_once(self) -> None:
+        if self._draining:
+            return
+        try:
+            await asyncio.wait_for(self._store.ping(), timeout=max(self._interval, 1.0))
+            await self._set(True)
+        except (StoreUnavailable, TimeoutError):
+            await self._set(False)
+
+    async def run(self) -> None:
+        while not self._draining:
+            await self.probe_once()
+            await asyncio.sleep(self._interval)
+
+    async def drain(self) -> None:
+        self._draining = True
+        await self._set(False)

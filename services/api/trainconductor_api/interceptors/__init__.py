@@ -1,0 +1,1 @@
+"""Server interceptors, one concern each, and the helper they share."""

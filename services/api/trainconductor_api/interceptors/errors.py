@@ -1,0 +1,62 @@
+"""Maps failures to status codes; no traceback ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from trainconductor_api.interceptors.wrap import StreamBehavior, UnaryBehavior, wrap
+from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
+
+log = logging.getLogger(__name__)
+
+
+async def _abort_for(context: grpc.aio.ServicerContext, err: Exception) -> None:
+    if isinstance(err, TrainingNotFound):
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
+    if isinstance(err, StoreUnavailable):
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE, "the training store is unavailable; retry shortly"
+        )
+    if isinstance(err, InvalidCursor):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+    log.exception("unexpected error", exc_info=err)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; the server logged the details")
+
+
+def _unary(behavior: UnaryBehavior) -> UnaryBehavior:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the edge: everything becomes a status
+            await _abort_for(context, err)
+
+    return call
+
+
+def _stream(behavior: StreamBehavior) -> StreamBehavior:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the edge: everything becomes a status
+            await _abort_for(context, err)
+
+    return call
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        return wrap(handler, _unary, _stream)  # type: ignore[return-value]

@@ -1,0 +1,77 @@
+"""One JSON log line per call: method, status code, duration, training id."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from trainconductor_api.interceptors.metrics import code_name
+from trainconductor_api.interceptors.wrap import StreamBehavior, UnaryBehavior, wrap
+from trainconductor_core.logs import training_id_var
+
+log = logging.getLogger("trainconductor_api.access")
+
+
+def _training_id(request: Any) -> str:
+    for field in ("id", "training_id"):
+        value = getattr(request, field, "")
+        if isinstance(value, str) and value:
+            return value[:64]
+    return ""
+
+
+class LoggingInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+
+        def line(context: grpc.aio.ServicerContext, start: float, failed: bool) -> None:
+            code = code_name(context, failed)
+            log.log(
+                logging.INFO if code in ("OK", "CANCELLED", "NOT_FOUND") else logging.WARNING,
+                "rpc",
+                extra={
+                    "grpc_method": method,
+                    "grpc_code": code,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                    "peer": context.peer(),
+                },
+            )
+
+        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                start = time.perf_counter()
+                training_id_var.set(_training_id(request))
+                failed = True
+                try:
+                    response = await behavior(request, context)
+                    failed = False
+                    return response
+                finally:
+                    line(context, start, failed)
+
+            return call
+
+        def stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                start = time.perf_counter()
+                training_id_var.set(_training_id(request))
+                failed = True
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                    failed = False
+                finally:
+                    line(context, start, failed)
+
+            return call
+
+        return wrap(handler, unary, stream)  # type: ignore[return-value]

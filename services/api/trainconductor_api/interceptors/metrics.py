@@ -1,0 +1,78 @@
+"""Counts and times every call under the `grpc_server_*` names."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from trainconductor_api import metrics
+from trainconductor_api.interceptors.wrap import MethodName, StreamBehavior, UnaryBehavior, wrap
+
+_BY_NUMBER = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
+def code_name(context: grpc.aio.ServicerContext, failed: bool) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):  # some grpcio versions keep the raw number
+        return _BY_NUMBER.get(code, "UNKNOWN")
+    return "UNKNOWN" if failed else "OK"
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        name = MethodName.parse(handler_call_details.method, handler)  # type: ignore[arg-type]
+        labels = (name.kind, name.service, name.method)
+        started = metrics.GRPC_STARTED.labels(*labels)
+        received = metrics.GRPC_MSG_RECEIVED.labels(*labels)
+        sent = metrics.GRPC_MSG_SENT.labels(*labels)
+        seconds = metrics.GRPC_HANDLING_SECONDS.labels(*labels)
+
+        def done(context: grpc.aio.ServicerContext, start: float, failed: bool) -> None:
+            seconds.observe(time.perf_counter() - start)
+            metrics.GRPC_HANDLED.labels(*labels, code_name(context, failed)).inc()
+
+        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                start = time.perf_counter()
+                started.inc()
+                received.inc()
+                failed = True
+                try:
+                    response = await behavior(request, context)
+                    failed = False
+                    sent.inc()
+                    return response
+                finally:
+                    done(context, start, failed)
+
+            return call
+
+        def stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                start = time.perf_counter()
+                started.inc()
+                received.inc()
+                failed = True
+                try:
+                    async for response in behavior(request, context):
+                        sent.inc()
+                        yield response
+                    failed = False
+                finally:
+                    done(context, start, failed)
+
+            return call
+
+        return wrap(handler, unary, stream)  # type: ignore[return-value]

@@ -1,0 +1,66 @@
+"""The legacy `TrainConductor` service, served over the same store as v1."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+from opentelemetry import propagate
+from train_conductor.service.training import training_pb2 as legacy
+from train_conductor.service.training import training_pb2_grpc as legacy_grpc
+
+from trainconductor_api import metrics
+from trainconductor_api.identity import caller
+from trainconductor_api.legacy import legacy_field_name, spec_from_legacy, status_to_legacy
+from trainconductor_api.status import abort_invalid
+from trainconductor_api.validation import Limits, Violation, validate_spec
+from trainconductor_core.ids import is_training_id
+from trainconductor_core.store import TrainingStore
+
+
+class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
+    def __init__(self, store: TrainingStore, limits: Limits) -> None:
+        self._store = store
+        self._limits = limits
+
+    async def Train(
+        self, request: legacy.TrainingRequest, context: grpc.aio.ServicerContext
+    ) -> legacy.TrainingJob:
+        spec, violations = spec_from_legacy(request)
+        violations += [
+            Violation(legacy_field_name(v.field), v.description)
+            for v in validate_spec(spec, self._limits)
+        ]
+        if violations:
+            metrics.TRAININGS_SUBMITTED.labels("rejected").inc()
+            await abort_invalid(context, violations)
+        trace_context: dict[str, str] = {}
+        propagate.inject(trace_context)
+        record, _ = await self._store.create(
+            spec,
+            owner=caller(context),
+            request_id=f"server-{uuid.uuid4()}",
+            trace_context=trace_context,
+        )
+        metrics.TRAININGS_SUBMITTED.labels("created").inc()
+        return legacy.TrainingJob(training_id=record.id, model_name=record.spec.model_name)
+
+    async def GetTrainingStatus(
+        self, request: legacy.TrainingInfoRequest, context: grpc.aio.ServicerContext
+    ) -> legacy.TrainingStatusResponse:
+        await _check_id(context, request.training_id)
+        return status_to_legacy(await self._store.get(request.training_id))
+
+    async def CancelTraining(
+        self, request: legacy.TrainingInfoRequest, context: grpc.aio.ServicerContext
+    ) -> legacy.TrainingStatusResponse:
+        await _check_id(context, request.training_id)
+        record, _ = await self._store.cancel(request.training_id)
+        return status_to_legacy(record)
+
+
+async def _check_id(context: grpc.aio.ServicerContext, training_id: str) -> None:
+    if not training_id:
+        await abort_invalid(context, [Violation("training_id", "is required")])
+    if not is_training_id(training_id):
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"training {training_id[:64]!r} not found")

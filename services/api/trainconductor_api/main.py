@@ -1,0 +1,44 @@
+"""Entry point: `trainconductor-api`. SIGTERM drains, then exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from trainconductor_api.server import build_server
+from trainconductor_api.settings import ApiSettings
+from trainconductor_core.logs import configure_logging
+from trainconductor_core.settings import load
+from trainconductor_core.tracing import configure_tracing
+
+log = logging.getLogger("trainconductor_api")
+
+
+async def serve(settings: ApiSettings) -> None:
+    api = build_server(settings)
+    await api.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining", extra={"grace_seconds": settings.drain_seconds})
+    await api.drain_and_stop()
+    log.info("stopped")
+
+
+def main() -> None:
+    settings = load(ApiSettings)
+    configure_logging(settings.log_level, "api")
+    configure_tracing("trainconductor-api")
+    if settings.auth_mode == "none":
+        log.warning(
+            "authentication is OFF (auth_mode=none): any caller can act as any user; "
+            "for local development only"
+        )
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

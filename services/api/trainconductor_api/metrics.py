@@ -1,0 +1,59 @@
+"""The API's Prometheus metrics, in one registry served on the HTTP port.
+
+gRPC metrics keep the `grpc_server_*` names and labels of go-grpc-prometheus
+so that existing dashboards work; the project's own carry `trainconductor_`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+
+registry: CollectorRegistry = REGISTRY  # includes the process and platform collectors
+
+_GRPC = ["grpc_type", "grpc_service", "grpc_method"]
+
+GRPC_STARTED = Counter(
+    "grpc_server_started_total", "RPCs started on the server.", _GRPC, registry=registry
+)
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    [*_GRPC, "grpc_code"],
+    registry=registry,
+)
+GRPC_HANDLING_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time from the start of an RPC to its status, in seconds.",
+    _GRPC,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=registry,
+)
+GRPC_MSG_RECEIVED = Counter(
+    "grpc_server_msg_received_total", "Messages received from clients.", _GRPC, registry=registry
+)
+GRPC_MSG_SENT = Counter(
+    "grpc_server_msg_sent_total", "Messages sent to clients.", _GRPC, registry=registry
+)
+TRAININGS_SUBMITTED = Counter(
+    "trainconductor_api_trainings_submitted_total",
+    "CreateTraining calls by outcome: created, deduplicated (a retried request_id), rejected.",
+    ["outcome"],
+    registry=registry,
+)
+ACTIVE_WATCHES = Gauge(
+    "trainconductor_api_active_watches",
+    "Watch streams open now.",
+    ["grpc_method"],
+    registry=registry,
+)
+REDIS_UP = Gauge(
+    "trainconductor_api_redis_up",
+    "1 when the last health probe reached Redis.",
+    registry=registry,
+)

@@ -1,0 +1,123 @@
+"""Builds the API server: services, health, reflection, interceptors, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from train_conductor.service.training import training_pb2 as legacy_pb
+from train_conductor.service.training import training_pb2_grpc as legacy_grpc
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from trainconductor_api import metrics
+from trainconductor_api.health import HealthReporter
+from trainconductor_api.interceptors.errors import ErrorInterceptor
+from trainconductor_api.interceptors.logging import LoggingInterceptor
+from trainconductor_api.interceptors.metrics import MetricsInterceptor
+from trainconductor_api.legacy_service import LegacyTrainConductor
+from trainconductor_api.service import TrainingService
+from trainconductor_api.settings import ApiSettings
+from trainconductor_api.validation import Limits
+from trainconductor_core.build_info import register_build_info
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.store import TrainingStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["TrainingService"].full_name,
+    legacy_pb.DESCRIPTOR.services_by_name["TrainConductor"].full_name,
+)
+
+
+@dataclass
+class ApiServer:
+    server: grpc.aio.Server
+    store: TrainingStore
+    health: HealthReporter
+    port: int
+    settings: ApiSettings
+    _health_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.health.probe_once()
+        self._health_task = asyncio.create_task(self.health.run(), name="health")
+        log.info("serving gRPC", extra={"port": self.port, "services": list(SERVICE_NAMES)})
+
+    async def drain_and_stop(self) -> None:
+        """NOT_SERVING first, so load balancers stop sending; then let in-flight
+        calls finish within the grace period; then close."""
+        await self.health.drain()
+        await self.server.stop(grace=self.settings.drain_seconds)
+        if self._health_task:
+            self._health_task.cancel()
+        await self.store.close()
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+
+def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSettings) -> None:
+    limits = Limits(max_gpus=s.max_gpus_per_training, allowed_path_prefixes=s.allowed_path_prefixes)
+    pb_grpc.add_TrainingServiceServicer_to_server(
+        TrainingService(store, limits, watch_poll_ms=s.watch_poll_ms), server
+    )
+    legacy_grpc.add_TrainConductorServicer_to_server(LegacyTrainConductor(store, limits), server)
+
+
+def _configure_health(
+    server: grpc.aio.Server, store: TrainingStore, s: ApiSettings
+) -> HealthReporter:
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return HealthReporter(servicer, store, SERVICE_NAMES, interval_seconds=s.health_probe_seconds)
+
+
+def _configure_reflection(server: grpc.aio.Server) -> None:
+    names = (
+        *SERVICE_NAMES,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+
+
+def _interceptors() -> list[grpc.aio.ServerInterceptor]:
+    # Outermost first: metrics and the access log see the status the error
+    # interceptor chose.
+    return [MetricsInterceptor(), LoggingInterceptor(), ErrorInterceptor()]
+
+
+def build_server(settings: ApiSettings, *, serve_metrics: bool = True) -> ApiServer:
+    store = TrainingStore(
+        connect(settings),
+        prefix=settings.redis_key_prefix,
+        request_id_ttl_seconds=settings.request_id_ttl_seconds,
+        training_events_cap=settings.training_events_cap,
+        all_events_cap=settings.all_events_cap,
+    )
+    server = grpc.aio.server(
+        interceptors=_interceptors(),
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.drain_seconds * 1000)),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    _configure_services(server, store, settings)
+    health_reporter = _configure_health(server, store, settings)
+    _configure_reflection(server)
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    if serve_metrics:
+        register_build_info(metrics.registry, "api")
+        start_http_server(settings.http_port, registry=metrics.registry)
+    return ApiServer(server, store, health_reporter, port, settings)

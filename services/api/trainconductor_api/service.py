@@ -1,0 +1,168 @@
+"""The v1 `TrainingService`: validation, then the store; nothing else."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+from opentelemetry import propagate
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from trainconductor_api import metrics
+from trainconductor_api.convert import event_to_proto, training_to_proto
+from trainconductor_api.identity import caller
+from trainconductor_api.status import abort_invalid
+from trainconductor_api.validation import (
+    Limits,
+    Violation,
+    is_label_key,
+    validate_request_id,
+    validate_spec,
+)
+from trainconductor_core.errors import InvalidCursor
+from trainconductor_core.ids import is_training_id
+from trainconductor_core.logs import training_id_var
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import TrainingEvent
+from trainconductor_core.store import ListFilter, TrainingStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+_EVENT_ID = "0123456789-"
+
+
+class TrainingService(pb_grpc.TrainingServiceServicer):
+    def __init__(self, store: TrainingStore, limits: Limits, *, watch_poll_ms: int) -> None:
+        self._store = store
+        self._limits = limits
+        self._watch_poll_ms = watch_poll_ms
+
+    async def CreateTraining(
+        self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateTrainingResponse:
+        violations = validate_request_id(request.request_id)
+        violations += validate_spec(request.spec, self._limits)
+        if violations:
+            metrics.TRAININGS_SUBMITTED.labels("rejected").inc()
+            await abort_invalid(context, violations)
+        trace_context: dict[str, str] = {}
+        propagate.inject(trace_context)
+        # Without a client request id, one is made here so that the store's
+        # own retries after a lost reply cannot record the training twice.
+        request_id = request.request_id or f"server-{uuid.uuid4()}"
+        record, created = await self._store.create(
+            request.spec, owner=caller(context), request_id=request_id, trace_context=trace_context
+        )
+        training_id_var.set(record.id)
+        metrics.TRAININGS_SUBMITTED.labels("created" if created else "deduplicated").inc()
+        return pb.CreateTrainingResponse(training=training_to_proto(record))
+
+    async def GetTraining(
+        self, request: pb.GetTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTrainingResponse:
+        await _check_id(context, request.id)
+        record = await self._store.get(request.id)
+        return pb.GetTrainingResponse(training=training_to_proto(record))
+
+    async def ListTrainings(
+        self, request: pb.ListTrainingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTrainingsResponse:
+        violations: list[Violation] = []
+        if request.page_size < 0:
+            violations.append(Violation("page_size", "must not be negative"))
+        if request.phase not in pb.Phase.values():
+            violations.append(Violation("phase", "is not a known phase"))
+        for key in request.labels:
+            if not is_label_key(key):
+                violations.append(Violation(f"labels[{key[:64]!r}]", "is not a label key"))
+        if violations:
+            await abort_invalid(context, violations)
+        where = ListFilter(
+            phase=Phase.from_proto(request.phase) if request.phase else None,
+            owner=request.owner,
+            labels=dict(request.labels),
+        )
+        page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        try:
+            records, token = await self._store.list_page(
+                page_size=page_size, page_token=request.page_token, where=where
+            )
+        except InvalidCursor as err:
+            await abort_invalid(context, [Violation("page_token", str(err))])
+            raise
+        return pb.ListTrainingsResponse(
+            trainings=[training_to_proto(r) for r in records], next_page_token=token
+        )
+
+    async def CancelTraining(
+        self, request: pb.CancelTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelTrainingResponse:
+        await _check_id(context, request.id)
+        record, changed = await self._store.cancel(request.id)
+        if changed:
+            log.info("cancellation recorded", extra={"training_id": record.id})
+        return pb.CancelTrainingResponse(training=training_to_proto(record))
+
+    async def WatchTraining(
+        self, request: pb.WatchTrainingRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchTrainingResponse]:
+        await _check_id(context, request.id)
+        await _check_event_id(context, request.after_event_id)
+        record = await self._store.get(request.id)
+        after = request.after_event_id or "0"
+        with metrics.ACTIVE_WATCHES.labels("WatchTraining").track_inprogress():
+            while True:
+                events = await self._store.training_events(
+                    record.id, after=after, block_ms=self._watch_poll_ms
+                )
+                for event in events:
+                    yield pb.WatchTrainingResponse(event=event_to_proto(event))
+                    after = event.event_id
+                    if event.phase.is_final:
+                        return
+                if not events and (await self._store.get(record.id)).phase.is_final:
+                    return  # the client already saw the final event
+
+    async def WatchTrainings(
+        self, request: pb.WatchTrainingsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchTrainingsResponse]:
+        await _check_event_id(context, request.after_event_id)
+        after = request.after_event_id or await self._store.last_event_id()
+        owned: dict[str, bool] = {}
+        with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():
+            while True:
+                for event in await self._store.all_events(
+                    after=after, block_ms=self._watch_poll_ms
+                ):
+                    after = event.event_id
+                    if request.owner and not await self._owned_by(event, request.owner, owned):
+                        continue
+                    yield pb.WatchTrainingsResponse(event=event_to_proto(event))
+
+    async def _owned_by(self, event: TrainingEvent, owner: str, cache: dict[str, bool]) -> bool:
+        if event.training_id not in cache:
+            if len(cache) > 10_000:
+                cache.clear()
+            record = await self._store.get(event.training_id)
+            cache[event.training_id] = record.owner == owner
+        return cache[event.training_id]
+
+
+async def _check_id(context: grpc.aio.ServicerContext, training_id: str) -> None:
+    if not training_id:
+        await abort_invalid(context, [Violation("id", "is required")])
+    if not is_training_id(training_id):
+        # Well-formed or not, no training has it: the answer a user expects.
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"training {training_id[:64]!r} not found")
+
+
+async def _check_event_id(context: grpc.aio.ServicerContext, event_id: str) -> None:
+    if event_id and (
+        len(event_id) > 64 or event_id.count("-") != 1 or not set(event_id) <= set(_EVENT_ID)
+    ):
+        await abort_invalid(context, [Violation("after_event_id", "is not an event id")])

@@ -1,0 +1,231 @@
+"""Validation of a training spec: pure, and naming every offending field.
+
+Returns the violations rather than raising, so a caller can report all of
+them at once (as `google.rpc.BadRequest` field violations).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from trainconductor.v1 import training_service_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_gpus: int = 8
+    allowed_path_prefixes: Sequence[str] = ()
+
+
+MAX_STRING = 4096
+MAX_NAME = 253
+MAX_LABELS = 32
+MAX_TARGET_MODULES = 64
+MAX_DEADLINE_SECONDS = 30 * 24 * 3600
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+LR_SCHEDULERS = frozenset(
+    {
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
+        "constant_with_warmup",
+        "inverse_sqrt",
+        "reduce_lr_on_plateau",
+    }
+)
+TORCH_DTYPES = frozenset({"auto", "float32", "float16", "bfloat16"})
+LORA_BIASES = frozenset({"none", "all", "lora_only"})
+PROMPT_TUNING_INITS = frozenset({"RANDOM", "TEXT"})
+
+
+def validate_request_id(request_id: str) -> list[Violation]:
+    if request_id and not _REQUEST_ID.match(request_id):
+        return [Violation("request_id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")]
+    return []
+
+
+def validate_spec(spec: pb.TrainingSpec, limits: Limits) -> list[Violation]:
+    return list(_spec(spec, limits))
+
+
+def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
+    if not spec.model_name:
+        yield Violation("spec.model_name", "is required")
+    elif len(spec.model_name) > MAX_NAME or not _MODEL_NAME.match(spec.model_name):
+        yield Violation(
+            "spec.model_name",
+            f"must be at most {MAX_NAME} characters of letters, digits and . _ / -, "
+            "starting with a letter or digit",
+        )
+    yield from _path("spec.output_path", spec.output_path, limits)
+    if not spec.HasField("parameters"):
+        yield Violation("spec.parameters", "is required")
+    else:
+        yield from _parameters(spec.parameters, limits)
+    yield from _resources(spec.resources, limits)
+    if spec.HasField("deadline"):
+        seconds = spec.deadline.seconds + spec.deadline.nanos / 1e9
+        if not 0 < seconds <= MAX_DEADLINE_SECONDS:
+            yield Violation(
+                "spec.deadline", f"must be positive and at most {MAX_DEADLINE_SECONDS}s"
+            )
+    yield from _labels(spec.labels)
+
+
+def _path(field: str, value: str, limits: Limits) -> Iterator[Violation]:
+    if not value:
+        yield Violation(field, "is required")
+    elif len(value) > MAX_STRING:
+        yield Violation(field, f"must be at most {MAX_STRING} characters")
+    elif ".." in value.split("/") or any(ord(c) < 32 for c in value):
+        yield Violation(field, "must not contain '..' segments or control characters")
+    elif limits.allowed_path_prefixes and not any(
+        value.startswith(p) for p in limits.allowed_path_prefixes
+    ):
+        allowed = ", ".join(limits.allowed_path_prefixes)
+        yield Violation(field, f"must start with one of: {allowed}")
+
+
+def _parameters(p: pb.FineTuningParameters, limits: Limits) -> Iterator[Violation]:
+    prefix = "spec.parameters."
+    if not p.base_model:
+        yield Violation(prefix + "base_model", "is required")
+    elif len(p.base_model) > MAX_STRING:
+        yield Violation(prefix + "base_model", f"must be at most {MAX_STRING} characters")
+    yield from _path(prefix + "data_path", p.data_path, limits)
+
+    def number(name: str, low: float, high: float, *, low_open: bool = False) -> None:
+        if not p.HasField(name):  # type: ignore[arg-type]
+            return
+        value = float(getattr(p, name))
+        if not math.isfinite(value):
+            problems.append(Violation(prefix + name, "must be a finite number"))
+        elif value < low or value > high or (low_open and value == low):
+            bound = "(" if low_open else "["
+            problems.append(Violation(prefix + name, f"must be in {bound}{low:g}, {high:g}]"))
+
+    def choice(name: str, allowed: frozenset[str]) -> None:
+        if p.HasField(name) and getattr(p, name) not in allowed:  # type: ignore[arg-type]
+            problems.append(
+                Violation(prefix + name, f"must be one of {', '.join(sorted(allowed))}")
+            )
+
+    def text(name: str) -> None:
+        if p.HasField(name) and len(getattr(p, name)) > MAX_STRING:  # type: ignore[arg-type]
+            problems.append(Violation(prefix + name, f"must be at most {MAX_STRING} characters"))
+
+    problems: list[Violation] = []
+    number("num_train_epochs", 0, 1000, low_open=True)
+    number("per_device_train_batch_size", 1, 4096)
+    number("per_device_eval_batch_size", 1, 4096)
+    number("gradient_accumulation_steps", 1, 4096)
+    number("learning_rate", 0, 1, low_open=True)
+    number("weight_decay", 0, 1)
+    number("warmup_ratio", 0, 1)
+    number("logging_steps", 0, 1e9, low_open=True)
+    number("model_max_length", 1, 1 << 20)
+    choice("lr_scheduler_type", LR_SCHEDULERS)
+    choice("torch_dtype", TORCH_DTYPES)
+    for name in ("fsdp", "fsdp_config", "response_template", "dataset_text_field"):
+        text(name)
+    yield from problems
+
+    method = p.peft_method
+    if method not in pb.PeftMethod.values():
+        yield Violation(prefix + "peft_method", "is not a known PEFT method")
+        return
+    chosen = p.WhichOneof("peft_parameters")
+    if chosen == "lora" and method != pb.PEFT_METHOD_LORA:
+        yield Violation(prefix + "lora", "is only allowed with peft_method PEFT_METHOD_LORA")
+    if chosen == "prompt_tuning" and method != pb.PEFT_METHOD_PROMPT_TUNING:
+        yield Violation(
+            prefix + "prompt_tuning", "is only allowed with peft_method PEFT_METHOD_PROMPT_TUNING"
+        )
+    if chosen == "lora":
+        yield from _lora(p.lora, prefix + "lora.")
+    if chosen == "prompt_tuning":
+        yield from _prompt_tuning(p.prompt_tuning, prefix + "prompt_tuning.")
+
+
+def _lora(lora: pb.LoraParameters, prefix: str) -> Iterator[Violation]:
+    if lora.HasField("r") and not 1 <= lora.r <= 1024:
+        yield Violation(prefix + "r", "must be in [1, 1024]")
+    if lora.HasField("lora_alpha") and not 1 <= lora.lora_alpha <= 4096:
+        yield Violation(prefix + "lora_alpha", "must be in [1, 4096]")
+    if lora.HasField("lora_dropout") and not (
+        math.isfinite(lora.lora_dropout) and 0 <= lora.lora_dropout < 1
+    ):
+        yield Violation(prefix + "lora_dropout", "must be in [0, 1)")
+    if lora.HasField("bias") and lora.bias not in LORA_BIASES:
+        yield Violation(prefix + "bias", f"must be one of {', '.join(sorted(LORA_BIASES))}")
+    if len(lora.target_modules) > MAX_TARGET_MODULES:
+        yield Violation(prefix + "target_modules", f"must list at most {MAX_TARGET_MODULES}")
+    for i, module in enumerate(lora.target_modules):
+        if len(module) > 128 or not _MODULE.match(module):
+            yield Violation(f"{prefix}target_modules[{i}]", "must be a module name like q_proj")
+
+
+def _prompt_tuning(pt: pb.PromptTuningParameters, prefix: str) -> Iterator[Violation]:
+    if pt.HasField("num_virtual_tokens") and not 1 <= pt.num_virtual_tokens <= 10000:
+        yield Violation(prefix + "num_virtual_tokens", "must be in [1, 10000]")
+    if pt.HasField("prompt_tuning_init") and pt.prompt_tuning_init not in PROMPT_TUNING_INITS:
+        yield Violation(prefix + "prompt_tuning_init", "must be RANDOM or TEXT")
+    for name in ("prompt_tuning_init_text", "tokenizer_name_or_path"):
+        if pt.HasField(name) and len(getattr(pt, name)) > MAX_STRING:  # type: ignore[arg-type]
+            yield Violation(prefix + name, f"must be at most {MAX_STRING} characters")
+
+
+def _resources(r: pb.Resources, limits: Limits) -> Iterator[Violation]:
+    if not 0 <= r.gpus <= limits.max_gpus:
+        yield Violation("spec.resources.gpus", f"must be in [0, {limits.max_gpus}]")
+    for name, value in (("cpu", r.cpu), ("memory", r.memory)):
+        if value and (len(value) > 32 or not _QUANTITY.match(value)):
+            yield Violation(
+                f"spec.resources.{name}", "must be a Kubernetes quantity such as 4, 500m or 16Gi"
+            )
+
+
+def _labels(labels: Mapping[str, str]) -> Iterator[Violation]:
+    items = dict(labels)
+    if len(items) > MAX_LABELS:
+        yield Violation("spec.labels", f"must have at most {MAX_LABELS} entries")
+        return
+    for key, value in sorted(items.items()):
+        if not is_label_key(key):
+            yield Violation(
+                f"spec.labels[{key[:64]!r}]",
+                "key must be a Kubernetes label key: an optional DNS prefix and '/', then "
+                "at most 63 characters of letters, digits, - _ . starting and ending "
+                "alphanumeric",
+            )
+        elif value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+            yield Violation(
+                f"spec.labels[{key!r}]",
+                "value must be at most 63 characters of letters, digits, - _ . starting and "
+                "ending alphanumeric",
+            )
+
+
+def is_label_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))

@@ -1,0 +1,1 @@
+"""Train Conductor's controller: Redis records to Kubernetes Jobs and back."""

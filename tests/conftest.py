@@ -1,0 +1,78 @@
+"""Fixtures every suite shares: a real Redis, a store, an API server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.support.redis_server import RedisServer
+from trainconductor_api.server import ApiServer, build_server
+from trainconductor_api.settings import ApiSettings
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.settings import CommonSettings
+from trainconductor_core.store import TrainingStore
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """Each test gets its own key space in the shared Redis."""
+    return f"t{next(_prefixes)}:"
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[TrainingStore]:
+    settings = CommonSettings(redis_url=redis_server.url, redis_key_prefix=key_prefix)
+    store = TrainingStore(connect(settings), prefix=key_prefix)
+    yield store
+    await store.close()
+
+
+def api_settings(redis_server: RedisServer, key_prefix: str, **overrides: object) -> ApiSettings:
+    values: dict[str, object] = {
+        "redis_url": redis_server.url,
+        "redis_key_prefix": key_prefix,
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+        "drain_seconds": 1.0,
+        "watch_poll_ms": 200,
+        "health_probe_seconds": 0.2,
+        "redis_socket_timeout_seconds": 1.0,
+        "redis_connect_timeout_seconds": 0.5,
+        "redis_retries": 1,
+    }
+    values.update(overrides)
+    return ApiSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def api(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[ApiServer]:
+    server = build_server(api_settings(redis_server, key_prefix), serve_metrics=False)
+    await server.start()
+    yield server
+    await server.drain_and_stop()
+
+
+@pytest.fixture
+async def channel(api: ApiServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        yield channel
+
+
+@pytest.fixture
+def trainings(channel: grpc.aio.Channel) -> pb_grpc.TrainingServiceStub:
+    return pb_grpc.TrainingServiceStub(channel)

@@ -1,0 +1,73 @@
+"""Redis goes away and comes back: UNAVAILABLE meanwhile, health follows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.conftest import api_settings
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+from trainconductor_api.server import build_server
+
+SERVICE = "trainconductor.v1.TrainingService"
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def wait_for_health(
+    health: health_pb2_grpc.HealthStub, want: int, timeout: float = 10
+) -> float:
+    start = time.monotonic()
+    while True:
+        response = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))
+        if response.status == want:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"health stayed {response.status}, wanted {want}")
+        await asyncio.sleep(0.05)
+
+
+async def test_redis_restart_gives_unavailable_then_full_service(own_redis: RedisServer) -> None:
+    api = build_server(api_settings(own_redis, "outage:"), serve_metrics=False)
+    await api.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+            trainings = pb_grpc.TrainingServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            await wait_for_health(health, health_pb2.HealthCheckResponse.SERVING)
+            before = await trainings.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()))
+            await asyncio.sleep(1.2)  # AOF is fsynced every second
+
+            own_redis.kill()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await trainings.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "Traceback" not in (err.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await trainings.GetTraining(pb.GetTrainingRequest(id=before.training.id))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            await wait_for_health(health, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+            own_redis.start()
+            await wait_for_health(health, health_pb2.HealthCheckResponse.SERVING)
+            got = await trainings.GetTraining(pb.GetTrainingRequest(id=before.training.id))
+            assert got.training.id == before.training.id
+            after = await trainings.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()))
+            assert after.training.phase == pb.PHASE_PENDING
+    finally:
+        await api.drain_and_stop()

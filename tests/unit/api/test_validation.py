@@ -1,0 +1,168 @@
+"""Every bad field is named; a good spec passes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from trainconductor.v1 import training_service_pb2 as pb
+
+from tests.support.specs import lora_spec
+from trainconductor_api.validation import Limits, validate_request_id, validate_spec
+
+Mutation = Callable[[pb.TrainingSpec], None]
+
+
+def _set(path: str, value: object) -> Mutation:
+    def mutate(spec: pb.TrainingSpec) -> None:
+        *parents, name = path.split(".")
+        target: object = spec
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, name, value)
+
+    return mutate
+
+
+def _clear(path: str) -> Mutation:
+    def mutate(spec: pb.TrainingSpec) -> None:
+        *parents, name = path.split(".")
+        target: object = spec
+        for parent in parents:
+            target = getattr(target, parent)
+        target.ClearField(name)  # type: ignore[attr-defined]
+
+    return mutate
+
+
+def _prompt_tuning_with_lora(spec: pb.TrainingSpec) -> None:
+    spec.parameters.peft_method = pb.PEFT_METHOD_PROMPT_TUNING
+
+
+def _labels(labels: dict[str, str]) -> Mutation:
+    def mutate(spec: pb.TrainingSpec) -> None:
+        spec.labels.clear()
+        spec.labels.update(labels)
+
+    return mutate
+
+
+def test_a_good_spec_has_no_violations() -> None:
+    assert validate_spec(lora_spec(team="nlp"), Limits()) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        pytest.param(_set("model_name", ""), "spec.model_name", id="empty model name"),
+        pytest.param(_set("model_name", "x" * 300), "spec.model_name", id="model name too long"),
+        pytest.param(_set("model_name", "-bad name"), "spec.model_name", id="model name with spaces"),
+        pytest.param(_set("output_path", ""), "spec.output_path", id="missing output path"),
+        pytest.param(
+            _set("output_path", "/mnt/output/../etc"), "spec.output_path", id="output path with .."
+        ),
+        pytest.param(_clear("parameters"), "spec.parameters", id="no parameters at all"),
+        pytest.param(
+            _set("parameters.base_model", ""), "spec.parameters.base_model", id="no base model"
+        ),
+        pytest.param(
+            _set("parameters.data_path", "x" * 5000),
+            "spec.parameters.data_path",
+            id="oversized data path",
+        ),
+        pytest.param(
+            _set("parameters.num_train_epochs", -1.0),
+            "spec.parameters.num_train_epochs",
+            id="negative epochs",
+        ),
+        pytest.param(
+            _set("parameters.num_train_epochs", float("nan")),
+            "spec.parameters.num_train_epochs",
+            id="NaN epochs",
+        ),
+        pytest.param(
+            _set("parameters.learning_rate", 5.0),
+            "spec.parameters.learning_rate",
+            id="learning rate above 1",
+        ),
+        pytest.param(
+            _set("parameters.learning_rate", 0.0),
+            "spec.parameters.learning_rate",
+            id="learning rate of zero",
+        ),
+        pytest.param(
+            _set("parameters.learning_rate", float("inf")),
+            "spec.parameters.learning_rate",
+            id="infinite learning rate",
+        ),
+        pytest.param(
+            _set("parameters.per_device_train_batch_size", 0),
+            "spec.parameters.per_device_train_batch_size",
+            id="batch size of zero",
+        ),
+        pytest.param(
+            _set("parameters.lr_scheduler_type", "sideways"),
+            "spec.parameters.lr_scheduler_type",
+            id="unknown scheduler",
+        ),
+        pytest.param(
+            _set("parameters.peft_method", 42),
+            "spec.parameters.peft_method",
+            id="unknown PEFT method",
+        ),
+        pytest.param(
+            _prompt_tuning_with_lora,
+            "spec.parameters.lora",
+            id="LoRA parameters with the prompt-tuning method",
+        ),
+        pytest.param(_set("parameters.lora.r", 0), "spec.parameters.lora.r", id="LoRA rank of 0"),
+        pytest.param(
+            _set("parameters.lora.lora_dropout", 1.5),
+            "spec.parameters.lora.lora_dropout",
+            id="LoRA dropout above 1",
+        ),
+        pytest.param(_set("resources.gpus", 64), "spec.resources.gpus", id="more GPUs than allowed"),
+        pytest.param(_set("resources.gpus", -1), "spec.resources.gpus", id="negative GPUs"),
+        pytest.param(_set("resources.memory", "lots"), "spec.resources.memory", id="bad memory"),
+        pytest.param(_set("resources.cpu", "1; rm -rf /"), "spec.resources.cpu", id="bad cpu"),
+        pytest.param(
+            _labels({f"k{i}": "v" for i in range(100)}), "spec.labels", id="oversized label map"
+        ),
+        pytest.param(
+            _labels({"bad key!": "v"}), "spec.labels['bad key!']", id="invalid label key"
+        ),
+        pytest.param(
+            _labels({"team": "x" * 64}), "spec.labels['team']", id="label value too long"
+        ),
+    ],
+)
+def test_each_bad_field_is_named(mutate: Mutation, field: str) -> None:
+    spec = lora_spec()
+    mutate(spec)
+    fields = [v.field for v in validate_spec(spec, Limits())]
+    assert fields == [field]
+
+
+def test_deadline_must_be_positive() -> None:
+    spec = lora_spec()
+    spec.deadline.seconds = -5
+    assert [v.field for v in validate_spec(spec, Limits())] == ["spec.deadline"]
+
+
+def test_paths_outside_the_allowed_prefixes_are_refused() -> None:
+    limits = Limits(allowed_path_prefixes=("/mnt/data/",))
+    fields = [v.field for v in validate_spec(lora_spec(), limits)]
+    assert fields == ["spec.output_path"]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "ok"),
+    [
+        pytest.param("", True, id="no request id"),
+        pytest.param("a7f3-retry:1", True, id="a usual request id"),
+        pytest.param("x" * 200, False, id="request id too long"),
+        pytest.param("with space", False, id="request id with a space"),
+    ],
+)
+def test_request_ids(request_id: str, ok: bool) -> None:
+    assert (validate_request_id(request_id) == []) is ok
