@@ -1,0 +1,91 @@
+# Train Conductor. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV = $(shell hack/venv.sh)
+PY = $(VENV)/bin/python
+TOOLS_BIN = $(shell hack/tools/install.sh --print)
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Run
+
+.PHONY: up
+up: deps tools ## Run Redis, a Kubernetes control plane, the API and the controller locally.
+	PYTHON=$(PY) hack/up.sh
+
+.PHONY: cluster-up
+cluster-up: tools ## Start the local Kubernetes control plane (kwok nodes); prints its kubeconfig.
+	$(PY) -m tests.cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local Kubernetes control plane.
+	$(PY) -m tests.cluster down
+
+##@ Build
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (redis-server, shellcheck).
+	hack/deps.sh
+
+.PHONY: venv
+venv: ## Make the locked virtualenv (cached outside the checkout).
+	@echo $(VENV)
+
+.PHONY: tools
+tools: ## Build kube-apiserver, etcd, kwok, helm, ... into the cache (slow the first time).
+	hack/tools/install.sh
+
+.PHONY: proto
+proto: ## Generate the Python code of proto/ (with .pyi types).
+	PYTHON=$(PY) hack/gen-proto.sh
+
+.PHONY: lock
+lock: ## Re-lock the Python dependencies from requirements.in.
+	$(VENV)/bin/uv pip compile requirements.in -o requirements.lock --generate-hashes -q 2>/dev/null \
+	  || uv pip compile requirements.in -o requirements.lock --generate-hashes -q
+
+##@ Check
+
+.PHONY: lint
+lint: deps ## ruff, mypy --strict, buf lint, generated-code check, shellcheck.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd proto && $(VENV)/bin/buf lint
+	PYTHON=$(PY) hack/gen-proto.sh --check
+	shellcheck -x hack/*.sh hack/tools/*.sh hack/tools/kubernetes/*.sh kind/*.sh .ci/run
+
+.PHONY: test
+test: deps tools lint ## Run every test: unit, integration (real Redis), end to end (real control plane).
+	$(VENV)/bin/pytest
+
+.PHONY: test-unit
+test-unit: ## Run the unit tests only.
+	$(VENV)/bin/pytest tests/unit
+
+.PHONY: test-integration
+test-integration: deps ## Run the tests against a real Redis (no Kubernetes).
+	$(VENV)/bin/pytest tests/unit tests/integration
+
+.PHONY: test-e2e
+test-e2e: deps tools ## Run the end-to-end tests against the real control plane.
+	$(VENV)/bin/pytest tests/e2e
+
+.PHONY: bench
+bench: deps tools ## Run the benchmarks; prints figures and ratios, writes build/bench/*.json.
+	$(PY) -m bench.api
+	$(PY) -m bench.controller
+
+##@ kind (needs Docker)
+
+.PHONY: kind-e2e
+kind-e2e: ## Create a kind cluster, load the images, install the chart, run the e2e tests.
+	kind/e2e.sh

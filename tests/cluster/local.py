@@ -1,0 +1,198 @@
+"""Starts, reuses and stops the local control plane."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CACHE = Path(
+    os.environ.get("TC_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "train-conductor"
+)
+BIN = CACHE / "bin"
+RUN_DIR = ROOT / ".run"
+KUBECONFIG = RUN_DIR / "kubeconfig"
+BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "etcd",
+    "kwok",
+    "kwokctl",
+    "helm",
+)
+
+# Fake nodes: two with four GPUs each, two without.
+NODES = (("kwok-gpu-0", 4), ("kwok-gpu-1", 4), ("kwok-cpu-0", 0), ("kwok-cpu-1", 0))
+
+
+def binary(name: str) -> str:
+    path = BIN / name
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"{name} is missing from {BIN}: run `make tools` (hack/tools/install.sh) to build it"
+        )
+    return str(path)
+
+
+def log(message: str) -> None:
+    print(f"[cluster] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """One kwok cluster per checkout, its state under .run/."""
+
+    run_duration_seconds: float = 3.0
+
+    @property
+    def name(self) -> str:
+        return "tc-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+
+    @property
+    def kubeconfig(self) -> Path:
+        return KUBECONFIG
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KWOK_WORKDIR"] = str(RUN_DIR / "kwok")
+        env["PATH"] = f"{BIN}:{env['PATH']}"
+        return env
+
+    def _kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [binary("kwokctl"), "--name", self.name, *args],
+            env=self._env(),
+            text=True,
+            capture_output=True,
+            check=check,
+        )
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        result = subprocess.run(
+            [binary("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            text=True,
+            capture_output=True,
+            input=input,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def is_running(self) -> bool:
+        if not self.kubeconfig.exists():
+            return False
+        try:
+            return self.kubectl("get", "--raw", "/readyz", "--request-timeout=3s").strip() == "ok"
+        except RuntimeError:
+            return False
+
+    def up(self) -> bool:
+        """Starts the cluster unless it already runs; returns whether it started it."""
+        for name in BINARIES:
+            binary(name)
+        if self.is_running():
+            log(f"reusing the running cluster {self.name} ({self.kubeconfig})")
+            return False
+        start = time.monotonic()
+        self._kwokctl("delete", "cluster", check=False)
+        RUN_DIR.mkdir(exist_ok=True)
+        config = RUN_DIR / "kwok-config.yaml"
+        config.write_text(self._config())
+        log(f"starting {self.name}: kube-apiserver, etcd, controller-manager, scheduler, kwok")
+        result = self._kwokctl(
+            "create", "cluster",
+            "--runtime", "binary",
+            "--config", str(config),
+            "--kubeconfig", str(self.kubeconfig),
+            "--kube-apiserver-binary", binary("kube-apiserver"),
+            "--kube-controller-manager-binary", binary("kube-controller-manager"),
+            "--kube-scheduler-binary", binary("kube-scheduler"),
+            "--etcd-binary", binary("etcd"),
+            "--kwok-controller-binary", binary("kwok"),
+            "--disable-qps-limits",
+            "--wait", "120s",
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"kwokctl create cluster failed:\n{result.stderr[-4000:]}")
+        self.kubectl("apply", "-f", "-", input=json.dumps(self._nodes()))
+        self._wait_for_nodes()
+        log(f"ready in {time.monotonic() - start:.1f}s; KUBECONFIG={self.kubeconfig}")
+        return True
+
+    def down(self) -> None:
+        self._kwokctl("delete", "cluster", check=False)
+        self.kubeconfig.unlink(missing_ok=True)
+        shutil.rmtree(RUN_DIR / "kwok", ignore_errors=True)
+        log(f"stopped {self.name}")
+
+    def logs(self, component: str) -> str:
+        return self._kwokctl("logs", component, check=False).stdout
+
+    def _config(self) -> str:
+        stages = (HERE / "stages.yaml").read_text()
+        stages = stages.replace("RUN_DURATION_MS", str(int(self.run_duration_seconds * 1000)))
+        options = {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": {"kubectlBinary": binary("kubectl")},
+        }
+        return json.dumps(options) + "\n---\n" + stages
+
+    def _nodes(self) -> dict[str, object]:
+        items = []
+        for name, gpus in NODES:
+            capacity = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+            if gpus:
+                capacity["nvidia.com/gpu"] = str(gpus)
+            items.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {"kwok.x-k8s.io/node": "fake"},
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "type": "kwok",
+                            "trainconductor.dev/gpu": "true" if gpus else "false",
+                        },
+                    },
+                    "spec": {
+                        "taints": [
+                            {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+                        ]
+                    },
+                    "status": {"capacity": capacity, "allocatable": capacity},
+                }
+            )
+        return {"apiVersion": "v1", "kind": "List", "items": items}
+
+    def _wait_for_nodes(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.kubectl("get", "nodes", "-o", "json")
+            nodes = json.loads(out)["items"]
+            ready = [
+                n
+                for n in nodes
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in n.get("status", {}).get("conditions", [])
+                )
+            ]
+            if len(ready) == len(NODES):
+                return
+            time.sleep(0.5)
+        raise RuntimeError("the kwok nodes did not become Ready within a minute")

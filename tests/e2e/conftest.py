@@ -1,0 +1,59 @@
+"""The Kubernetes control plane for the end-to-end tests.
+
+Uses the cluster of the kubeconfig in TC_KUBECONFIG when it is set (a kind
+cluster, say); otherwise starts the local control plane once per session
+(or reuses the one `make up` runs) and stops it only if it started it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.cluster.local import LocalCluster
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    local: LocalCluster | None
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    given = os.environ.get("TC_KUBECONFIG")
+    if given:
+        if not Path(given).exists():
+            raise RuntimeError(f"TC_KUBECONFIG={given} does not exist")
+        yield Cluster(Path(given), None)
+        return
+    local = LocalCluster()
+    started = local.up()
+    try:
+        yield Cluster(local.kubeconfig, local)
+    finally:
+        if started and not os.environ.get("TC_KEEP_CLUSTER"):
+            local.down()
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Cluster) -> client.ApiClient:
+    return cluster.api_client()
+
+
+@pytest.fixture
+def namespace(kube: client.ApiClient) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
