@@ -40,3 +40,5 @@ def configure_logging(level: str, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The Kubernetes client's elector logs every renewal at INFO.
+    logging.getLogger("leaderelection").setLevel(max(logging.WARNING, root.level))

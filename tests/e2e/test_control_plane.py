@@ -169,4 +169,3 @@ def test_helm_installs_a_chart_into_the_cluster(cluster: Cluster, namespace: str
         "trivial-greeting", namespace
     )
     assert configmap.data == {"greeting": "hi"}
-

@@ -56,7 +56,9 @@ def test_a_good_spec_has_no_violations() -> None:
     [
         pytest.param(_set("model_name", ""), "spec.model_name", id="empty model name"),
         pytest.param(_set("model_name", "x" * 300), "spec.model_name", id="model name too long"),
-        pytest.param(_set("model_name", "-bad name"), "spec.model_name", id="model name with spaces"),
+        pytest.param(
+            _set("model_name", "-bad name"), "spec.model_name", id="model name with spaces"
+        ),
         pytest.param(_set("output_path", ""), "spec.output_path", id="missing output path"),
         pytest.param(
             _set("output_path", "/mnt/output/../etc"), "spec.output_path", id="output path with .."
@@ -121,19 +123,17 @@ def test_a_good_spec_has_no_violations() -> None:
             "spec.parameters.lora.lora_dropout",
             id="LoRA dropout above 1",
         ),
-        pytest.param(_set("resources.gpus", 64), "spec.resources.gpus", id="more GPUs than allowed"),
+        pytest.param(
+            _set("resources.gpus", 64), "spec.resources.gpus", id="more GPUs than allowed"
+        ),
         pytest.param(_set("resources.gpus", -1), "spec.resources.gpus", id="negative GPUs"),
         pytest.param(_set("resources.memory", "lots"), "spec.resources.memory", id="bad memory"),
         pytest.param(_set("resources.cpu", "1; rm -rf /"), "spec.resources.cpu", id="bad cpu"),
         pytest.param(
             _labels({f"k{i}": "v" for i in range(100)}), "spec.labels", id="oversized label map"
         ),
-        pytest.param(
-            _labels({"bad key!": "v"}), "spec.labels['bad key!']", id="invalid label key"
-        ),
-        pytest.param(
-            _labels({"team": "x" * 64}), "spec.labels['team']", id="label value too long"
-        ),
+        pytest.param(_labels({"bad key!": "v"}), "spec.labels['bad key!']", id="invalid label key"),
+        pytest.param(_labels({"team": "x" * 64}), "spec.labels['team']", id="label value too long"),
     ],
 )
 def test_each_bad_field_is_named(mutate: Mutation, field: str) -> None:

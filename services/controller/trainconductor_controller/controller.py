@@ -1,0 +1,133 @@
+"""The leader's work: informers, change feed, periodic resync and workers
+around one work queue of training ids."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from trainconductor_controller import metrics
+from trainconductor_controller.changefeed import ChangeFeed
+from trainconductor_controller.health_server import Readiness
+from trainconductor_controller.kube import Kube
+from trainconductor_controller.observe import Informer, wait_synced
+from trainconductor_controller.reconciler import NotLeader, Reconciler
+from trainconductor_controller.settings import ControllerSettings
+from trainconductor_controller.workqueue import WorkQueue
+from trainconductor_core.phases import Phase
+from trainconductor_core.store import TrainingStore
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        store: TrainingStore,
+        kube: Kube,
+        readiness: Readiness,
+        *,
+        is_leader: object,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._kube = kube
+        self._readiness = readiness
+        self._is_leader = is_leader
+        self.queue = WorkQueue(
+            base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds
+        )
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def enqueue_from_thread(training_id: str) -> None:
+            loop.call_soon_threadsafe(self.queue.add, training_id)
+
+        self.jobs = Informer(self._kube, "jobs", enqueue_from_thread)
+        self.pods = Informer(self._kube, "pods", enqueue_from_thread)
+        self.jobs.start()
+        self.pods.start()
+        start = time.monotonic()
+        while not await asyncio.to_thread(wait_synced, [self.jobs, self.pods], 5.0):
+            log.warning("waiting for the Job and pod caches to sync")
+        self._readiness.synced = True
+        log.info("caches synced", extra={"seconds": round(time.monotonic() - start, 3)})
+
+        self.feed = ChangeFeed(
+            self._store,
+            group=self._settings.consumer_group,
+            consumer=self._settings.identity,
+            enqueue=self.queue.add,
+            claim_idle_seconds=self._settings.change_claim_idle_seconds,
+        )
+        self.reconciler = Reconciler(
+            self._store,
+            self._kube,
+            self.jobs,
+            self.pods,
+            self._settings,
+            is_leader=self._is_leader,  # type: ignore[arg-type]
+        )
+        workers = [self._worker() for _ in range(self._settings.workers)]
+        await asyncio.gather(self.feed.run(), self._resync_forever(), *workers)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            entries = self.feed.take(key)
+            start = time.perf_counter()
+            try:
+                await self.reconciler.reconcile(key)
+                await self.feed.ack(entries)
+                self.queue.forget(key)
+                metrics.RECONCILES.labels("success").inc()
+            except NotLeader:
+                metrics.RECONCILES.labels("not_leader").inc()
+                self.feed.give_back(key, entries)
+            except Exception as err:
+                self.feed.give_back(key, entries)
+                delay = self.queue.retry(key)
+                metrics.RECONCILES.labels("error").inc()
+                log.warning(
+                    "reconcile failed; will retry",
+                    extra={"training_id": key, "error": str(err)[:300], "retry_in": delay},
+                    exc_info=not getattr(err, "retryable", False),
+                )
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - start)
+                self.queue.done(key)
+
+    async def _resync_forever(self) -> None:
+        while True:
+            try:
+                await self.full_resync()
+            except Exception as err:  # noqa: BLE001 - the next round tries again
+                log.warning("resync failed", extra={"error": str(err)[:300]})
+            await asyncio.sleep(self._settings.resync_seconds)
+
+    async def full_resync(self) -> int:
+        """Queues every unfinished training and every training with a Job;
+        returns how many trainings the store holds."""
+        start = time.monotonic()
+        phases: Counter[Phase] = Counter()
+        async for ids in self._store.ids(batch=1000):
+            for training_id, record in zip(ids, await self._store.get_many(ids), strict=True):
+                if record is None:
+                    continue
+                phases[record.phase] += 1
+                if not record.phase.is_final:
+                    self.queue.add(training_id)
+        for training_id in self.jobs.training_ids():
+            self.queue.add(training_id)  # orphans, and canceled trainings' Jobs
+        for phase in Phase:
+            metrics.TRAININGS.labels(phase).set(phases[phase])
+        total = sum(phases.values())
+        log.info(
+            "full resync queued trainings",
+            extra={"trainings": total, "seconds": round(time.monotonic() - start, 3)},
+        )
+        return total

@@ -1,0 +1,60 @@
+"""The controller's HTTP port: /metrics, /healthz (alive), /readyz (Redis
+and the Kubernetes API reachable, and, when leading, caches synced)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from trainconductor_controller import metrics
+
+
+@dataclass
+class Readiness:
+    redis: bool = False
+    kubernetes: bool = False
+    leading: bool = False
+    synced: bool = False
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.redis:
+            found.append("redis unreachable")
+        if not self.kubernetes:
+            found.append("kubernetes API unreachable")
+        if self.leading and not self.synced:
+            found.append("caches not synced")
+        return found
+
+
+def serve(port: int, readiness: Readiness, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif self.path == "/healthz":
+                self._reply(200, b"ok\n")
+            elif self.path == "/readyz":
+                problems = readiness.problems()
+                body = ("; ".join(problems) if problems else "ok") + "\n"
+                self._reply(503 if problems else 200, body.encode())
+            else:
+                self._reply(404, b"not found\n")
+
+        def _reply(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # probes every few seconds would drown the log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server

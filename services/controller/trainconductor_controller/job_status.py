@@ -1,0 +1,162 @@
+"""What a Job and its pods say about a training's phase, and why. Pure.
+
+The reason is a CamelCase word (Kubernetes style), the message a sentence
+that tells a person why a training waits or failed: the scheduler's words
+for an unschedulable pod, the kubelet's for an image that will not pull,
+the exit code and termination message of a failed container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import Condition
+
+Object = dict[str, Any]
+
+_IMAGE_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+
+
+@dataclass(frozen=True)
+class Observed:
+    phase: Phase
+    reason: str
+    message: str
+    attempts: int = 0
+    start_time_ms: int | None = None
+    finish_time_ms: int | None = None
+    conditions: tuple[Condition, ...] = ()
+
+
+def parse_time_ms(value: str | None) -> int | None:
+    if not value:
+        return None
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _true_condition(job: Object, kind: str) -> Object | None:
+    for c in job.get("status", {}).get("conditions") or []:
+        if c.get("type") == kind and c.get("status") == "True":
+            return dict(c)
+    return None
+
+
+def _conditions(job: Object) -> tuple[Condition, ...]:
+    return tuple(
+        Condition(
+            type=c.get("type", ""),
+            status=c.get("status", ""),
+            reason=c.get("reason", "") or "",
+            message=(c.get("message", "") or "")[:1024],
+            last_transition_ms=parse_time_ms(c.get("lastTransitionTime")) or 0,
+        )
+        for c in job.get("status", {}).get("conditions") or []
+    )
+
+
+def _terminated(pods: list[Object]) -> Object | None:
+    """The termination record of the most recent failed trainer container."""
+    latest: Object | None = None
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated")
+            if (
+                terminated
+                and terminated.get("exitCode", 0) != 0
+                and (
+                    latest is None
+                    or (terminated.get("finishedAt") or "") >= (latest.get("finishedAt") or "")
+                )
+            ):
+                latest = terminated
+    return latest
+
+
+def _failure_message(condition: Object, pods: list[Object]) -> str:
+    message = condition.get("message") or "the Job failed"
+    terminated = _terminated(pods)
+    if terminated:
+        message += f"; the trainer exited with code {terminated.get('exitCode')}"
+        if terminated.get("reason"):
+            message += f" ({terminated['reason']})"
+        if terminated.get("message"):
+            message += f": {str(terminated['message']).strip()[:512]}"
+    return message
+
+
+def _waiting(pods: list[Object]) -> tuple[str, str]:
+    """Why the newest pending pod is not running yet."""
+    for pod in sorted(
+        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
+    ):
+        status = pod.get("status", {})
+        if status.get("phase") != "Pending":
+            continue
+        for c in status.get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False":
+                return c.get("reason") or "Unschedulable", c.get(
+                    "message"
+                ) or "no node fits the pod"
+        for cs in status.get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _IMAGE_REASONS:
+                return waiting["reason"], waiting.get("message") or "the image can not be pulled"
+        if pod.get("spec", {}).get("nodeName"):
+            return "ContainerCreating", f"scheduled on {pod['spec']['nodeName']}; starting"
+        return "Pending", "waiting for the scheduler"
+    return "JobCreated", "the Job was created; waiting for its pod"
+
+
+def observe(job: Object, pods: list[Object]) -> Observed:
+    status = job.get("status", {})
+    seen = Observed(
+        Phase.QUEUED,
+        "",
+        "",
+        attempts=sum(int(status.get(k, 0)) for k in ("active", "succeeded", "failed")),
+        start_time_ms=parse_time_ms(status.get("startTime")),
+        conditions=_conditions(job),
+    )
+    complete = _true_condition(job, "Complete")
+    if complete:
+        finish = parse_time_ms(status.get("completionTime") or complete.get("lastTransitionTime"))
+        return replace(
+            seen,
+            phase=Phase.COMPLETED,
+            reason="Completed",
+            message="the training completed",
+            finish_time_ms=finish,
+        )
+    failed = _true_condition(job, "Failed")
+    if failed:
+        return replace(
+            seen,
+            phase=Phase.FAILED,
+            reason=failed.get("reason") or "Failed",
+            message=_failure_message(failed, pods),
+            finish_time_ms=parse_time_ms(failed.get("lastTransitionTime")),
+        )
+    if _true_condition(job, "Suspended"):
+        return replace(
+            seen, phase=Phase.SUSPENDED, reason="Suspended", message="the Job is suspended"
+        )
+    running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
+    if running:
+        node = running[0].get("spec", {}).get("nodeName", "")
+        return replace(seen, phase=Phase.RUNNING, reason="Running", message=f"running on {node}")
+    if pods and all(p.get("status", {}).get("phase") in ("Succeeded", "Failed") for p in pods):
+        # The trainer exited; the Job's verdict (Complete, Failed, a retry)
+        # follows in a moment. Until then it is still running, not queued.
+        return replace(
+            seen,
+            phase=Phase.RUNNING,
+            reason="Finishing",
+            message="the trainer exited; waiting for the Job's verdict",
+        )
+    reason, message = _waiting(pods)
+    return replace(seen, reason=reason, message=message)

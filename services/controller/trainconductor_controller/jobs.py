@@ -1,0 +1,132 @@
+"""The Kubernetes Job of a training. Pure: record and settings in, manifest out.
+
+Nothing from the request reaches the Job except the training's
+configuration (as JSON in the environment) and the label with its id; the
+image, command, volumes and scheduling come from the operator's settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from google.protobuf import json_format
+from trainconductor.v1 import training_service_pb2 as pb
+
+from trainconductor_controller.names import (
+    CONTAINER_NAME,
+    GENERATION_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_VALUE,
+    TRACEPARENT_ANNOTATION,
+    TRAINING_ID_LABEL,
+    job_name,
+)
+from trainconductor_controller.settings import ControllerSettings
+from trainconductor_core.record import TrainingRecord
+
+CONFIG_ENV = "TC_TRAINING_CONFIG"
+# fms-hf-tuning's launcher reads its arguments, base64-encoded JSON, from here.
+SFT_TRAINER_CONFIG_ENV = "SFT_TRAINER_CONFIG_JSON_ENV_VAR"
+
+_PEFT_NAMES = {pb.PEFT_METHOD_LORA: "lora", pb.PEFT_METHOD_PROMPT_TUNING: "pt"}
+
+
+def trainer_config(spec: pb.TrainingSpec) -> dict[str, Any]:
+    """The SFT trainer's arguments, named as fms-hf-tuning names them."""
+    params = json_format.MessageToDict(spec.parameters, preserving_proto_field_name=True)
+    config: dict[str, Any] = {
+        "model_name_or_path": params.pop("base_model", ""),
+        "training_data_path": params.pop("data_path", ""),
+        "output_dir": spec.output_path,
+    }
+    params.pop("peft_method", None)
+    for block in ("lora", "prompt_tuning"):
+        config.update(params.pop(block, {}))
+    config.update(params)
+    method = _PEFT_NAMES.get(spec.parameters.peft_method)
+    if method:
+        config["peft_method"] = method
+    return config
+
+
+def _resources(spec: pb.TrainingSpec, s: ControllerSettings) -> dict[str, Any]:
+    requests = {
+        "cpu": spec.resources.cpu or s.default_cpu,
+        "memory": spec.resources.memory or s.default_memory,
+    }
+    limits: dict[str, str] = {"memory": requests["memory"]}
+    if spec.resources.gpus:
+        # Extended resources are requested through limits (requests follow).
+        limits[s.gpu_resource] = str(spec.resources.gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
+    config = json.dumps(trainer_config(record.spec), sort_keys=True, separators=(",", ":"))
+    labels = {MANAGED_BY: MANAGED_BY_VALUE, TRAINING_ID_LABEL: record.id}
+    annotations = {GENERATION_ANNOTATION: str(record.generation)}
+    if "traceparent" in record.trace_context:
+        annotations[TRACEPARENT_ANNOTATION] = record.trace_context["traceparent"]
+    deadline = (
+        record.spec.deadline.seconds
+        if record.spec.HasField("deadline")
+        else s.default_deadline_seconds
+    )
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": s.image,
+        "command": list(s.command),
+        "env": [
+            {"name": "TC_TRAINING_ID", "value": record.id},
+            {"name": CONFIG_ENV, "value": config},
+            {"name": SFT_TRAINER_CONFIG_ENV, "value": base64.b64encode(config.encode()).decode()},
+        ],
+        "resources": _resources(record.spec, s),
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    if s.volumes:
+        container["volumeMounts"] = [
+            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in s.volumes
+        ]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+    }
+    if s.service_account:
+        pod_spec["serviceAccountName"] = s.service_account
+    if s.volumes:
+        pod_spec["volumes"] = [
+            {
+                "name": v.name,
+                "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": v.read_only},
+            }
+            for v in s.volumes
+        ]
+    if s.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
+    if s.node_selector:
+        pod_spec["nodeSelector"] = dict(s.node_selector)
+    if s.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in s.tolerations]
+    if s.priority_class:
+        pod_spec["priorityClassName"] = s.priority_class
+    job_spec: dict[str, Any] = {
+        "backoffLimit": s.backoff_limit,
+        "ttlSecondsAfterFinished": s.ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = deadline
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(record.id),
+            "namespace": s.namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": job_spec,
+    }

@@ -1,0 +1,98 @@
+"""Entry point: `trainconductor-controller`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from trainconductor_controller.controller import Controller
+from trainconductor_controller.health_server import Readiness, serve
+from trainconductor_controller.kube import Kube, api_client
+from trainconductor_controller.leader import LeaderElector
+from trainconductor_controller.settings import ControllerSettings
+from trainconductor_core import build_info
+from trainconductor_core.errors import TrainConductorError
+from trainconductor_core.logs import configure_logging
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.settings import load
+from trainconductor_core.store import TrainingStore
+from trainconductor_core.tracing import configure_tracing
+
+log = logging.getLogger("trainconductor_controller")
+
+EXIT_LOST_LEASE = 3
+
+
+def _lost_lease() -> None:
+    """Called from the elector's thread: stop acting now, whatever is in flight."""
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(EXIT_LOST_LEASE)
+
+
+async def _probe(store: TrainingStore, kube: Kube, readiness: Readiness) -> None:
+    while True:
+        try:
+            await store.ping()
+            readiness.redis = True
+        except TrainConductorError:
+            readiness.redis = False
+        try:
+            await asyncio.to_thread(kube.ping)
+            readiness.kubernetes = True
+        except TrainConductorError:
+            readiness.kubernetes = False
+        await asyncio.sleep(5)
+
+
+async def run(settings: ControllerSettings) -> None:
+    api = api_client(str(settings.kubeconfig) if settings.kubeconfig else None)
+    kube = Kube(api, settings.namespace)
+    store = TrainingStore(connect(settings), prefix=settings.redis_key_prefix)
+    readiness = Readiness()
+    serve(settings.http_port, readiness)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    leading = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    elector = LeaderElector(
+        api,
+        settings,
+        on_started=lambda: loop.call_soon_threadsafe(leading.set),
+        on_lost=_lost_lease,
+    )
+    probe = asyncio.create_task(_probe(store, kube, readiness))
+    elector.start()
+    log.info("waiting to lead", extra={"identity": settings.identity, "lease": settings.lease_name})
+    waiting = [asyncio.create_task(stop.wait()), asyncio.create_task(leading.wait())]
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if leading.is_set() and not stop.is_set():
+        readiness.leading = True
+        controller = Controller(settings, store, kube, readiness, is_leader=elector.is_leader)
+        work = asyncio.create_task(controller.run())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()  # re-raises what ended the work
+        work.cancel()
+    probe.cancel()
+    log.info("stopped")
+
+
+def main() -> None:
+    settings = load(ControllerSettings)
+    configure_logging(settings.log_level, "controller")
+    configure_tracing("trainconductor-controller")
+    from trainconductor_controller import metrics
+
+    build_info.register_build_info(metrics.registry, "controller")
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The controller's Prometheus metrics. Label values are bounded: phases,
+verbs, resources, codes and causes, never training ids."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+registry: CollectorRegistry = REGISTRY  # includes the process and platform collectors
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_LONG = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400)
+
+RECONCILES = Counter(
+    "trainconductor_controller_reconciles_total",
+    "Reconciles of one training, by result: success, error, not_leader.",
+    ["result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "trainconductor_controller_reconcile_duration_seconds",
+    "Time to reconcile one training.",
+    buckets=_LATENCY,
+)
+QUEUE_DEPTH = Gauge(
+    "trainconductor_controller_workqueue_depth", "Trainings waiting to be reconciled."
+)
+QUEUE_ADDS = Counter(
+    "trainconductor_controller_workqueue_adds_total", "Trainings added to the queue."
+)
+QUEUE_RETRIES = Counter(
+    "trainconductor_controller_workqueue_retries_total", "Reconciles retried after an error."
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "trainconductor_controller_workqueue_wait_seconds",
+    "Time a training waited in the queue before a worker took it.",
+    buckets=_LATENCY,
+)
+TRAININGS = Gauge(
+    "trainconductor_trainings", "Recorded trainings by phase (from the store).", ["phase"]
+)
+PHASE_TRANSITIONS = Counter(
+    "trainconductor_controller_phase_transitions_total",
+    "Phase changes the controller recorded.",
+    ["from_phase", "to_phase"],
+)
+SUBMIT_TO_JOB_SECONDS = Histogram(
+    "trainconductor_controller_submit_to_job_created_seconds",
+    "Time from CreateTraining to its Job being created.",
+    buckets=_LATENCY,
+)
+QUEUED_SECONDS = Histogram(
+    "trainconductor_controller_queued_seconds",
+    "Time from the Job being created to the training running (time spent QUEUED).",
+    buckets=_LONG,
+)
+RUN_SECONDS = Histogram(
+    "trainconductor_controller_run_seconds",
+    "Run time of finished trainings, by outcome (COMPLETED, FAILED, CANCELED).",
+    ["outcome"],
+    buckets=_LONG,
+)
+KUBE_REQUESTS = Counter(
+    "trainconductor_controller_kubernetes_requests_total",
+    "Kubernetes API requests by verb, resource and HTTP code (0: no answer).",
+    ["verb", "resource", "code"],
+)
+KUBE_REQUEST_SECONDS = Histogram(
+    "trainconductor_controller_kubernetes_request_duration_seconds",
+    "Kubernetes API request latency.",
+    ["verb", "resource"],
+    buckets=_LATENCY,
+)
+WATCH_RESTARTS = Counter(
+    "trainconductor_controller_watch_restarts_total",
+    "Watches restarted, by resource and cause: gone (410, relisted), error, timeout.",
+    ["resource", "cause"],
+)
+LEADER = Gauge("trainconductor_controller_leader", "1 while this replica holds the Lease.")
+LEADER_TRANSITIONS = Counter(
+    "trainconductor_controller_leader_transitions_total", "Times this replica became leader."
+)
+CHANGE_FEED_LAG = Gauge(
+    "trainconductor_controller_change_feed_pending",
+    "Change-feed entries not yet acknowledged (delivered or not).",
+)

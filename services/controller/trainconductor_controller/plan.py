@@ -1,0 +1,142 @@
+"""What to do about one training: a pure function of what is wanted and
+what is observed. No I/O, no clock of its own.
+
+`job` must be authoritative when it is None for a training whose Job should
+exist: the reconciler confirms a cache miss with a live read before calling
+this, so a Job that is merely not yet in the cache is never taken for gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trainconductor_controller.job_status import Observed, observe
+from trainconductor_controller.names import job_name
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import StatusUpdate, TrainingRecord
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    training: TrainingRecord
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    name: str
+    why: str  # "canceled" or "orphan"
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    update: StatusUpdate
+
+
+Action = CreateJob | DeleteJob | WriteStatus
+
+
+def _deleting(job: Object) -> bool:
+    return bool(job.get("metadata", {}).get("deletionTimestamp"))
+
+
+def _update(desired: TrainingRecord, seen: Observed, name: str) -> StatusUpdate:
+    return StatusUpdate(
+        observed_generation=desired.generation,
+        phase=seen.phase,
+        reason=seen.reason,
+        message=seen.message,
+        job_name=name,
+        attempts=seen.attempts,
+        conditions=seen.conditions,
+        start_time_ms=seen.start_time_ms,
+        finish_time_ms=seen.finish_time_ms,
+    )
+
+
+def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
+    return (
+        desired.observed_generation < update.observed_generation
+        or desired.phase != update.phase
+        or desired.reason != update.reason
+        or desired.message != update.message
+        or desired.job_name != update.job_name
+        or desired.attempts != update.attempts
+        or desired.conditions != update.conditions
+        or (update.start_time_ms is not None and desired.start_time_ms is None)
+        or (update.finish_time_ms is not None and desired.finish_time_ms != update.finish_time_ms)
+    )
+
+
+def plan(
+    desired: TrainingRecord | None, job: Object | None, pods: list[Object], now_ms: int
+) -> list[Action]:
+    if desired is None:
+        # A Job with our label and no record is an orphan.
+        if job is not None and not _deleting(job):
+            return [DeleteJob(job["metadata"]["name"], "orphan")]
+        return []
+
+    name = job_name(desired.id)
+    if desired.phase.is_final:
+        # Final phases never change; a canceled training's Job must be gone.
+        if desired.phase == Phase.CANCELED and job is not None and not _deleting(job):
+            return [DeleteJob(name, "canceled")]
+        return []
+
+    seen = observe(job, pods) if job is not None else None
+    if seen is not None and seen.phase.is_final:
+        # Finished before the cancellation reached it: it stays as it finished.
+        return [WriteStatus(_update(desired, seen, name))]
+
+    if desired.cancel_requested:
+        actions: list[Action] = []
+        if job is not None and not _deleting(job):
+            actions.append(DeleteJob(name, "canceled"))
+        canceled = StatusUpdate(
+            observed_generation=desired.generation,
+            phase=Phase.CANCELED,
+            reason="Canceled",
+            message="canceled on request; its Job and pods were deleted"
+            if job is not None
+            else "canceled on request before its Job was created",
+            job_name=name if job is not None else desired.job_name,
+            attempts=seen.attempts if seen else desired.attempts,
+            conditions=seen.conditions if seen else desired.conditions,
+            start_time_ms=seen.start_time_ms if seen else None,
+            finish_time_ms=now_ms,
+        )
+        return [*actions, WriteStatus(canceled)]
+
+    if job is None:
+        if desired.phase == Phase.PENDING:
+            created = StatusUpdate(
+                observed_generation=desired.generation,
+                phase=Phase.QUEUED,
+                reason="JobCreated",
+                message="the Job was created; waiting for its pod",
+                job_name=name,
+            )
+            return [CreateJob(desired), WriteStatus(created)]
+        # Its Job existed (the training left PENDING) and is gone while the
+        # training was unfinished: someone else deleted it. Recreating it
+        # would fight whoever did, and run the training twice.
+        gone = StatusUpdate(
+            observed_generation=desired.generation,
+            phase=Phase.FAILED,
+            reason="JobDeleted",
+            message=f"its Job {name} was deleted outside Train Conductor before it finished",
+            job_name=name,
+            attempts=desired.attempts,
+            conditions=desired.conditions,
+            finish_time_ms=now_ms,
+        )
+        return [WriteStatus(gone)]
+
+    if _deleting(job):
+        return []  # its deletion will be observed when it is gone
+    assert seen is not None
+    update = _update(desired, seen, name)
+    return [WriteStatus(update)] if _differs(desired, update) else []

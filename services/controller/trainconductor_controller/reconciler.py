@@ -1,0 +1,125 @@
+"""Reconcile one training: read what is wanted and what is, plan, act."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from opentelemetry import propagate, trace
+
+from trainconductor_controller import metrics
+from trainconductor_controller.jobs import build_job
+from trainconductor_controller.kube import Kube
+from trainconductor_controller.names import job_name
+from trainconductor_controller.observe import Informer, slim
+from trainconductor_controller.plan import Action, CreateJob, DeleteJob, WriteStatus, plan
+from trainconductor_controller.settings import ControllerSettings
+from trainconductor_core.errors import TrainConductorError, TrainingNotFound
+from trainconductor_core.logs import training_id_var
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import TrainingRecord
+from trainconductor_core.store import TrainingStore, WriteResult
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("trainconductor.controller")
+
+# Phases in which the training's Job should exist.
+_WITH_JOB = frozenset({Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED})
+
+
+class NotLeader(TrainConductorError):
+    """This replica lost the Lease: it must not act."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: TrainingStore,
+        kube: Kube,
+        jobs: Informer,
+        pods: Informer,
+        settings: ControllerSettings,
+        *,
+        is_leader: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._kube = kube
+        self._jobs = jobs
+        self._pods = pods
+        self._settings = settings
+        self._is_leader = is_leader
+        self._clock = clock
+
+    async def reconcile(self, training_id: str) -> None:
+        training_id_var.set(training_id)
+        try:
+            desired: TrainingRecord | None = await self._store.get(training_id)
+        except TrainingNotFound:
+            desired = None  # StoreUnavailable propagates: unknown is not "absent"
+        context = propagate.extract(desired.trace_context) if desired else None
+        with tracer.start_as_current_span("reconcile", context=context) as span:
+            span.set_attribute("trainconductor.training_id", training_id)
+            jobs = self._jobs.get(training_id)
+            job = jobs[0] if jobs else None
+            if job is None and desired is not None and desired.phase in _WITH_JOB:
+                # The cache may lag behind a Job created moments ago: ask the
+                # API server before concluding the Job is gone.
+                live = await asyncio.to_thread(self._kube.get_job, job_name(training_id))
+                job = slim(live) if live else None
+            actions = plan(desired, job, self._pods.get(training_id), int(self._clock() * 1000))
+            for action in actions:
+                await self._act(action, desired)
+
+    async def _act(self, action: Action, desired: TrainingRecord | None) -> None:
+        if not self._is_leader():
+            raise NotLeader("lost the Lease; not acting")
+        if isinstance(action, CreateJob):
+            manifest = build_job(action.training, self._settings)
+            carrier: dict[str, str] = {}
+            with tracer.start_as_current_span("kubernetes.create_job"):
+                propagate.inject(carrier)
+                if "traceparent" in carrier:
+                    manifest["metadata"]["annotations"]["trainconductor.dev/traceparent"] = carrier[
+                        "traceparent"
+                    ]
+                created = await asyncio.to_thread(self._kube.create_job, manifest)
+            if created:
+                waited = self._clock() - action.training.create_time_ms / 1000
+                metrics.SUBMIT_TO_JOB_SECONDS.observe(max(waited, 0.0))
+                log.info("job created", extra={"job": manifest["metadata"]["name"]})
+        elif isinstance(action, DeleteJob):
+            with tracer.start_as_current_span("kubernetes.delete_job"):
+                deleted = await asyncio.to_thread(self._kube.delete_job, action.name)
+            if deleted:
+                log.info("job deleted", extra={"job": action.name, "why": action.why})
+        elif isinstance(action, WriteStatus) and desired is not None:
+            await self._write_status(desired, action)
+
+    async def _write_status(self, desired: TrainingRecord, action: WriteStatus) -> None:
+        update = action.update
+        result = await self._store.write_status(desired.id, update)
+        if result == WriteResult.STALE:
+            log.info("status write refused as stale", extra={"phase": update.phase})
+            return
+        if result == WriteResult.CHANGED and update.phase != desired.phase:
+            metrics.PHASE_TRANSITIONS.labels(desired.phase, update.phase).inc()
+            log.info(
+                "phase changed",
+                extra={
+                    "from_phase": desired.phase,
+                    "to_phase": update.phase,
+                    "reason": update.reason,
+                },
+            )
+            now = self._clock()
+            if update.phase == Phase.RUNNING and update.start_time_ms:
+                created = desired.create_time_ms / 1000
+                metrics.QUEUED_SECONDS.observe(max(update.start_time_ms / 1000 - created, 0.0))
+            if update.phase.is_final:
+                started = (
+                    update.start_time_ms or desired.start_time_ms or desired.create_time_ms
+                ) / 1000
+                metrics.RUN_SECONDS.labels(update.phase).observe(max(now - started, 0.0))

@@ -1,0 +1,93 @@
+"""The controller's settings: one frozen object, loaded once at start.
+
+The image and the command that run a training are the operator's choice,
+made here (chart values), never the client's.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainconductor_core.settings import CommonSettings
+
+
+class PvcVolume(BaseModel):
+    """A PersistentVolumeClaim mounted into every training's container."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    claim_name: str
+    mount_path: str
+    read_only: bool = False
+
+
+class ControllerSettings(CommonSettings):
+    # Kubernetes
+    kubeconfig: Path | None = Field(
+        None, description="Kubeconfig file; unset means in-cluster service account."
+    )
+    namespace: str = Field("default", description="Namespace the training Jobs run in.")
+    # Serving
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP: /metrics, /healthz, /readyz.")
+    # Leader election
+    identity: str = Field(
+        default_factory=socket.gethostname, description="This replica's name in the Lease."
+    )
+    lease_name: str = Field("train-conductor-controller", description="The Lease's name.")
+    lease_namespace: str = Field("default", description="Namespace of the Lease.")
+    lease_duration_seconds: int = Field(
+        15,
+        ge=2,
+        description="How long a leader's claim lasts without renewal; a new "
+        "leader takes over within this after the leader dies.",
+    )
+    renew_deadline_seconds: int = Field(
+        10, ge=2, description="A leader that could not renew for this long stops acting."
+    )
+    retry_period_seconds: int = Field(2, ge=1, description="Interval between Lease attempts.")
+    # Work
+    workers: int = Field(4, ge=1, le=64, description="Trainings reconciled at once.")
+    resync_seconds: float = Field(
+        300.0, gt=0, description="Full resync of every unfinished training (safety net)."
+    )
+    retry_base_seconds: float = Field(0.05, gt=0, description="First retry delay of a key.")
+    retry_max_seconds: float = Field(30.0, gt=0, description="Cap of a key's retry delay.")
+    consumer_group: str = Field("controller", description="Change-feed consumer group.")
+    change_claim_idle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Unacknowledged change-feed entries older than this are "
+        "taken over from the consumer that read them (it probably crashed).",
+    )
+    # Jobs
+    image: str = Field(
+        "quay.io/foundation-model-stack/fms-hf-tuning:latest", description="Trainer image."
+    )
+    command: list[str] = Field(
+        default_factory=lambda: ["python", "/app/accelerate_launch.py"],
+        description="Trainer command; the training's config arrives as JSON in the environment.",
+    )
+    service_account: str = Field("", description="Service account of training pods; '' = default.")
+    default_cpu: str = Field("2", description="CPU request when a training names none.")
+    default_memory: str = Field("8Gi", description="Memory request when a training names none.")
+    gpu_resource: str = Field("nvidia.com/gpu", description="Extended resource name of GPUs.")
+    volumes: list[PvcVolume] = Field(default_factory=list, description="PVCs mounted in pods.")
+    image_pull_secrets: list[str] = Field(default_factory=list, description="Pull secret names.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod node selector.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Pod tolerations (Kubernetes form)."
+    )
+    priority_class: str = Field("", description="PriorityClass of training pods; '' = none.")
+    backoff_limit: int = Field(0, ge=0, description="Pod retries before a training FAILS.")
+    default_deadline_seconds: int = Field(
+        0, ge=0, description="activeDeadlineSeconds when a training names none; 0 = none."
+    )
+    ttl_seconds_after_finished: int = Field(
+        3600,
+        ge=0,
+        description="Finished Jobs are deleted after this (their status stays in Redis).",
+    )

@@ -1,0 +1,85 @@
+"""A work queue of training ids, in the manner of client-go's.
+
+A key is queued at most once; a key added while a worker holds it is
+processed again after, never by two workers at once; a failed key comes back
+after a capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from trainconductor_controller import metrics
+
+
+class WorkQueue:
+    def __init__(self, *, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
+        self._queue: deque[str] = deque()
+        self._queued_at: dict[str, float] = {}
+        self._processing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._ready = asyncio.Condition()
+        self._base = base_delay
+        self._max = max_delay
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: str) -> None:
+        """Queues `key` unless it is queued already (callable from the loop only)."""
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key in self._queued_at:
+            return
+        self._queued_at[key] = time.monotonic()
+        self._queue.append(key)
+        metrics.QUEUE_ADDS.inc()
+        metrics.QUEUE_DEPTH.set(len(self._queue))
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._ready:
+            self._ready.notify()
+
+    def add_after(self, key: str, delay: float) -> None:
+        if key in self._timers:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.add(key)
+
+        self._timers[key] = loop.call_later(delay, fire)
+
+    async def get(self) -> str:
+        async with self._ready:
+            await self._ready.wait_for(lambda: bool(self._queue))
+            key = self._queue.popleft()
+        metrics.QUEUE_DEPTH.set(len(self._queue))
+        metrics.QUEUE_WAIT_SECONDS.observe(time.monotonic() - self._queued_at.pop(key))
+        self._processing.add(key)
+        return key
+
+    def done(self, key: str) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    def retry(self, key: str) -> float:
+        """Queues `key` again after its backoff; returns the delay."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay = min(self._base * 2**failures, self._max)
+        metrics.QUEUE_RETRIES.inc()
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)

@@ -1,0 +1,91 @@
+"""Records, Jobs and pods as the controller sees them, for table tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from tests.support.specs import lora_spec
+from trainconductor_controller.names import job_name
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import TrainingRecord
+
+ID = "0193a1b2c3d4e5f60718"
+NAME = job_name(ID)
+NOW = 1_800_000_000_000
+
+
+def record(phase: Phase = Phase.PENDING, **changes: Any) -> TrainingRecord:
+    base = TrainingRecord(
+        id=ID,
+        spec=lora_spec(),
+        owner="ada",
+        phase=phase,
+        reason="",
+        message="",
+        generation=1,
+        observed_generation=0 if phase == Phase.PENDING else 1,
+        cancel_requested=False,
+        create_time_ms=NOW - 60_000,
+        job_name="" if phase == Phase.PENDING else NAME,
+    )
+    return replace(base, **changes)
+
+
+def job(*conditions: tuple[str, str, str], deleting: bool = False, **status: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": NAME, "namespace": "default"}
+    if deleting:
+        metadata["deletionTimestamp"] = "2027-01-15T08:00:00Z"
+    return {
+        "metadata": metadata,
+        "status": {
+            "startTime": "2027-01-15T08:00:00Z",
+            **status,
+            "conditions": [
+                {
+                    "type": kind,
+                    "status": "True",
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": "2027-01-15T08:05:00Z",
+                }
+                for kind, reason, message in conditions
+            ],
+        },
+    }
+
+
+def pod(phase: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{NAME}-abcde", "creationTimestamp": "2027-01-15T08:00:00Z"},
+        "spec": {"nodeName": "kwok-gpu-0"} if phase != "Pending" else {},
+        "status": {"phase": phase, **status},
+    }
+
+
+def unschedulable_pod() -> dict[str, Any]:
+    return pod(
+        "Pending",
+        conditions=[
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+            }
+        ],
+    )
+
+
+def image_pull_pod() -> dict[str, Any]:
+    return pod(
+        "Pending",
+        containerStatuses=[
+            {"state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}
+        ],
+    )
+
+
+def failed_pod(exit_code: int, reason: str, message: str = "") -> dict[str, Any]:
+    terminated = {"exitCode": exit_code, "reason": reason, "message": message}
+    return pod("Failed", containerStatuses=[{"state": {"terminated": terminated}}])

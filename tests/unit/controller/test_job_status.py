@@ -1,0 +1,51 @@
+"""observe(): the reason and message a user reads, from a Job and its pods."""
+
+from __future__ import annotations
+
+from tests.unit.controller.factories import (
+    failed_pod,
+    image_pull_pod,
+    job,
+    pod,
+    unschedulable_pod,
+)
+from trainconductor_controller.job_status import observe
+from trainconductor_core.phases import Phase
+
+
+def test_unschedulable_carries_the_schedulers_message() -> None:
+    seen = observe(job(), [unschedulable_pod()])
+    assert (seen.phase, seen.reason) == (Phase.QUEUED, "Unschedulable")
+    assert "Insufficient nvidia.com/gpu" in seen.message
+
+
+def test_an_image_that_will_not_pull_is_named() -> None:
+    seen = observe(job(), [image_pull_pod()])
+    assert (seen.phase, seen.reason) == (Phase.QUEUED, "ErrImagePull")
+
+
+def test_a_failure_names_the_exit_code_and_termination_message() -> None:
+    seen = observe(
+        job(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")),
+        [failed_pod(137, "OOMKilled", "CUDA out of memory")],
+    )
+    assert seen.phase == Phase.FAILED
+    assert seen.reason == "BackoffLimitExceeded"
+    assert "exited with code 137 (OOMKilled): CUDA out of memory" in seen.message
+    assert seen.finish_time_ms is not None
+
+
+def test_running_records_the_start_and_attempts() -> None:
+    seen = observe(job(active=1), [pod("Running")])
+    assert seen.phase == Phase.RUNNING
+    assert seen.attempts == 1
+    assert seen.start_time_ms is not None
+
+
+def test_a_job_without_pods_yet_is_queued() -> None:
+    assert observe(job(), []).reason == "JobCreated"
+
+
+def test_a_trainer_that_exited_stays_running_until_the_jobs_verdict() -> None:
+    seen = observe(job(active=0), [pod("Succeeded")])
+    assert (seen.phase, seen.reason) == (Phase.RUNNING, "Finishing")

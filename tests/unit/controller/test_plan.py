@@ -1,0 +1,124 @@
+"""plan(): every phase and every race, as a table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.controller.factories import (
+    NAME,
+    NOW,
+    failed_pod,
+    job,
+    pod,
+    record,
+    unschedulable_pod,
+)
+from trainconductor_controller.plan import CreateJob, DeleteJob, WriteStatus, plan
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import TrainingRecord
+
+
+def summary(actions: list[Any]) -> list[str]:
+    """Actions as short words: 'create', 'delete:why', 'status:PHASE/Reason'."""
+    words = []
+    for action in actions:
+        if isinstance(action, CreateJob):
+            words.append("create")
+        elif isinstance(action, DeleteJob):
+            words.append(f"delete:{action.why}")
+        elif isinstance(action, WriteStatus):
+            words.append(f"status:{action.update.phase}/{action.update.reason}")
+    return words
+
+
+CANCELED = record(Phase.QUEUED, cancel_requested=True, generation=2)
+COMPLETE = ("Complete", "CompletionsReached", "")
+
+
+@pytest.mark.parametrize(
+    ("desired", "observed_job", "pods", "expected"),
+    [
+        pytest.param(record(), None, [], ["create", "status:QUEUED/JobCreated"],
+                     id="a new training gets its Job"),
+        pytest.param(record(Phase.QUEUED), job(), [unschedulable_pod()],
+                     ["status:QUEUED/Unschedulable"],
+                     id="an unschedulable pod says why the training waits"),
+        pytest.param(record(Phase.QUEUED), job(active=1), [pod("Running")],
+                     ["status:RUNNING/Running"], id="a running pod makes it RUNNING"),
+        pytest.param(record(Phase.RUNNING), job(COMPLETE, succeeded=1), [],
+                     ["status:COMPLETED/Completed"], id="a complete Job completes it"),
+        pytest.param(record(Phase.RUNNING),
+                     job(("Failed", "BackoffLimitExceeded", "backoff"), failed=1),
+                     [failed_pod(3, "Error")], ["status:FAILED/BackoffLimitExceeded"],
+                     id="a failed Job fails it with the Job's reason"),
+        pytest.param(record(Phase.RUNNING),
+                     job(("Failed", "DeadlineExceeded", "too slow"), failed=1), [],
+                     ["status:FAILED/DeadlineExceeded"], id="an exceeded deadline fails it"),
+        pytest.param(record(Phase.RUNNING), job(("Suspended", "JobSuspended", "")), [],
+                     ["status:SUSPENDED/Suspended"], id="a suspended Job suspends it"),
+        pytest.param(record(cancel_requested=True, generation=2), None, [],
+                     ["status:CANCELED/Canceled"], id="cancel before the Job exists"),
+        pytest.param(CANCELED, job(), [unschedulable_pod()],
+                     ["delete:canceled", "status:CANCELED/Canceled"], id="cancel while QUEUED"),
+        pytest.param(record(Phase.RUNNING, cancel_requested=True, generation=2),
+                     job(active=1), [pod("Running")],
+                     ["delete:canceled", "status:CANCELED/Canceled"], id="cancel while RUNNING"),
+        pytest.param(CANCELED, job(deleting=True), [], ["status:CANCELED/Canceled"],
+                     id="cancel while the Job is already being deleted"),
+        pytest.param(record(Phase.RUNNING, cancel_requested=True, generation=2),
+                     job(COMPLETE, succeeded=1), [], ["status:COMPLETED/Completed"],
+                     id="a Job that finished before the cancel stays finished"),
+        pytest.param(record(Phase.CANCELED), job(), [], ["delete:canceled"],
+                     id="a canceled training's Job that is still there is deleted"),
+        pytest.param(record(Phase.COMPLETED), None, [], [],
+                     id="a finished training whose Job is gone is left alone"),
+        pytest.param(record(Phase.FAILED), job(COMPLETE), [], [],
+                     id="a final phase never changes"),
+        pytest.param(None, job(), [], ["delete:orphan"], id="a Job without a record is deleted"),
+        pytest.param(None, job(deleting=True), [], [], id="an orphan already being deleted"),
+        pytest.param(None, None, [], [], id="neither record nor Job"),
+        pytest.param(record(Phase.RUNNING), None, [], ["status:FAILED/JobDeleted"],
+                     id="a Job deleted by someone else fails the training"),
+        pytest.param(record(Phase.RUNNING), job(deleting=True), [pod("Running")], [],
+                     id="a Job being deleted by someone else is waited for"),
+        pytest.param(record(Phase.RUNNING, reason="Running", message="running on kwok-gpu-0",
+                            attempts=1, start_time_ms=1_800_000_000_000),
+                     job(active=1), [pod("Running")], [],
+                     id="nothing to do when the record already says what is seen"),
+    ],
+)  # fmt: skip
+def test_plan(
+    desired: TrainingRecord | None,
+    observed_job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    expected: list[str],
+) -> None:
+    assert summary(plan(desired, observed_job, pods, NOW)) == expected
+
+
+def test_status_is_written_as_of_the_generation_acted_on() -> None:
+    actions = plan(CANCELED, job(), [], NOW)
+    written = [a for a in actions if isinstance(a, WriteStatus)]
+    assert written[0].update.observed_generation == 2
+    assert written[0].update.finish_time_ms == NOW
+
+
+def test_an_older_observed_generation_is_brought_up_to_date() -> None:
+    stale = record(
+        Phase.RUNNING,
+        reason="Running",
+        message="running on kwok-gpu-0",
+        attempts=1,
+        start_time_ms=1_800_000_000_000,
+        generation=3,
+        observed_generation=2,
+    )
+    actions = plan(stale, job(active=1), [pod("Running")], NOW)
+    assert [a.update.observed_generation for a in actions if isinstance(a, WriteStatus)] == [3]
+
+
+def test_the_created_status_names_the_job() -> None:
+    written = [a for a in plan(record(), None, [], NOW) if isinstance(a, WriteStatus)]
+    assert written[0].update.job_name == NAME
