@@ -12,11 +12,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes import client, config
 
 from tests.cluster.local import LocalCluster
+
+if TYPE_CHECKING:
+    from tests.e2e.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,38 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Redis, the API and one controller for the tests of one module."""
+    from tests.e2e.stack import Stack
+    from tests.support.redis_server import RedisServer
+
+    log_dir = tmp_path_factory.mktemp("stack")
+    redis_server = RedisServer(log_dir / "redis")
+    redis_server.start()
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    stack = Stack(cluster, redis_server, name, log_dir)
+    try:
+        stack.start_api()
+        stack.start_controller()
+        yield stack
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+        core.delete_namespace(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Prints the services' logs under a failed end-to-end test."""
+    report = yield
+    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed and stack is not None:
+        report.sections.append(("service logs", stack.logs()))
+    return report

@@ -1,0 +1,173 @@
+"""The whole system for one test module: a real Redis, the API and the
+controller as processes, and a namespace of the real control plane."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from kubernetes import client
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.e2e.conftest import Cluster
+from tests.support.ports import free_port
+from tests.support.processes import Service, wait_http_ok
+from tests.support.redis_server import RedisServer
+
+KWOK_TOLERATION = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
+LEASE_SECONDS = 4
+
+
+@dataclass
+class Stack:
+    cluster: Cluster
+    redis: RedisServer
+    namespace: str
+    log_dir: Path
+    api: Service | None = None
+    api_port: int = 0
+    controllers: dict[str, Service] = field(default_factory=dict)
+    channel: grpc.Channel | None = None
+
+    @property
+    def kube(self) -> client.ApiClient:
+        return self.cluster.api_client()
+
+    def common_env(self) -> dict[str, str]:
+        return {"TC_REDIS_URL": self.redis.url, "TC_LOG_LEVEL": "INFO"}
+
+    def start_api(self) -> None:
+        self.api_port = free_port()
+        http_port = free_port()
+        env = {
+            **self.common_env(),
+            "TC_GRPC_HOST": "127.0.0.1",
+            "TC_GRPC_PORT": str(self.api_port),
+            "TC_HTTP_PORT": str(http_port),
+            "TC_DRAIN_SECONDS": "1",
+        }
+        self.api = Service("api", "trainconductor_api.main", env, self.log_dir).start()
+        wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.api_port}")
+
+    def start_controller(self, identity: str = "controller-0", **extra: str) -> Service:
+        http_port = free_port()
+        env = {
+            **self.common_env(),
+            "TC_KUBECONFIG": str(self.cluster.kubeconfig),
+            "TC_NAMESPACE": self.namespace,
+            "TC_LEASE_NAMESPACE": self.namespace,
+            "TC_IDENTITY": identity,
+            "TC_HTTP_PORT": str(http_port),
+            "TC_IMAGE": "example.com/trainer:1",
+            "TC_TOLERATIONS": json.dumps(KWOK_TOLERATION),
+            "TC_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
+            "TC_RENEW_DEADLINE_SECONDS": "3",
+            "TC_RETRY_PERIOD_SECONDS": "1",
+            "TC_CHANGE_CLAIM_IDLE_SECONDS": "5",
+            "TC_RESYNC_SECONDS": "30",
+            "TC_WORKERS": "8",
+            **extra,
+        }
+        service = Service(identity, "trainconductor_controller.main", env, self.log_dir).start()
+        service.env["http_port"] = str(http_port)
+        self.controllers[identity] = service
+        wait_http_ok(f"http://127.0.0.1:{http_port}/healthz")
+        return service
+
+    def stop_all(self) -> None:
+        if self.channel:
+            self.channel.close()
+        for service in [*self.controllers.values(), *([self.api] if self.api else [])]:
+            if service.alive:
+                service.kill()
+
+    def logs(self) -> str:
+        parts = []
+        for service in [*([self.api] if self.api else []), *self.controllers.values()]:
+            parts.append(f"--- {service.name} ---\n{service.log_tail()}")
+        return "\n".join(parts)
+
+    # the API, as a client uses it
+
+    @property
+    def trainings(self) -> pb_grpc.TrainingServiceStub:
+        assert self.channel is not None
+        return pb_grpc.TrainingServiceStub(self.channel)
+
+    def create(self, spec: pb.TrainingSpec, request_id: str = "") -> pb.Training:
+        response = self.trainings.CreateTraining(
+            pb.CreateTrainingRequest(spec=spec, request_id=request_id), timeout=10
+        )
+        return response.training
+
+    def get(self, training_id: str) -> pb.Training:
+        return self.trainings.GetTraining(pb.GetTrainingRequest(id=training_id), timeout=10).training
+
+    def cancel(self, training_id: str) -> pb.Training:
+        request = pb.CancelTrainingRequest(id=training_id)
+        return self.trainings.CancelTraining(request, timeout=10).training
+
+    def wait_for_phase(
+        self, training_id: str, phases: set[int], timeout: float = 60
+    ) -> pb.Training:
+        return wait_for(
+            f"training {training_id} to reach {sorted(pb.Phase.Name(p) for p in phases)}",
+            lambda: (t := self.get(training_id)).phase in phases and t,
+            timeout,
+            describe=lambda: str(self.get(training_id)),
+        )
+
+    # Kubernetes, as an operator sees it
+
+    def jobs(self) -> list[client.V1Job]:
+        items: list[client.V1Job] = (
+            client.BatchV1Api(self.kube).list_namespaced_job(self.namespace).items
+        )
+        return items
+
+    def pods_of(self, job_name: str) -> list[client.V1Pod]:
+        items: list[client.V1Pod] = (
+            client.CoreV1Api(self.kube)
+            .list_namespaced_pod(self.namespace, label_selector=f"job-name={job_name}")
+            .items
+        )
+        return items
+
+    def fail_pod(self, job_name: str, exit_code: int, reason: str, message: str) -> None:
+        pod = wait_for(
+            "a running pod",
+            lambda: [p for p in self.pods_of(job_name) if p.status.phase == "Running"],
+        )[0]
+        annotations = {
+            "kwok.trainconductor.dev/fail": "true",
+            "kwok.trainconductor.dev/exit-code": str(exit_code),
+            "kwok.trainconductor.dev/reason": reason,
+            "kwok.trainconductor.dev/message": message,
+        }
+        client.CoreV1Api(self.kube).patch_namespaced_pod(
+            pod.metadata.name, self.namespace, {"metadata": {"annotations": annotations}}
+        )
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 60,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"\nlast seen: {describe()}" if describe else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(0.1)

@@ -1,0 +1,44 @@
+"""Two controller replicas: only the leader acts; kill it and the other
+takes over within the lease duration, losing and duplicating nothing."""
+
+from __future__ import annotations
+
+import time
+
+from kubernetes import client
+from trainconductor.v1 import training_service_pb2 as pb
+
+from tests.e2e.job_counter import JobCreations
+from tests.e2e.stack import LEASE_SECONDS, Stack, wait_for
+from tests.support.specs import lora_spec
+
+
+def holder(stack: Stack) -> str:
+    lease = client.CoordinationV1Api(stack.kube).read_namespaced_lease(
+        "train-conductor-controller", stack.namespace
+    )
+    return str(lease.spec.holder_identity)
+
+
+def test_only_the_leader_acts_and_a_follower_takes_over(stack: Stack) -> None:
+    creations = JobCreations(stack.kube, stack.namespace)
+    follower = stack.start_controller("controller-1")
+    assert holder(stack) == "controller-0"
+    first = [stack.create(lora_spec(f"before-{i}")).id for i in range(10)]
+    for training_id in first:
+        stack.wait_for_phase(training_id, {pb.PHASE_COMPLETED})
+    assert "job created" not in follower.log_path.read_text(), "a follower created a Job"
+
+    stack.controllers["controller-0"].kill()
+    killed_at = time.monotonic()
+    second = [stack.create(lora_spec(f"after-{i}")).id for i in range(10)]
+    wait_for("the follower to lead", lambda: holder(stack) == "controller-1", timeout=30)
+    takeover = time.monotonic() - killed_at
+    # Within the lease duration, plus one retry period and the API's latency.
+    assert takeover < LEASE_SECONDS + 2.5, f"takeover took {takeover:.1f}s"
+    for training_id in second:
+        stack.wait_for_phase(training_id, {pb.PHASE_COMPLETED})
+
+    created = creations.stop()
+    assert set(created) == {f"train-{i}" for i in first + second}
+    assert set(created.values()) == {1}
