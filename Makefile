@@ -61,7 +61,7 @@ lint: deps ## ruff, mypy --strict, buf lint, generated-code check, shellcheck.
 	$(VENV)/bin/mypy
 	cd proto && $(VENV)/bin/buf lint
 	PYTHON=$(PY) hack/gen-proto.sh --check
-	shellcheck -x hack/*.sh hack/tools/*.sh hack/tools/kubernetes/*.sh kind/*.sh .ci/run
+	shellcheck -x -P SCRIPTDIR hack/*.sh hack/tools/*.sh hack/tools/kubernetes/*.sh kind/*.sh .ci/run
 
 .PHONY: test
 test: deps tools lint ## Run every test: unit, integration (real Redis), end to end (real control plane).

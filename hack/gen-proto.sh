@@ -7,7 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
 # The protoc plugins (mypy-protobuf) live next to the interpreter.
-export PATH="$(dirname "$python"):$PATH"
+python_bin="$(dirname "$python")"
+export PATH="$python_bin:$PATH"
 
 generate() {
   local out=$1

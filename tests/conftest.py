@@ -74,5 +74,5 @@ async def channel(api: ApiServer) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-def trainings(channel: grpc.aio.Channel) -> pb_grpc.TrainingServiceStub:
+def trainings(channel: grpc.aio.Channel) -> pb_grpc.TrainingServiceAsyncStub:
     return pb_grpc.TrainingServiceStub(channel)

@@ -43,6 +43,7 @@ def connect(settings: CommonSettings) -> redis.Redis:
             host, _, port = address.rpartition(":")
             sentinels.append((host, int(port)))
         options.pop("max_connections")
-        sentinel = Sentinel(sentinels, **options)  # type: ignore[arg-type]
-        return sentinel.master_for(settings.redis_sentinel_master)
+        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(settings.redis_sentinel_master)
+        return master
     return redis.Redis.from_url(settings.redis_url, **options)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,6 +58,11 @@ _SUBMITTED_MESSAGE = "Recorded; waiting for the controller to create its Job."
 _CANCEL_REASON = "CancelRequested"
 _CANCEL_MESSAGE = "Cancellation requested; waiting for the controller to stop the Job."
 _MAX_SCAN_PER_PAGE = 20_000  # bounds the work of one filtered list call
+
+# What the stream reads return with decode_responses=True (RESP2): one
+# [stream, entries] pair per stream, each entry an [id, fields] pair.
+_StreamEntries = list[tuple[str, dict[str, str]]]
+_Streams = list[tuple[str, _StreamEntries]]
 
 
 def _unavailable_on_outage(
@@ -264,7 +269,7 @@ class TrainingStore:
         values = await self._redis.hgetall(self._k("training", training_id))
         if not values:
             raise TrainingNotFound(training_id)
-        return TrainingRecord.from_hash(values)
+        return TrainingRecord.from_hash(cast(dict[str, str], values))
 
     @_unavailable_on_outage
     async def get_many(self, training_ids: Sequence[str]) -> list[TrainingRecord | None]:
@@ -287,8 +292,11 @@ class TrainingStore:
         scanned = 0
         upper = f"({after}" if after else "+"
         while scanned < _MAX_SCAN_PER_PAGE:
-            ids: list[str] = await self._redis.zrange(
-                index, upper, "-", desc=True, bylex=True, offset=0, num=batch
+            ids = cast(
+                list[str],
+                await self._redis.zrange(
+                    index, upper, "-", desc=True, bylex=True, offset=0, num=batch
+                ),
             )
             if not ids:
                 return page, ""
@@ -341,10 +349,12 @@ class TrainingStore:
 
     @_unavailable_on_outage
     async def _id_batch(self, lower: str, batch: int) -> list[str]:
-        ids: list[str] = await self._redis.zrange(
-            self._k("idx", "all"), lower, "+", bylex=True, offset=0, num=batch
+        return cast(
+            list[str],
+            await self._redis.zrange(
+                self._k("idx", "all"), lower, "+", bylex=True, offset=0, num=batch
+            ),
         )
-        return ids
 
     # events, for the watch calls
 
@@ -367,7 +377,9 @@ class TrainingStore:
 
     async def _read_events(self, key: str, after: str, block_ms: int | None) -> list[TrainingEvent]:
         try:
-            streams = await self._redis.xread({key: after}, count=100, block=block_ms)
+            streams = cast(
+                _Streams, await self._redis.xread({key: after}, count=100, block=block_ms)
+            )
         except ResponseError as err:
             if "Invalid stream ID" in str(err):
                 raise InvalidCursor(
@@ -394,8 +406,11 @@ class TrainingStore:
     async def read_changes(
         self, group: str, consumer: str, *, count: int = 100, block_ms: int | None = None
     ) -> list[Change]:
-        streams = await self._redis.xreadgroup(
-            group, consumer, {self.changes_key: ">"}, count=count, block=block_ms
+        streams = cast(
+            _Streams,
+            await self._redis.xreadgroup(
+                group, consumer, {self.changes_key: ">"}, count=count, block=block_ms
+            ),
         )
         return [_change(str(i), v) for _, entries in streams for i, v in entries]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +29,8 @@ class Cluster:
     local: LocalCluster | None
 
     def api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        api: client.ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
+        return api
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +65,7 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Redis, the API and one controller for the tests of one module."""
     from tests.e2e.stack import Stack
     from tests.support.redis_server import RedisServer
@@ -89,10 +88,12 @@ def stack(
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Prints the services' logs under a failed end-to-end test."""
     report = yield
-    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
+    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
     if report.when == "call" and report.failed and stack is not None:
         report.sections.append(("service logs", stack.logs()))
     return report

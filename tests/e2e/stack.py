@@ -78,7 +78,7 @@ class Stack:
         service = Service(identity, "trainconductor_controller.main", env, self.log_dir).start()
         service.env["http_port"] = str(http_port)
         self.controllers[identity] = service
-        wait_http_ok(f"http://127.0.0.1:{http_port}/healthz")
+        wait_http_ok(f"http://127.0.0.1:{http_port}/readyz")
         return service
 
     def stop_all(self) -> None:
@@ -108,21 +108,24 @@ class Stack:
         return response.training
 
     def get(self, training_id: str) -> pb.Training:
-        return self.trainings.GetTraining(pb.GetTrainingRequest(id=training_id), timeout=10).training
+        return self.trainings.GetTraining(
+            pb.GetTrainingRequest(id=training_id), timeout=10
+        ).training
 
     def cancel(self, training_id: str) -> pb.Training:
         request = pb.CancelTrainingRequest(id=training_id)
         return self.trainings.CancelTraining(request, timeout=10).training
 
     def wait_for_phase(
-        self, training_id: str, phases: set[int], timeout: float = 60
+        self, training_id: str, phases: set[pb.Phase.ValueType], timeout: float = 60
     ) -> pb.Training:
-        return wait_for(
+        training: pb.Training = wait_for(
             f"training {training_id} to reach {sorted(pb.Phase.Name(p) for p in phases)}",
             lambda: (t := self.get(training_id)).phase in phases and t,
             timeout,
             describe=lambda: str(self.get(training_id)),
         )
+        return training
 
     # Kubernetes, as an operator sees it
 

@@ -4,6 +4,7 @@ plane, a real Redis, and the API and controller as processes."""
 from __future__ import annotations
 
 import grpc
+import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
 from tests.e2e.stack import Stack, wait_for
@@ -74,7 +75,9 @@ def test_an_unschedulable_training_is_queued_with_the_schedulers_reason(stack: S
     canceled = stack.cancel(training.id)
     assert canceled.cancel_requested
     assert stack.wait_for_phase(training.id, FINAL).phase == pb.PHASE_CANCELED
-    wait_for("the Job to be gone", lambda: all(j.metadata.name != queued.job_name for j in stack.jobs()))
+    wait_for(
+        "the Job to be gone", lambda: all(j.metadata.name != queued.job_name for j in stack.jobs())
+    )
     wait_for("its pods to be gone", lambda: stack.pods_of(queued.job_name) == [])
 
 
@@ -84,7 +87,10 @@ def test_cancel_while_running_removes_the_job_and_its_pods(stack: Stack) -> None
     stack.cancel(training.id)
     canceled = stack.wait_for_phase(training.id, FINAL)
     assert (canceled.phase, canceled.reason) == (pb.PHASE_CANCELED, "Canceled")
-    wait_for("the Job to be gone", lambda: all(j.metadata.name != canceled.job_name for j in stack.jobs()))
+    wait_for(
+        "the Job to be gone",
+        lambda: all(j.metadata.name != canceled.job_name for j in stack.jobs()),
+    )
     wait_for("its pods to be gone", lambda: stack.pods_of(canceled.job_name) == [])
 
 
@@ -98,9 +104,6 @@ def test_cancel_of_a_finished_training_changes_nothing(stack: Stack) -> None:
 
 
 def test_an_unknown_training_is_not_found(stack: Stack) -> None:
-    try:
+    with pytest.raises(grpc.RpcError) as err:
         stack.get("0" * 20)
-    except grpc.RpcError as err:
-        assert err.code() == grpc.StatusCode.NOT_FOUND
-    else:
-        raise AssertionError("expected NOT_FOUND")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

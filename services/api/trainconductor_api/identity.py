@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import grpc
 
@@ -11,7 +12,7 @@ ANONYMOUS = "anonymous"
 _USER = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")
 
 
-def caller(context: grpc.aio.ServicerContext) -> str:
+def caller(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's identity under auth mode 'none' (local development).
 
     The name in the `x-tc-user` metadata is trusted as given, so this mode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import grpc
 from opentelemetry import propagate
@@ -24,7 +25,9 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         self._limits = limits
 
     async def Train(
-        self, request: legacy.TrainingRequest, context: grpc.aio.ServicerContext
+        self,
+        request: legacy.TrainingRequest,
+        context: grpc.aio.ServicerContext[legacy.TrainingRequest, legacy.TrainingJob],
     ) -> legacy.TrainingJob:
         spec, violations = spec_from_legacy(request)
         violations += [
@@ -46,20 +49,28 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         return legacy.TrainingJob(training_id=record.id, model_name=record.spec.model_name)
 
     async def GetTrainingStatus(
-        self, request: legacy.TrainingInfoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: legacy.TrainingInfoRequest,
+        context: grpc.aio.ServicerContext[
+            legacy.TrainingInfoRequest, legacy.TrainingStatusResponse
+        ],
     ) -> legacy.TrainingStatusResponse:
         await _check_id(context, request.training_id)
         return status_to_legacy(await self._store.get(request.training_id))
 
     async def CancelTraining(
-        self, request: legacy.TrainingInfoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: legacy.TrainingInfoRequest,
+        context: grpc.aio.ServicerContext[
+            legacy.TrainingInfoRequest, legacy.TrainingStatusResponse
+        ],
     ) -> legacy.TrainingStatusResponse:
         await _check_id(context, request.training_id)
         record, _ = await self._store.cancel(request.training_id)
         return status_to_legacy(record)
 
 
-async def _check_id(context: grpc.aio.ServicerContext, training_id: str) -> None:
+async def _check_id(context: grpc.aio.ServicerContext[Any, Any], training_id: str) -> None:
     if not training_id:
         await abort_invalid(context, [Violation("training_id", "is required")])
     if not is_training_id(training_id):

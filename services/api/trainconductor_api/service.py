@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from opentelemetry import propagate
@@ -43,7 +44,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         self._watch_poll_ms = watch_poll_ms
 
     async def CreateTraining(
-        self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CreateTrainingRequest,
+        context: grpc.aio.ServicerContext[pb.CreateTrainingRequest, pb.CreateTrainingResponse],
     ) -> pb.CreateTrainingResponse:
         violations = validate_request_id(request.request_id)
         violations += validate_spec(request.spec, self._limits)
@@ -63,14 +66,18 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         return pb.CreateTrainingResponse(training=training_to_proto(record))
 
     async def GetTraining(
-        self, request: pb.GetTrainingRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetTrainingRequest,
+        context: grpc.aio.ServicerContext[pb.GetTrainingRequest, pb.GetTrainingResponse],
     ) -> pb.GetTrainingResponse:
         await _check_id(context, request.id)
         record = await self._store.get(request.id)
         return pb.GetTrainingResponse(training=training_to_proto(record))
 
     async def ListTrainings(
-        self, request: pb.ListTrainingsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListTrainingsRequest,
+        context: grpc.aio.ServicerContext[pb.ListTrainingsRequest, pb.ListTrainingsResponse],
     ) -> pb.ListTrainingsResponse:
         violations: list[Violation] = []
         if request.page_size < 0:
@@ -100,7 +107,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         )
 
     async def CancelTraining(
-        self, request: pb.CancelTrainingRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CancelTrainingRequest,
+        context: grpc.aio.ServicerContext[pb.CancelTrainingRequest, pb.CancelTrainingResponse],
     ) -> pb.CancelTrainingResponse:
         await _check_id(context, request.id)
         record, changed = await self._store.cancel(request.id)
@@ -109,7 +118,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         return pb.CancelTrainingResponse(training=training_to_proto(record))
 
     async def WatchTraining(
-        self, request: pb.WatchTrainingRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchTrainingRequest,
+        context: grpc.aio.ServicerContext[pb.WatchTrainingRequest, pb.WatchTrainingResponse],
     ) -> AsyncIterator[pb.WatchTrainingResponse]:
         await _check_id(context, request.id)
         await _check_event_id(context, request.after_event_id)
@@ -129,7 +140,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                     return  # the client already saw the final event
 
     async def WatchTrainings(
-        self, request: pb.WatchTrainingsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchTrainingsRequest,
+        context: grpc.aio.ServicerContext[pb.WatchTrainingsRequest, pb.WatchTrainingsResponse],
     ) -> AsyncIterator[pb.WatchTrainingsResponse]:
         await _check_event_id(context, request.after_event_id)
         after = request.after_event_id or await self._store.last_event_id()
@@ -153,7 +166,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         return cache[event.training_id]
 
 
-async def _check_id(context: grpc.aio.ServicerContext, training_id: str) -> None:
+async def _check_id(context: grpc.aio.ServicerContext[Any, Any], training_id: str) -> None:
     if not training_id:
         await abort_invalid(context, [Violation("id", "is required")])
     if not is_training_id(training_id):
@@ -161,7 +174,7 @@ async def _check_id(context: grpc.aio.ServicerContext, training_id: str) -> None
         await context.abort(grpc.StatusCode.NOT_FOUND, f"training {training_id[:64]!r} not found")
 
 
-async def _check_event_id(context: grpc.aio.ServicerContext, event_id: str) -> None:
+async def _check_event_id(context: grpc.aio.ServicerContext[Any, Any], event_id: str) -> None:
     if event_id and (
         len(event_id) > 64 or event_id.count("-") != 1 or not set(event_id) <= set(_EVENT_ID)
     ):

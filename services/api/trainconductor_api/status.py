@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -12,7 +13,9 @@ from grpc_status import rpc_status
 from trainconductor_api.validation import Violation
 
 
-async def abort_invalid(context: grpc.aio.ServicerContext, violations: Sequence[Violation]) -> None:
+async def abort_invalid(
+    context: grpc.aio.ServicerContext[Any, Any], violations: Sequence[Violation]
+) -> None:
     """Aborts with INVALID_ARGUMENT and a `google.rpc.BadRequest` naming each field."""
     details = any_pb2.Any()
     details.Pack(

@@ -189,7 +189,7 @@ def _prompt_tuning(pt: pb.PromptTuningParameters, prefix: str) -> Iterator[Viola
     if pt.HasField("prompt_tuning_init") and pt.prompt_tuning_init not in PROMPT_TUNING_INITS:
         yield Violation(prefix + "prompt_tuning_init", "must be RANDOM or TEXT")
     for name in ("prompt_tuning_init_text", "tokenizer_name_or_path"):
-        if pt.HasField(name) and len(getattr(pt, name)) > MAX_STRING:  # type: ignore[arg-type]
+        if pt.HasField(name) and len(getattr(pt, name)) > MAX_STRING:
             yield Violation(prefix + name, f"must be at most {MAX_STRING} characters")
 
 

@@ -11,11 +11,11 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from trainconductor_controller import metrics
 from trainconductor_controller.names import MANAGED_SELECTOR
@@ -40,7 +40,8 @@ class Gone(KubernetesError):
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
     if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)
+        api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
+        return api
     configuration = client.Configuration()
     config.load_incluster_config(client_configuration=configuration)
     return client.ApiClient(configuration)
@@ -78,7 +79,10 @@ class Kube:
         try:
             with self._call("create", "jobs"):
                 self._batch.create_namespaced_job(
-                    self.namespace, manifest, _preload_content=False, _request_timeout=self._timeout
+                    self.namespace,
+                    manifest,  # type: ignore[arg-type]  # validate_call makes it a V1Job
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
                 )
         except KubernetesError as err:
             if err.status == 409:
@@ -106,8 +110,12 @@ class Kube:
     def get_job(self, name: str) -> Object | None:
         try:
             with self._call("get", "jobs"):
-                response = self._batch.read_namespaced_job(
-                    name, self.namespace, _preload_content=False, _request_timeout=self._timeout
+                # Without preloading, the raw urllib3 response comes back, not a V1Job.
+                response = cast(
+                    urllib3.HTTPResponse,
+                    self._batch.read_namespaced_job(
+                        name, self.namespace, _preload_content=False, _request_timeout=self._timeout
+                    ),
                 )
         except KubernetesError as err:
             if err.status == 404:
@@ -153,8 +161,8 @@ class Kube:
             )
 
     def ping(self) -> None:
-        with self._call("get", "readyz"):
-            self.api.call_api("/readyz", "GET", _preload_content=False, _request_timeout=5)
+        with self._call("get", "version"):
+            client.VersionApi(self.api).get_code(_request_timeout=5)
 
     def _list_method(self, resource: str) -> Any:
         return {

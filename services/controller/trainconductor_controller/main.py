@@ -34,6 +34,7 @@ def _lost_lease() -> None:
 
 
 async def _probe(store: TrainingStore, kube: Kube, readiness: Readiness) -> None:
+    """Keeps /readyz current: Redis and the Kubernetes API, every few seconds."""
     while True:
         try:
             await store.ping()
@@ -45,7 +46,7 @@ async def _probe(store: TrainingStore, kube: Kube, readiness: Readiness) -> None
             readiness.kubernetes = True
         except TrainConductorError:
             readiness.kubernetes = False
-        await asyncio.sleep(5)
+        await asyncio.sleep(2)
 
 
 async def run(settings: ControllerSettings) -> None:
@@ -60,10 +61,13 @@ async def run(settings: ControllerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    def started() -> None:  # called in the elector's thread
+        loop.call_soon_threadsafe(leading.set)
+
     elector = LeaderElector(
         api,
         settings,
-        on_started=lambda: loop.call_soon_threadsafe(leading.set),
+        on_started=started,
         on_lost=_lost_lease,
     )
     probe = asyncio.create_task(_probe(store, kube, readiness))

@@ -76,7 +76,7 @@ class WorkQueue:
         """Queues `key` again after its backoff; returns the delay."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay = min(self._base * 2**failures, self._max)
+        delay: float = min(self._base * 2**failures, self._max)
         metrics.QUEUE_RETRIES.inc()
         self.add_after(key, delay)
         return delay

@@ -29,7 +29,7 @@ def legacy_request() -> legacy.TrainingRequest:
 
 
 async def test_submit_read_and_cancel_with_the_legacy_contract(
-    channel: grpc.aio.Channel, trainings: pb_grpc.TrainingServiceStub
+    channel: grpc.aio.Channel, trainings: pb_grpc.TrainingServiceAsyncStub
 ) -> None:
     client = legacy_grpc.TrainConductorStub(channel)
     job = await client.Train(legacy_request())

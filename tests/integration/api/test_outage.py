@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol, cast
 
 import grpc
 import pytest
@@ -21,6 +22,14 @@ from trainconductor_api.server import build_server
 SERVICE = "trainconductor.v1.TrainingService"
 
 
+class HealthClient(Protocol):
+    """The health stub on an aio channel (the stubs of `HealthStub` list no methods)."""
+
+    Check: grpc.aio.UnaryUnaryMultiCallable[
+        health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+    ]
+
+
 @pytest.fixture
 async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
     server = RedisServer(tmp_path / "redis")
@@ -29,15 +38,13 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
     server.stop()
 
 
-async def wait_for_health(
-    health: health_pb2_grpc.HealthStub, want: int, timeout: float = 10
-) -> float:
+async def wait_for_health(health: HealthClient, want: int, within: float = 10) -> float:
     start = time.monotonic()
     while True:
         response = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))
         if response.status == want:
             return time.monotonic() - start
-        if time.monotonic() - start > timeout:
+        if time.monotonic() - start > within:
             raise AssertionError(f"health stayed {response.status}, wanted {want}")
         await asyncio.sleep(0.05)
 
@@ -48,7 +55,7 @@ async def test_redis_restart_gives_unavailable_then_full_service(own_redis: Redi
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
             trainings = pb_grpc.TrainingServiceStub(channel)
-            health = health_pb2_grpc.HealthStub(channel)
+            health = cast(HealthClient, health_pb2_grpc.HealthStub(channel))
             await wait_for_health(health, health_pb2.HealthCheckResponse.SERVING)
             before = await trainings.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()))
             await asyncio.sleep(1.2)  # AOF is fsynced every second

@@ -8,13 +8,19 @@ from typing import Any
 
 import grpc
 
-from trainconductor_api.interceptors.wrap import StreamBehavior, UnaryBehavior, wrap
+from trainconductor_api.interceptors.wrap import (
+    RequestT,
+    ResponseT,
+    StreamBehavior,
+    UnaryBehavior,
+    wrap,
+)
 from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
 
 log = logging.getLogger(__name__)
 
 
-async def _abort_for(context: grpc.aio.ServicerContext, err: Exception) -> None:
+async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], err: Exception) -> None:
     if isinstance(err, TrainingNotFound):
         await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
     if isinstance(err, StoreUnavailable):
@@ -28,7 +34,7 @@ async def _abort_for(context: grpc.aio.ServicerContext, err: Exception) -> None:
 
 
 def _unary(behavior: UnaryBehavior) -> UnaryBehavior:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await behavior(request, context)
         except grpc.aio.AbortError:
@@ -40,7 +46,7 @@ def _unary(behavior: UnaryBehavior) -> UnaryBehavior:
 
 
 def _stream(behavior: StreamBehavior) -> StreamBehavior:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
             async for response in behavior(request, context):
                 yield response
@@ -55,8 +61,10 @@ def _stream(behavior: StreamBehavior) -> StreamBehavior:
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
         handler = await continuation(handler_call_details)
-        return wrap(handler, _unary, _stream)  # type: ignore[return-value]
+        return wrap(handler, _unary, _stream)

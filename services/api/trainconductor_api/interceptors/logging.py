@@ -10,7 +10,13 @@ from typing import Any
 import grpc
 
 from trainconductor_api.interceptors.metrics import code_name
-from trainconductor_api.interceptors.wrap import StreamBehavior, UnaryBehavior, wrap
+from trainconductor_api.interceptors.wrap import (
+    RequestT,
+    ResponseT,
+    StreamBehavior,
+    UnaryBehavior,
+    wrap,
+)
 from trainconductor_core.logs import training_id_var
 
 log = logging.getLogger("trainconductor_api.access")
@@ -27,13 +33,15 @@ def _training_id(request: Any) -> str:
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
 
-        def line(context: grpc.aio.ServicerContext, start: float, failed: bool) -> None:
+        def line(context: grpc.aio.ServicerContext[Any, Any], start: float, failed: bool) -> None:
             code = code_name(context, failed)
             log.log(
                 logging.INFO if code in ("OK", "CANCELLED", "NOT_FOUND") else logging.WARNING,
@@ -47,7 +55,7 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
             )
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start = time.perf_counter()
                 training_id_var.set(_training_id(request))
                 failed = True
@@ -61,7 +69,9 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
             return call
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def call(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
                 start = time.perf_counter()
                 training_id_var.set(_training_id(request))
                 failed = True
@@ -74,4 +84,4 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
 
             return call
 
-        return wrap(handler, unary, stream)  # type: ignore[return-value]
+        return wrap(handler, unary, stream)

@@ -9,12 +9,19 @@ from typing import Any
 import grpc
 
 from trainconductor_api import metrics
-from trainconductor_api.interceptors.wrap import MethodName, StreamBehavior, UnaryBehavior, wrap
+from trainconductor_api.interceptors.wrap import (
+    MethodName,
+    RequestT,
+    ResponseT,
+    StreamBehavior,
+    UnaryBehavior,
+    wrap,
+)
 
 _BY_NUMBER = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
-def code_name(context: grpc.aio.ServicerContext, failed: bool) -> str:
+def code_name(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return code.name
@@ -26,25 +33,27 @@ def code_name(context: grpc.aio.ServicerContext, failed: bool) -> str:
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        name = MethodName.parse(handler_call_details.method, handler)  # type: ignore[arg-type]
+        name = MethodName.parse(handler_call_details.method, handler)
         labels = (name.kind, name.service, name.method)
         started = metrics.GRPC_STARTED.labels(*labels)
         received = metrics.GRPC_MSG_RECEIVED.labels(*labels)
         sent = metrics.GRPC_MSG_SENT.labels(*labels)
         seconds = metrics.GRPC_HANDLING_SECONDS.labels(*labels)
 
-        def done(context: grpc.aio.ServicerContext, start: float, failed: bool) -> None:
+        def done(context: grpc.aio.ServicerContext[Any, Any], start: float, failed: bool) -> None:
             seconds.observe(time.perf_counter() - start)
             metrics.GRPC_HANDLED.labels(*labels, code_name(context, failed)).inc()
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start = time.perf_counter()
                 started.inc()
                 received.inc()
@@ -60,7 +69,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             return call
 
         def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def call(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
                 start = time.perf_counter()
                 started.inc()
                 received.inc()
@@ -75,4 +86,4 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
             return call
 
-        return wrap(handler, unary, stream)  # type: ignore[return-value]
+        return wrap(handler, unary, stream)

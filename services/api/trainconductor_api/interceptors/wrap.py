@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
-UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
 @dataclass(frozen=True)
@@ -19,28 +22,30 @@ class MethodName:
     kind: str  # the grpc_type label: unary or server_stream
 
     @classmethod
-    def parse(cls, full_method: str, handler: grpc.RpcMethodHandler) -> MethodName:
+    def parse(cls, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> MethodName:
         service, _, method = full_method.lstrip("/").rpartition("/")
         return cls(service, method, "server_stream" if handler.response_streaming else "unary")
 
 
 def wrap(
-    handler: grpc.RpcMethodHandler | None,
+    handler: grpc.RpcMethodHandler[RequestT, ResponseT] | None,
     unary: Callable[[UnaryBehavior], UnaryBehavior],
     stream: Callable[[StreamBehavior], StreamBehavior],
-) -> grpc.RpcMethodHandler | None:
+) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
     """Returns `handler` with its unary-unary or unary-stream behaviour wrapped."""
     if handler is None:
         return None
+    # Under grpc.aio the behaviours are coroutine functions and async
+    # generators; the stubs describe the synchronous server's.
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            unary(handler.unary_unary),
+            unary(cast(UnaryBehavior, handler.unary_unary)),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            stream(handler.unary_stream),
+            stream(cast(StreamBehavior, handler.unary_stream)),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -1,0 +1,1 @@
+"""`tcctl`: Train Conductor from a terminal."""

@@ -1,0 +1,87 @@
+"""`tcctl watch`: a live view of one training.
+
+On a terminal: one line per phase as it happens, and below them a status
+line with a spinner and the elapsed time, redrawn as time passes. Elsewhere
+(a pipe, a log): one plain line per event.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+import click
+from trainconductor.v1 import training_service_pb2 as pb
+
+from trainconductor_client.cli.output import coloured_phase, phase_name
+from trainconductor_client.client import FINAL_PHASES
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def follow(
+    events: Iterator[pb.TrainingEvent], *, tty: bool, started: float
+) -> pb.TrainingEvent | None:
+    """Shows the events; returns the last one."""
+    if not tty:
+        last = None
+        for event in events:
+            click.echo(
+                f"{event.time.ToJsonString()}  {phase_name(event.phase):<9}  {event.reason}  {event.message}"
+            )
+            last = event
+        return last
+    return _follow_tty(events, started)
+
+
+def _follow_tty(events: Iterator[pb.TrainingEvent], started: float) -> pb.TrainingEvent | None:
+    inbox: queue.Queue[pb.TrainingEvent | BaseException | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for event in events:
+                inbox.put(event)
+            inbox.put(None)
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            inbox.put(err)
+
+    threading.Thread(target=pump, daemon=True).start()
+    last: pb.TrainingEvent | None = None
+    tick = 0
+    while True:
+        try:
+            item = inbox.get(timeout=0.1)
+        except queue.Empty:
+            item = ...  # type: ignore[assignment]
+        if item is None:
+            click.echo("\r\033[K", nl=False)
+            return last
+        if isinstance(item, BaseException):
+            click.echo("\r\033[K", nl=False)
+            raise item
+        if isinstance(item, pb.TrainingEvent):
+            click.echo("\r\033[K", nl=False)
+            if last is None or (item.phase, item.reason, item.message) != (
+                last.phase,
+                last.reason,
+                last.message,
+            ):
+                click.echo(
+                    f"{_elapsed(time.time() - started)}  {coloured_phase(item.phase, True):<9}  {item.reason}  {item.message}"
+                )
+            last = item
+            if item.phase in FINAL_PHASES:
+                return last
+        tick += 1
+        if last is not None:
+            spin = SPINNER[tick % len(SPINNER)]
+            phase = coloured_phase(last.phase, True)
+            status = f"{spin} {phase} {last.reason}  {_elapsed(time.time() - started)}"
+            click.echo(f"\r\033[K{status}", nl=False)

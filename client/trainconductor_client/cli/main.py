@@ -1,0 +1,377 @@
+"""`tcctl`: submit, list, follow and cancel trainings.
+
+Exit codes, for scripts:
+  0 success            3 not found          4 invalid spec or argument
+  5 unavailable        6 not allowed        7 the training FAILED (--wait)
+  8 the training was CANCELED (--wait)      9 timed out
+  1 anything else      2 wrong usage
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from google.protobuf.duration_pb2 import Duration
+from trainconductor.v1 import training_service_pb2 as pb
+
+from trainconductor_client.cli.live import follow
+from trainconductor_client.cli.output import FORMATS, phase_name, render
+from trainconductor_client.client import Client
+from trainconductor_client.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    TrainConductorError,
+    Unauthenticated,
+    Unavailable,
+)
+from trainconductor_client.spec import SpecError, load_spec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR, EXIT_NOT_FOUND, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 3, 4, 5
+EXIT_DENIED, EXIT_FAILED, EXIT_CANCELED, EXIT_TIMEOUT = 6, 7, 8, 9
+
+PHASES = [p.removeprefix("PHASE_") for p in pb.Phase.keys() if p != "PHASE_UNSPECIFIED"]  # noqa: SIM118 - an enum wrapper, not a dict
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"tcctl: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(command: F) -> F:
+    """Every failure becomes one line on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SpecError as err:
+            fail(f"invalid spec: {err}", EXIT_INVALID)
+        except InvalidArgument as err:
+            fields = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
+            fail(f"invalid: {fields or err.message}", EXIT_INVALID)
+        except NotFound as err:
+            fail(f"not found: {err.message}", EXIT_NOT_FOUND)
+        except Unavailable as err:
+            fail(
+                f"unavailable: {err.message} (is the API running at the --address?)",
+                EXIT_UNAVAILABLE,
+            )
+        except (Unauthenticated, PermissionDenied) as err:
+            fail(f"not allowed: {err.message}", EXIT_DENIED)
+        except (DeadlineExceeded, TimeoutError) as err:
+            fail(f"timed out: {err}", EXIT_TIMEOUT)
+        except TrainConductorError as err:
+            fail(f"{err.code.name.lower()}: {err.message}", EXIT_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def client_of(ctx: click.Context) -> Client:
+    client: Client = ctx.obj["client"]()
+    ctx.call_on_close(client.close)
+    return client
+
+
+def output_option(command: F) -> F:
+    return click.option(
+        "-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True,
+        help="Output format.",
+    )(command)  # fmt: skip
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TC"})
+@click.option(
+    "--address",
+    envvar="TC_ADDRESS",
+    default="127.0.0.1:50051",
+    show_default=True,
+    help="The API's host:port (TC_ADDRESS).",
+)
+@click.option("--tls/--no-tls", envvar="TC_TLS", default=False, help="Use TLS (TC_TLS).")
+@click.option(
+    "--ca-file",
+    envvar="TC_CA_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle to verify the API (TC_CA_FILE).",
+)
+@click.option(
+    "--cert-file",
+    envvar="TC_CERT_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client certificate for mTLS (TC_CERT_FILE).",
+)
+@click.option(
+    "--key-file",
+    envvar="TC_KEY_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Client key for mTLS (TC_KEY_FILE).",
+)
+@click.option("--token", envvar="TC_TOKEN", help="Bearer token (TC_TOKEN).")
+@click.option(
+    "--user",
+    envvar="TC_USER",
+    help="Your name, when the API runs without authentication (TC_USER).",
+)
+@click.option(
+    "--timeout",
+    envvar="TC_TIMEOUT",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Deadline of each call, in seconds.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    address: str,
+    tls: bool,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    token: str | None,
+    user: str | None,
+    timeout: float,
+) -> None:
+    """Submit, follow and cancel ML fine-tuning trainings on Train Conductor."""
+    ctx.ensure_object(dict)
+    ctx.obj["client"] = lambda: Client(
+        address, tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+        token=token, user=user, timeout=timeout,
+    )  # fmt: skip
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not key=value", param_hint="--label")
+        labels[key] = val
+    return labels
+
+
+@cli.command()
+@click.option(
+    "-f",
+    "--file",
+    "spec_file",
+    type=click.Path(path_type=Path),
+    help="A training spec, YAML or JSON (see examples/).",
+)
+@click.option("--model", help="Name of the fine-tuned model (spec.model_name).")
+@click.option("--base-model", help="Model to start from (spec.parameters.base_model).")
+@click.option("--data", help="Training data path (spec.parameters.data_path).")
+@click.option("--output-path", help="Where the model is written (spec.output_path).")
+@click.option("--gpus", type=int, help="GPUs to use.")
+@click.option("--epochs", type=float, help="Training epochs.")
+@click.option("--deadline", type=int, help="Longest run time, in seconds.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label; repeatable.")
+@click.option("--request-id", help="Makes a retried create return the first training.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the training to its end; exit non-zero unless it COMPLETED.",
+)
+@output_option
+@click.pass_context
+@handle_errors
+def create(
+    ctx: click.Context,
+    spec_file: Path | None,
+    model: str | None,
+    base_model: str | None,
+    data: str | None,
+    output_path: str | None,
+    gpus: int | None,
+    epochs: float | None,
+    deadline: int | None,
+    labels: tuple[str, ...],
+    request_id: str | None,
+    wait: bool,
+    output: str,
+) -> None:
+    """Submit a training, from a spec file and/or flags (flags win)."""
+    spec = load_spec(spec_file) if spec_file else pb.TrainingSpec()
+    if model:
+        spec.model_name = model
+    if output_path:
+        spec.output_path = output_path
+    if base_model:
+        spec.parameters.base_model = base_model
+    if data:
+        spec.parameters.data_path = data
+    if epochs is not None:
+        spec.parameters.num_train_epochs = epochs
+    if gpus is not None:
+        spec.resources.gpus = gpus
+    if deadline is not None:
+        spec.deadline.CopyFrom(Duration(seconds=deadline))
+    spec.labels.update(_labels(labels))
+    client = client_of(ctx)
+    training = client.create(spec, request_id=request_id)
+    if not wait:
+        click.echo(render([training], output, colour=is_tty(), single=True))
+        return
+    if output == "table":
+        click.echo(
+            f"training {training.id} created; following it (Ctrl-C stops following, not the training)"
+        )
+        follow(client.watch(training.id), tty=is_tty(), started=time.time())
+        final = client.get(training.id)
+        click.echo(
+            f"{training.id} {phase_name(final.phase)}: {final.reason} {final.message}".rstrip()
+        )
+    else:
+        final = client.wait(training.id)
+        click.echo(render([final], output, colour=False, single=True))
+    _exit_for(final)
+
+
+def _exit_for(training: pb.Training) -> None:
+    if training.phase == pb.PHASE_FAILED:
+        sys.exit(EXIT_FAILED)
+    if training.phase == pb.PHASE_CANCELED:
+        sys.exit(EXIT_CANCELED)
+
+
+@cli.command()
+@click.argument("training_ids", nargs=-1, required=True)
+@output_option
+@click.pass_context
+@handle_errors
+def get(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
+    """Show trainings by id."""
+    client = client_of(ctx)
+    trainings = [client.get(i) for i in training_ids]
+    click.echo(render(trainings, output, colour=is_tty(), single=len(trainings) == 1))
+
+
+@cli.command(name="list")
+@click.option("--phase", type=click.Choice(PHASES, case_sensitive=False), help="Only this phase.")
+@click.option("--owner", default="", help="Only this owner's.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only with this label; repeatable.",
+)
+@click.option(
+    "--limit", type=int, default=50, show_default=True, help="At most this many (0: all)."
+)
+@click.option(
+    "--page-size",
+    type=int,
+    default=0,
+    help="Fetch one page of this size and print its next-page token.",
+)
+@click.option("--page-token", default="", help="Continue from a next-page token.")
+@output_option
+@click.pass_context
+@handle_errors
+def list_(
+    ctx: click.Context,
+    phase: str | None,
+    owner: str,
+    labels: tuple[str, ...],
+    limit: int,
+    page_size: int,
+    page_token: str,
+    output: str,
+) -> None:
+    """List trainings, newest first."""
+    client = client_of(ctx)
+    phase_value = pb.Phase.Value(f"PHASE_{phase.upper()}") if phase else pb.PHASE_UNSPECIFIED
+    if page_size or page_token:
+        trainings, token = client.list_page(
+            phase=phase_value, owner=owner, labels=_labels(labels),
+            page_size=page_size or 50, page_token=page_token,
+        )  # fmt: skip
+        if trainings or output != "table":
+            click.echo(render(trainings, output, colour=is_tty()))
+        if token:
+            click.echo(f"next page: --page-token {token}", err=True)
+        return
+    found = list(
+        client.list(phase=phase_value, owner=owner, labels=_labels(labels), limit=limit or None)
+    )
+    if not found and output == "table":
+        click.echo("no trainings found", err=True)
+        return
+    click.echo(render(found, output, colour=is_tty()))
+
+
+@cli.command()
+@click.argument("training_ids", nargs=-1, required=True)
+@output_option
+@click.pass_context
+@handle_errors
+def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
+    """Cancel trainings. A finished training stays as it finished."""
+    client = client_of(ctx)
+    trainings = [client.cancel(i) for i in training_ids]
+    if output != "table":
+        click.echo(render(trainings, output, colour=False, single=len(trainings) == 1))
+        return
+    for t in trainings:
+        if t.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED):
+            click.echo(f"{t.id} already {phase_name(t.phase)}; unchanged")
+        else:
+            click.echo(f"{t.id} cancel requested")
+
+
+@cli.command()
+@click.argument("training_id")
+@click.pass_context
+@handle_errors
+def watch(ctx: click.Context, training_id: str) -> None:
+    """Follow a training live until it finishes; exit as --wait does."""
+    client = client_of(ctx)
+    training = client.get(training_id)
+    follow(client.watch(training_id), tty=is_tty(), started=training.create_time.ToSeconds())
+    _exit_for(client.get(training_id))
+
+
+@cli.command()
+@click.pass_context
+@handle_errors
+def health(ctx: click.Context) -> None:
+    """Show the API's health; exit 5 unless it is SERVING."""
+    statuses = client_of(ctx).health()
+    for service, status in statuses.items():
+        click.echo(f"{service:<40} {status}")
+    if any(s != "SERVING" for s in statuses.values()):
+        sys.exit(EXIT_UNAVAILABLE)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: eval "$(tcctl completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None
+    click.echo(completion_class(cli, {}, "tcctl", "_TCCTL_COMPLETE").source())
+
+
+def main() -> None:
+    cli(prog_name="tcctl")
+
+
+if __name__ == "__main__":
+    main()

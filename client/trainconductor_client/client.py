@@ -1,0 +1,231 @@
+"""The Python client of Train Conductor's v1 API.
+
+Every call has a deadline. Idempotent calls are retried with backoff while
+the API answers UNAVAILABLE; CreateTraining is made idempotent by always
+sending a request_id, so its retries never make a second training. Watches
+resume from the last event seen, so a reconnect loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from trainconductor_client.errors import TrainConductorError, Unavailable, from_rpc_error
+
+T = TypeVar("T")
+
+FINAL_PHASES = frozenset({pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED})
+SERVICE_NAME = "trainconductor.v1.TrainingService"
+
+
+class _Auth(grpc.AuthMetadataPlugin):
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __call__(
+        self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
+    ) -> None:
+        callback(self._metadata, None)
+
+
+def _read(path: str | Path | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+class Client:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        tls: bool = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        token: str | None = None,
+        user: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 4,
+    ) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self._metadata: tuple[tuple[str, str], ...] = (("x-tc-user", user),) if user else ()
+        options = [("grpc.keepalive_time_ms", 30_000)]
+        if tls or ca_file or cert_file:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(ca_file),
+                private_key=_read(key_file),
+                certificate_chain=_read(cert_file),
+            )
+            if token:
+                credentials = grpc.composite_channel_credentials(
+                    credentials, grpc.metadata_call_credentials(_Auth(token))
+                )
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            if token:  # a bearer token over plain text: only sensible on loopback
+                self._metadata += (("authorization", f"Bearer {token}"),)
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = pb_grpc.TrainingServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, call: Callable[[], T]) -> T:
+        """Runs `call`, retrying with jittered backoff while UNAVAILABLE."""
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except grpc.RpcError as err:
+                error = from_rpc_error(err)
+                if not isinstance(error, Unavailable) or attempt == self.retries:
+                    raise error from None
+            time.sleep(min(0.1 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    # the v1 calls
+
+    def create(self, spec: pb.TrainingSpec, *, request_id: str | None = None) -> pb.Training:
+        request = pb.CreateTrainingRequest(spec=spec, request_id=request_id or str(uuid.uuid4()))
+        return self._call(
+            lambda: (
+                self._stub.CreateTraining(
+                    request, timeout=self.timeout, metadata=self._metadata
+                ).training
+            )
+        )
+
+    def get(self, training_id: str) -> pb.Training:
+        request = pb.GetTrainingRequest(id=training_id)
+        return self._call(
+            lambda: (
+                self._stub.GetTraining(
+                    request, timeout=self.timeout, metadata=self._metadata
+                ).training
+            )
+        )
+
+    def list_page(
+        self,
+        *,
+        phase: int = pb.PHASE_UNSPECIFIED,
+        owner: str = "",
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> tuple[list[pb.Training], str]:
+        request = pb.ListTrainingsRequest(
+            phase=phase,  # type: ignore[arg-type]
+            owner=owner,
+            labels=dict(labels or {}),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = self._call(
+            lambda: self._stub.ListTrainings(request, timeout=self.timeout, metadata=self._metadata)
+        )
+        return list(response.trainings), response.next_page_token
+
+    def list(
+        self,
+        *,
+        phase: int = pb.PHASE_UNSPECIFIED,
+        owner: str = "",
+        labels: Mapping[str, str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[pb.Training]:
+        """Every matching training, newest first, fetched page by page."""
+        token = ""
+        seen = 0
+        while True:
+            page, token = self.list_page(
+                phase=phase,
+                owner=owner,
+                labels=labels,
+                page_size=min(limit or 200, 200),
+                page_token=token,
+            )
+            for training in page:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield training
+            if not token:
+                return
+
+    def cancel(self, training_id: str) -> pb.Training:
+        request = pb.CancelTrainingRequest(id=training_id)
+        return self._call(
+            lambda: (
+                self._stub.CancelTraining(
+                    request, timeout=self.timeout, metadata=self._metadata
+                ).training
+            )
+        )
+
+    def watch(self, training_id: str, *, after_event_id: str = "") -> Iterator[pb.TrainingEvent]:
+        """The training's events until its final phase, reconnecting (from the
+        last event seen) when the connection drops."""
+        last = after_event_id
+        failures = 0
+        while True:
+            stream = self._stub.WatchTraining(
+                pb.WatchTrainingRequest(id=training_id, after_event_id=last),
+                metadata=self._metadata,
+            )
+            try:
+                for response in stream:
+                    failures = 0
+                    last = response.event.event_id
+                    yield response.event
+                return
+            except grpc.RpcError as err:
+                error = from_rpc_error(err)
+                if not isinstance(error, Unavailable) or failures >= self.retries:
+                    raise error from None
+                failures += 1
+                time.sleep(min(0.2 * 2**failures, 5.0))
+            finally:
+                stream.cancel()
+
+    def wait(self, training_id: str, timeout: float | None = None) -> pb.Training:
+        """Follows the training to its final phase and returns it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for event in self.watch(training_id):
+            if event.phase in FINAL_PHASES:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"training {training_id} did not finish within {timeout}s")
+        return self.get(training_id)
+
+    def health(self, services: Sequence[str] = ("", SERVICE_NAME)) -> dict[str, str]:
+        result = {}
+        for service in services:
+            request = health_pb2.HealthCheckRequest(service=service)
+            try:
+                response = self._health.Check(request, timeout=self.timeout)
+                result[service or "(server)"] = health_pb2.HealthCheckResponse.ServingStatus.Name(
+                    response.status
+                )
+            except grpc.RpcError as err:
+                raise from_rpc_error(err) from None
+        return result
+
+
+__all__ = ["FINAL_PHASES", "Client", "TrainConductorError"]
