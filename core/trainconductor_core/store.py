@@ -2,7 +2,7 @@
 
 Layout (every key under the configured prefix, "tc:" by default):
 
-  training:{id}          hash: the spec (JSON), owner, desired state
+  training:{id}          hash: the spec (protobuf, base64), owner, desired state
                          (generation, cancel_requested) and observed status
   request:{owner}:{rid}  the id a request id created (idempotent create)
   idx:all                sorted set of every id; members sort by creation
@@ -47,7 +47,7 @@ from trainconductor_core.record import (
     StatusUpdate,
     TrainingEvent,
     TrainingRecord,
-    spec_to_json,
+    encode_spec,
 )
 
 P = ParamSpec("P")
@@ -177,18 +177,18 @@ class TrainingStore:
             self._k("events"),
             *(self._k("idx", "label", f"{k}={v}") for k, v in sorted(labels.items())),
         ]
-        fields: dict[str, str | int] = {
+        fields: dict[str, str] = {
             "id": training_id,
-            "spec": spec_to_json(spec),
+            "spec": encode_spec(spec),
             "owner": owner,
-            "phase": Phase.PENDING,
+            "phase": Phase.PENDING.value,
             "reason": _SUBMITTED_REASON,
             "message": _SUBMITTED_MESSAGE,
-            "generation": 1,
-            "observed_generation": 0,
-            "cancel_requested": 0,
-            "create_time": now,
-            "attempts": 0,
+            "generation": "1",
+            "observed_generation": "0",
+            "cancel_requested": "0",
+            "create_time": str(now),
+            "attempts": "0",
             "request_id": request_id,
             "trace_context": json.dumps(dict(trace_context or {})),
         }
@@ -202,10 +202,11 @@ class TrainingStore:
             _SUBMITTED_REASON,
             _SUBMITTED_MESSAGE,
         ]
-        for name, value in fields.items():
-            args += [name, value]
+        args.append(json.dumps(fields, separators=(",", ":")))
         created, stored_id = await self._create(keys=keys, args=args)
-        return await self.get(str(stored_id)), bool(created)
+        if not created:  # an earlier call with this request id made it
+            return await self.get(str(stored_id)), False
+        return TrainingRecord.from_hash(fields), True
 
     @_unavailable_on_outage
     async def cancel(self, training_id: str) -> tuple[TrainingRecord, bool]:

@@ -57,6 +57,10 @@ build() {
   link "$dir" "${binaries[@]}"
 }
 
+build_ghz() {
+  GOBIN="$out" go install -ldflags "-s -w" "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+}
+
 build_kubernetes() {
   local minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
@@ -88,6 +92,7 @@ main() {
     etcd -- build_etcd
   build kwok "$(key kwok "$KWOK_VERSION")" kwok kwokctl -- build_kwok
   build helm "$(key helm "$HELM_VERSION")" helm -- build_helm
+  build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz
   build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
     kube-apiserver kube-controller-manager kube-scheduler kubectl -- build_kubernetes
   log "tools ready in $bin"

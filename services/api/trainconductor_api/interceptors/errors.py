@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from trainconductor_api.interceptors.wrap import (
-    RequestT,
-    ResponseT,
     StreamBehavior,
     UnaryBehavior,
+    WrappingInterceptor,
     wrap,
 )
 from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
@@ -58,13 +57,8 @@ def _stream(behavior: StreamBehavior) -> StreamBehavior:
     return call
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        handler = await continuation(handler_call_details)
+class ErrorInterceptor(WrappingInterceptor):
+    def wrap_handler(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         return wrap(handler, _unary, _stream)

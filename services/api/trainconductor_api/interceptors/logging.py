@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from trainconductor_api.interceptors.metrics import code_name
 from trainconductor_api.interceptors.wrap import (
-    RequestT,
-    ResponseT,
     StreamBehavior,
     UnaryBehavior,
+    WrappingInterceptor,
     wrap,
 )
 from trainconductor_core.logs import training_id_var
@@ -30,18 +29,14 @@ def _training_id(request: Any) -> str:
     return ""
 
 
-class LoggingInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+class LoggingInterceptor(WrappingInterceptor):
+    def wrap_handler(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
 
-        def line(context: grpc.aio.ServicerContext[Any, Any], start: float, failed: bool) -> None:
+        def line(
+            context: grpc.aio.ServicerContext[Any, Any], peer: str, start: float, failed: bool
+        ) -> None:
             code = code_name(context, failed)
             log.log(
                 logging.INFO if code in ("OK", "CANCELLED", "NOT_FOUND") else logging.WARNING,
@@ -50,13 +45,16 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
                     "grpc_method": method,
                     "grpc_code": code,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                    "peer": context.peer(),
+                    "peer": peer,
                 },
             )
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start = time.perf_counter()
+                # Read now: peer() on a call the client already cancelled
+                # crashes grpcio's aio server (a use after free).
+                peer = context.peer()
                 training_id_var.set(_training_id(request))
                 failed = True
                 try:
@@ -64,7 +62,7 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
                     failed = False
                     return response
                 finally:
-                    line(context, start, failed)
+                    line(context, peer, start, failed)
 
             return call
 
@@ -73,6 +71,9 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 start = time.perf_counter()
+                # Read now: peer() on a call the client already cancelled
+                # crashes grpcio's aio server (a use after free).
+                peer = context.peer()
                 training_id_var.set(_training_id(request))
                 failed = True
                 try:
@@ -80,7 +81,7 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
                         yield response
                     failed = False
                 finally:
-                    line(context, start, failed)
+                    line(context, peer, start, failed)
 
             return call
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -11,10 +11,9 @@ import grpc
 from trainconductor_api import metrics
 from trainconductor_api.interceptors.wrap import (
     MethodName,
-    RequestT,
-    ResponseT,
     StreamBehavior,
     UnaryBehavior,
+    WrappingInterceptor,
     wrap,
 )
 
@@ -30,18 +29,13 @@ def code_name(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
     return "UNKNOWN" if failed else "OK"
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
-        handler = await continuation(handler_call_details)
+class MetricsInterceptor(WrappingInterceptor):
+    def wrap_handler(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         if handler is None:
             return handler
-        name = MethodName.parse(handler_call_details.method, handler)
+        name = MethodName.parse(method, handler)
         labels = (name.kind, name.service, name.method)
         started = metrics.GRPC_STARTED.labels(*labels)
         received = metrics.GRPC_MSG_RECEIVED.labels(*labels)

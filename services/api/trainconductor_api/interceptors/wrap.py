@@ -50,3 +50,32 @@ def wrap(
             response_serializer=handler.response_serializer,
         )
     return handler  # client streaming: none of our methods
+
+
+class WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps each method's handler once and reuses it:
+    building handlers on every call costs more than the call itself."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
+
+    def wrap_handler(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[RequestT, ResponseT] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
+        method = handler_call_details.method
+        if method in self._handlers:
+            return self._handlers[method]
+        handler = await continuation(handler_call_details)
+        # Handlers are per method and never change, so one wrap serves all calls.
+        wrapped = None if handler is None else self.wrap_handler(method, handler)
+        self._handlers[method] = wrapped
+        return wrapped

@@ -1,0 +1,130 @@
+"""API benchmark: CreateTraining and GetTraining against the real server and
+a real Redis, each beside a no-op grpc.aio server measured in the same run
+by the same client (ghz).
+
+    python -m bench.api [--seconds 10]
+
+Targets: Create throughput >= 0.5x the no-op, Get >= 0.6x, and p99 under
+20 ms at half of the measured peak rate. Writes build/bench/api.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from bench.ghz import ROOT, Load, run_ghz
+from tests.support.ports import free_port
+from tests.support.processes import Service, wait_http_ok
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+
+CONCURRENCY = 50
+TARGETS = {"CreateTraining": 0.5, "GetTraining": 0.6}
+P99_TARGET_MS = 20.0
+
+
+def _wait_grpc(target: str) -> None:
+    with grpc.insecure_channel(target) as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="Length of each load run.")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    redis_server = RedisServer(work / "redis")
+    redis_server.start()
+    api_port, noop_port, http_port = free_port(), free_port(), free_port()
+    api = Service(
+        "api",
+        "trainconductor_api.main",
+        {
+            "TC_REDIS_URL": redis_server.url,
+            "TC_GRPC_HOST": "127.0.0.1",
+            "TC_GRPC_PORT": str(api_port),
+            "TC_HTTP_PORT": str(http_port),
+        },
+        work,
+    ).start()
+    noop = Service("noop", "bench.noop_server", {}, work)
+    noop.process = None
+    import subprocess
+
+    noop.process = subprocess.Popen(
+        [sys.executable, "-m", "bench.noop_server", str(noop_port)],
+        cwd=ROOT,
+        stdout=(work / "noop.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+        _wait_grpc(f"127.0.0.1:{noop_port}")
+        return _measure(f"127.0.0.1:{api_port}", f"127.0.0.1:{noop_port}", args.seconds)
+    finally:
+        api.stop()
+        noop.kill()
+        redis_server.stop()
+
+
+def _measure(api: str, noop: str, seconds: float) -> int:
+    with grpc.insecure_channel(api) as channel:
+        stub = pb_grpc.TrainingServiceStub(channel)
+        existing = stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec())).training
+    create = json_format.MessageToDict(pb.CreateTrainingRequest(spec=lora_spec()))
+    requests = {"CreateTraining": create, "GetTraining": {"id": existing.id}}
+    results: dict[str, dict[str, object]] = {}
+    ok = True
+    print(f"{'method':<16}{'server':<8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for method, data in requests.items():
+        run_ghz(api, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
+        baseline = run_ghz(noop, method, data, seconds=seconds, concurrency=CONCURRENCY)
+        peak = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY)
+        half = run_ghz(
+            api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=max(int(peak.rps / 2), 1)
+        )
+        for name, load in (("no-op", baseline), ("api", peak), ("api@50%", half)):
+            print(
+                f"{method:<16}{name:<8}{load.rps:>9.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
+                f"{load.errors:>8}"
+            )
+        ratio = peak.rps / baseline.rps
+        met = ratio >= TARGETS[method] and half.p99_ms < P99_TARGET_MS and peak.errors == 0
+        ok &= met
+        print(
+            f"  {method}: {ratio:.2f}x the no-op server (target >= {TARGETS[method]}x); "
+            f"p99 at half peak {half.p99_ms:.1f} ms (target < {P99_TARGET_MS:.0f} ms): "
+            f"{'met' if met else 'MISSED'}"
+        )
+        results[method] = {
+            "noop": asdict(baseline),
+            "peak": asdict(peak),
+            "half_peak": asdict(half),
+            "ratio": round(ratio, 3),
+            "ratio_target": TARGETS[method],
+            "p99_target_ms": P99_TARGET_MS,
+            "met": met,
+        }
+    out = ROOT / "build" / "bench" / "api.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"time": time.time(), "results": results}, indent=2))
+    print(f"written to {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Load", "main"]

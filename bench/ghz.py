@@ -1,0 +1,82 @@
+"""Runs ghz (built by hack/tools/install.sh) and reads its JSON report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.cluster.local import binary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def protoset() -> Path:
+    """The API's descriptors, compiled once: this ghz's own .proto parser
+    predates proto3 `optional`."""
+    out = ROOT / "build" / "bench" / "training_service.protoset"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable, "-m", "grpc_tools.protoc",
+                "-I", str(ROOT / "proto"),
+                "--include_imports",
+                f"--descriptor_set_out={out}",
+                "trainconductor/v1/training_service.proto",
+            ],
+            check=True,
+        )  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    count: int
+    errors: int  # calls that failed, not counting those cut off when the run ended
+
+
+def run_ghz(
+    target: str,
+    method: str,
+    data: dict[str, object],
+    *,
+    seconds: float,
+    concurrency: int,
+    rps: int = 0,
+    connections: int = 4,
+) -> Load:
+    command = [
+        binary("ghz"),
+        "--insecure",
+        "--protoset", str(protoset()),
+        "--call", f"trainconductor.v1.TrainingService/{method}",
+        "--data", json.dumps(data),
+        "--concurrency", str(concurrency),
+        "--connections", str(connections),
+        "--duration", f"{seconds}s",
+        "--format", "json",
+        target,
+    ]  # fmt: skip
+    if rps:
+        command[1:1] = ["--rps", str(rps)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if not result.stdout.strip():
+        raise RuntimeError(f"ghz failed: {result.stderr[-2000:]}")
+    report = json.loads(result.stdout)
+    percentiles = {d["percentage"]: d["latency"] / 1e6 for d in report["latencyDistribution"] or []}
+    # Calls still in flight when the run ends are cut off ("transport is
+    # closing"): an artefact of stopping, not a failure of the server.
+    failures = report.get("errorDistribution") or {}
+    return Load(
+        rps=float(report["rps"]),
+        p50_ms=percentiles.get(50, float("nan")),
+        p99_ms=percentiles.get(99, float("nan")),
+        count=int(report["count"]),
+        errors=sum(n for message, n in failures.items() if "transport is closing" not in message),
+    )

@@ -1,0 +1,64 @@
+"""The baseline: a bare grpc.aio server of the same service that answers at
+once, with no validation, no store, no interceptors.
+
+    python -m bench.noop_server PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+
+import grpc
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.support.specs import lora_spec
+
+_TRAINING = pb.Training(id="0" * 20, spec=lora_spec(), phase=pb.PHASE_PENDING)
+
+
+class NoopTrainingService(pb_grpc.TrainingServiceServicer):
+    async def CreateTraining(
+        self, request: pb.CreateTrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.CreateTrainingResponse:
+        return pb.CreateTrainingResponse(training=_TRAINING)
+
+    async def GetTraining(
+        self, request: pb.GetTrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.GetTrainingResponse:
+        return pb.GetTrainingResponse(training=_TRAINING)
+
+
+    async def ListTrainings(
+        self, request: pb.ListTrainingsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListTrainingsResponse:
+        return pb.ListTrainingsResponse()
+
+    async def CancelTraining(
+        self, request: pb.CancelTrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.CancelTrainingResponse:
+        return pb.CancelTrainingResponse(training=_TRAINING)
+
+    async def WatchTraining(
+        self, request: pb.WatchTrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.WatchTrainingResponse]:
+        yield pb.WatchTrainingResponse()
+
+    async def WatchTrainings(
+        self, request: pb.WatchTrainingsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.WatchTrainingsResponse]:
+        yield pb.WatchTrainingsResponse()
+
+
+async def serve(port: int) -> None:
+    server = grpc.aio.server()
+    pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(int(sys.argv[1])))
