@@ -91,9 +91,8 @@ def _measure(api: str, noop: str, seconds: float) -> int:
         run_ghz(api, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
         baseline = run_ghz(noop, method, data, seconds=seconds, concurrency=CONCURRENCY)
         peak = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY)
-        half = run_ghz(
-            api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=max(int(peak.rps / 2), 1)
-        )
+        half_rate = max(int(peak.rps / 2), 1)
+        half = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate)
         for name, load in (("no-op", baseline), ("api", peak), ("api@50%", half)):
             print(
                 f"{method:<16}{name:<8}{load.rps:>9.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"

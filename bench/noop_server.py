@@ -30,7 +30,6 @@ class NoopTrainingService(pb_grpc.TrainingServiceServicer):
     ) -> pb.GetTrainingResponse:
         return pb.GetTrainingResponse(training=_TRAINING)
 
-
     async def ListTrainings(
         self, request: pb.ListTrainingsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ListTrainingsResponse:

@@ -33,9 +33,8 @@ def follow(
     if not tty:
         last = None
         for event in events:
-            click.echo(
-                f"{event.time.ToJsonString()}  {phase_name(event.phase):<9}  {event.reason}  {event.message}"
-            )
+            when = event.time.ToDatetime().strftime("%H:%M:%S")
+            click.echo(f"{when}  {phase_name(event.phase):<9}  {event.reason}  {event.message}")
             last = event
         return last
     return _follow_tty(events, started)
@@ -68,14 +67,12 @@ def _follow_tty(events: Iterator[pb.TrainingEvent], started: float) -> pb.Traini
             raise item
         if isinstance(item, pb.TrainingEvent):
             click.echo("\r\033[K", nl=False)
-            if last is None or (item.phase, item.reason, item.message) != (
-                last.phase,
-                last.reason,
-                last.message,
-            ):
-                click.echo(
-                    f"{_elapsed(time.time() - started)}  {coloured_phase(item.phase, True):<9}  {item.reason}  {item.message}"
-                )
+            seen = (item.phase, item.reason, item.message)
+            if last is None or seen != (last.phase, last.reason, last.message):
+                elapsed = _elapsed(time.time() - started)
+                # Padded before colouring, so the escape codes do not count.
+                phase = coloured_phase(item.phase, True, width=9)
+                click.echo(f"{elapsed}  {phase}  {item.reason}  {item.message}")
             last = item
             if item.phase in FINAL_PHASES:
                 return last

@@ -228,7 +228,8 @@ def create(
         return
     if output == "table":
         click.echo(
-            f"training {training.id} created; following it (Ctrl-C stops following, not the training)"
+            f"training {training.id} created; following it "
+            "(Ctrl-C stops following, not the training)"
         )
         follow(client.watch(training.id), tty=is_tty(), started=time.time())
         final = client.get(training.id)

@@ -30,9 +30,10 @@ def phase_name(phase: int) -> str:
     return pb.Phase.Name(phase).removeprefix("PHASE_")  # type: ignore[arg-type]
 
 
-def coloured_phase(phase: int, colour: bool) -> str:
+def coloured_phase(phase: int, colour: bool, width: int = 0) -> str:
     name = phase_name(phase)
-    return click.style(name, fg=_COLOURS.get(name)) if colour else name
+    padded = name.ljust(width)
+    return click.style(padded, fg=_COLOURS.get(name)) if colour else padded
 
 
 def as_dict(training: pb.Training) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from trainconductor_api.server import build_server
 from trainconductor_api.settings import ApiSettings
 from trainconductor_core.logs import configure_logging
@@ -37,7 +39,9 @@ def main() -> None:
             "authentication is OFF (auth_mode=none): any caller can act as any user; "
             "for local development only"
         )
-    asyncio.run(serve(settings))
+    # uvloop: the event loop most asyncio servers run on; about a third
+    # more calls per second here (make bench).
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":
