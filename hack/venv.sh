@@ -8,7 +8,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${TC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/train-conductor}"
 python="${PYTHON:-python3}"
 
-digest="$( (cat "$root/requirements.lock"; "$python" --version) | sha256sum | cut -c1-12)"
+# Keyed by the lock, the interpreter and the checkout (the project's own
+# packages are installed editable, pointing into one checkout).
+digest="$( (cat "$root/requirements.lock"; "$python" --version; echo "$root") | sha256sum | cut -c1-12)"
 venv="$cache/venv/$digest"
 
 if [[ ! -f $venv/.complete ]]; then
@@ -23,7 +25,7 @@ fi
 # The project's packages: editable, so the checkout is what runs. Reinstalled
 # when a pyproject changes (pip is quick when nothing else changed).
 stamp="$( (cat "$root"/proto/python/pyproject.toml "$root"/core/pyproject.toml \
-  "$root"/services/*/pyproject.toml "$root"/client/pyproject.toml 2>/dev/null; echo "$root") | sha256sum | cut -c1-12)"
+  "$root"/services/*/pyproject.toml "$root"/client/pyproject.toml 2>/dev/null) | sha256sum | cut -c1-12)"
 if [[ ! -f $venv/.project-$stamp ]]; then
   echo "[venv] installing the project's packages (editable)" >&2
   packages=()

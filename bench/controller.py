@@ -1,0 +1,238 @@
+"""Controller benchmark, against the real control plane:
+
+1. submit-to-Job-created latency (p50/p99) for a burst of 500 submissions
+   through the API, and the controller's Job creation rate beside a bare
+   loop of the same Kubernetes client creating the same Jobs in the same run;
+2. with 10,000 trainings recorded, a restarted controller's full resync time
+   and its peak memory.
+
+    python -m bench.controller [--burst 500] [--recorded 10000]
+
+Targets: p50 < 100 ms, p99 < 1 s, creation rate >= 0.7x the bare loop;
+resync < 60 s and peak memory < 300 MB. Writes build/bench/controller.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, watch
+
+from bench.ghz import ROOT
+from tests.cluster.local import LocalCluster
+from tests.e2e.conftest import Cluster
+from tests.e2e.stack import Stack
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+from trainconductor_controller.jobs import build_job
+from trainconductor_controller.kube import Kube
+from trainconductor_controller.settings import ControllerSettings
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import StatusUpdate
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.settings import CommonSettings
+from trainconductor_core.store import TrainingStore
+
+
+class JobsSeen:
+    """When each Job of a namespace was first seen, by this process's clock."""
+
+    def __init__(self, kube: client.ApiClient, namespace: str) -> None:
+        self.seen: dict[str, float] = {}
+        self._watch = watch.Watch()
+        api = client.BatchV1Api(kube)
+        version = api.list_namespaced_job(namespace).metadata.resource_version
+
+        def run() -> None:
+            for event in self._watch.stream(
+                api.list_namespaced_job, namespace, resource_version=version, deserialize=False
+            ):
+                name = event["object"]["metadata"]["name"]
+                if event["type"] == "ADDED":
+                    self.seen.setdefault(name, time.monotonic())
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def stop(self) -> None:
+        self._watch.stop()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def burst(stack: Stack, count: int) -> dict[str, Any]:
+    seen = JobsSeen(stack.kube, stack.namespace)
+    submitted: dict[str, float] = {}
+
+    def submit(i: int) -> None:
+        training = stack.create(lora_spec(f"bench-{i}"), request_id=f"bench-{i}")
+        submitted[f"train-{training.id}"] = time.monotonic()
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(submit, range(count)))
+    deadline = time.monotonic() + 120
+    while len(set(submitted) & set(seen.seen)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen.stop()
+    missing = set(submitted) - set(seen.seen)
+    if missing:
+        raise RuntimeError(f"{len(missing)} trainings got no Job within 120 s")
+    latencies = [max(seen.seen[name] - submitted[name], 0.0) for name in submitted]
+    created = sorted(seen.seen[name] for name in submitted)
+    return {
+        "trainings": count,
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "mean_ms": round(statistics.mean(latencies) * 1000, 1),
+        "seconds_to_last_job": round(created[-1] - start, 3),
+        "rate_per_second": round(count / (created[-1] - created[0]), 1),
+    }
+
+
+async def bare_loop(stack: Stack, count: int) -> dict[str, Any]:
+    """The same client creating the same Jobs, one after another, nothing else."""
+    namespace = f"bench-bare-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(stack.kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    settings = ControllerSettings(
+        namespace=namespace,
+        image="example.com/trainer:1",
+        tolerations=[{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+    store = TrainingStore(
+        connect(CommonSettings(redis_url=stack.redis.url, redis_key_prefix="bare:")), prefix="bare:"
+    )
+    records = [
+        (await store.create(lora_spec(f"bare-{i}"), owner="bench"))[0] for i in range(count)
+    ]
+    await store.close()
+    kube = Kube(stack.kube, namespace)
+    manifests = [build_job(r, settings) for r in records]
+    start = time.monotonic()
+    for manifest in manifests:
+        kube.create_job(manifest)
+    elapsed = time.monotonic() - start
+    core.delete_namespace(namespace)
+    return {"jobs": count, "seconds": round(elapsed, 3), "rate_per_second": round(count / elapsed, 1)}
+
+
+async def record_finished(redis_url: str, count: int) -> None:
+    """Records `count` trainings that already COMPLETED, as history piles up."""
+    store = TrainingStore(connect(CommonSettings(redis_url=redis_url)))
+    done = StatusUpdate(1, Phase.COMPLETED, "Completed", "the training completed")
+    semaphore = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            record, _ = await store.create(lora_spec(f"history-{i}"), owner="bench")
+            await store.write_status(record.id, done)
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    await store.close()
+
+
+def metric(port: str, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def resync(stack: Stack, recorded: int) -> dict[str, Any]:
+    asyncio.run(record_finished(stack.redis.url, recorded))
+    old = stack.controllers.pop("controller-0")
+    old.stop()
+    start = time.monotonic()
+    controller = stack.start_controller("controller-0")
+    port = controller.env["http_port"]
+    log = controller.log_path
+    deadline = time.monotonic() + 300
+    while "full resync queued trainings" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while metric(port, "trainconductor_controller_workqueue_depth") > 0:
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    assert controller.process is not None
+    status = Path(f"/proc/{controller.process.pid}/status").read_text()
+    peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+    total = metric(port, 'trainconductor_trainings{phase="COMPLETED"}')
+    return {
+        "trainings_recorded": int(total),
+        "seconds_from_start_to_resynced": round(elapsed, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument("--recorded", type=int, default=10_000)
+    args = parser.parse_args()
+    local = LocalCluster()
+    started = local.up()
+    cluster = Cluster(local.kubeconfig, local)
+    work = Path(tempfile.mkdtemp(prefix="bench-controller-"))
+    redis_server = RedisServer(work / "redis")
+    redis_server.start()
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    stack = Stack(cluster, redis_server, namespace, work)
+    try:
+        stack.start_api()
+        stack.start_controller("controller-0")
+        results = {
+            "burst": burst(stack, args.burst),
+            "bare_loop": asyncio.run(bare_loop(stack, args.burst)),
+        }
+        results["resync"] = resync(stack, args.recorded)
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+        core.delete_namespace(namespace)
+        if started:
+            local.down()
+    return report(results)
+
+
+def report(results: dict[str, Any]) -> int:
+    b, bare, r = results["burst"], results["bare_loop"], results["resync"]
+    ratio = b["rate_per_second"] / bare["rate_per_second"]
+    checks = {
+        f"submit-to-Job p50 {b['p50_ms']} ms (target < 100 ms)": b["p50_ms"] < 100,
+        f"submit-to-Job p99 {b['p99_ms']} ms (target < 1000 ms)": b["p99_ms"] < 1000,
+        f"creation rate {b['rate_per_second']}/s = {ratio:.2f}x the bare loop's "
+        f"{bare['rate_per_second']}/s (target >= 0.7x)": ratio >= 0.7,
+        f"resync of {r['trainings_recorded']} trainings in {r['seconds_from_start_to_resynced']} s "
+        "(target < 60 s)": r["seconds_from_start_to_resynced"] < 60,
+        f"controller peak memory {r['peak_rss_mb']} MB (target < 300 MB)": r["peak_rss_mb"] < 300,
+    }
+    for text, met in checks.items():
+        print(f"  {'met   ' if met else 'MISSED'}  {text}")
+    results["ratio"] = round(ratio, 3)
+    results["met"] = all(checks.values())
+    out = ROOT / "build" / "bench" / "controller.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written to {out}")
+    return 0 if results["met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
