@@ -53,15 +53,19 @@ class JobsSeen:
         self.seen: dict[str, float] = {}
         self._watch = watch.Watch()
         api = client.BatchV1Api(kube)
-        version = api.list_namespaced_job(namespace).metadata.resource_version
+        listed = api.list_namespaced_job(namespace)
+        version = listed.metadata.resource_version if listed.metadata else None
 
         def run() -> None:
-            for event in self._watch.stream(
-                api.list_namespaced_job, namespace, resource_version=version, deserialize=False
-            ):
-                name = event["object"]["metadata"]["name"]
-                if event["type"] == "ADDED":
-                    self.seen.setdefault(name, time.monotonic())
+            try:
+                for event in self._watch.stream(
+                    api.list_namespaced_job, namespace, resource_version=version, deserialize=False
+                ):
+                    name = event["object"]["metadata"]["name"]
+                    if event["type"] == "ADDED":
+                        self.seen.setdefault(name, time.monotonic())
+            except Exception:  # noqa: BLE001 - the stream ends with the namespace
+                return
 
         threading.Thread(target=run, daemon=True).start()
 
@@ -71,7 +75,7 @@ class JobsSeen:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def burst(stack: Stack, count: int) -> dict[str, Any]:
@@ -117,9 +121,7 @@ async def bare_loop(stack: Stack, count: int) -> dict[str, Any]:
     store = TrainingStore(
         connect(CommonSettings(redis_url=stack.redis.url, redis_key_prefix="bare:")), prefix="bare:"
     )
-    records = [
-        (await store.create(lora_spec(f"bare-{i}"), owner="bench"))[0] for i in range(count)
-    ]
+    records = [(await store.create(lora_spec(f"bare-{i}"), owner="bench"))[0] for i in range(count)]
     await store.close()
     kube = Kube(stack.kube, namespace)
     manifests = [build_job(r, settings) for r in records]
@@ -128,7 +130,11 @@ async def bare_loop(stack: Stack, count: int) -> dict[str, Any]:
         kube.create_job(manifest)
     elapsed = time.monotonic() - start
     core.delete_namespace(namespace)
-    return {"jobs": count, "seconds": round(elapsed, 3), "rate_per_second": round(count / elapsed, 1)}
+    return {
+        "jobs": count,
+        "seconds": round(elapsed, 3),
+        "rate_per_second": round(count / elapsed, 1),
+    }
 
 
 async def record_finished(redis_url: str, count: int) -> None:
@@ -158,12 +164,18 @@ def resync(stack: Stack, recorded: int) -> dict[str, Any]:
     asyncio.run(record_finished(stack.redis.url, recorded))
     old = stack.controllers.pop("controller-0")
     old.stop()
+    logged_before = old.log_path.stat().st_size  # the new process appends to the same log
     start = time.monotonic()
     controller = stack.start_controller("controller-0")
     port = controller.env["http_port"]
-    log = controller.log_path
+
+    def resynced() -> bool:
+        with controller.log_path.open() as log:
+            log.seek(logged_before)
+            return "full resync queued trainings" in log.read()
+
     deadline = time.monotonic() + 300
-    while "full resync queued trainings" not in log.read_text() and time.monotonic() < deadline:
+    while not resynced() and time.monotonic() < deadline:
         time.sleep(0.05)
     while metric(port, "trainconductor_controller_workqueue_depth") > 0:
         time.sleep(0.05)
@@ -183,6 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--recorded", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=16, help="The controller's workers.")
     args = parser.parse_args()
     local = LocalCluster()
     started = local.up()
@@ -196,7 +209,7 @@ def main() -> int:
     stack = Stack(cluster, redis_server, namespace, work)
     try:
         stack.start_api()
-        stack.start_controller("controller-0")
+        stack.start_controller("controller-0", TC_WORKERS=str(args.workers))
         results = {
             "burst": burst(stack, args.burst),
             "bare_loop": asyncio.run(bare_loop(stack, args.burst)),

@@ -121,6 +121,9 @@ class LocalCluster:
             "--etcd-binary", binary("etcd"),
             "--kwok-controller-binary", binary("kwok"),
             "--disable-qps-limits",
+            # A throwaway cluster: etcd need not wait for the disk on every
+            # write (Kubernetes' own integration tests run it so too).
+            "--extra-args", "etcd=unsafe-no-fsync=true",
             "--wait", "120s",
             check=False,
         )  # fmt: skip

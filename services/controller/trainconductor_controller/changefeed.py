@@ -30,7 +30,7 @@ class ChangeFeed:
         *,
         group: str,
         consumer: str,
-        enqueue: Callable[[str], None],
+        enqueue: Callable[[str], None],  # called for urgent work
         claim_idle_seconds: float,
         block_ms: int = 2000,
     ) -> None:

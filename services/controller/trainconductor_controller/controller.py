@@ -61,7 +61,7 @@ class Controller:
             self._store,
             group=self._settings.consumer_group,
             consumer=self._settings.identity,
-            enqueue=self.queue.add,
+            enqueue=lambda training_id: self.queue.add(training_id, urgent=True),
             claim_idle_seconds=self._settings.change_claim_idle_seconds,
         )
         self.reconciler = Reconciler(

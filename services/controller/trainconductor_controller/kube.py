@@ -38,12 +38,18 @@ class Gone(KubernetesError):
     """410: the resourceVersion is too old to watch from; list again."""
 
 
-def api_client(kubeconfig: str | None) -> client.ApiClient:
-    if kubeconfig:
-        api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)
-        return api
+def api_client(kubeconfig: str | None, *, connections: int = 16) -> client.ApiClient:
+    """A client from the kubeconfig, or the pod's service account when None.
+
+    `connections` sizes the connection pool: each worker and each watch holds
+    one while it talks to the API server, and a smaller pool makes them queue.
+    """
     configuration = client.Configuration()
-    config.load_incluster_config(client_configuration=configuration)
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
     return client.ApiClient(configuration)
 
 

@@ -50,7 +50,10 @@ async def _probe(store: TrainingStore, kube: Kube, readiness: Readiness) -> None
 
 
 async def run(settings: ControllerSettings) -> None:
-    api = api_client(str(settings.kubeconfig) if settings.kubeconfig else None)
+    api = api_client(
+        str(settings.kubeconfig) if settings.kubeconfig else None,
+        connections=settings.workers + 4,  # the workers, two watches, probes
+    )
     kube = Kube(api, settings.namespace)
     store = TrainingStore(connect(settings), prefix=settings.redis_key_prefix)
     readiness = Readiness()

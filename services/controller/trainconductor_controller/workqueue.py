@@ -2,7 +2,9 @@
 
 A key is queued at most once; a key added while a worker holds it is
 processed again after, never by two workers at once; a failed key comes back
-after a capped exponential backoff.
+after a capped exponential backoff. Urgent keys (a user asked for something:
+a new training, a cancellation) are taken before the rest (what Kubernetes
+reported), so a burst of status updates never delays a submission.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from trainconductor_controller import metrics
 class WorkQueue:
     def __init__(self, *, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
         self._queue: deque[str] = deque()
+        self._urgent: deque[str] = deque()
         self._queued_at: dict[str, float] = {}
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
@@ -27,19 +30,22 @@ class WorkQueue:
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._urgent)
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, *, urgent: bool = False) -> None:
         """Queues `key` unless it is queued already (callable from the loop only)."""
         if key in self._processing:
             self._dirty.add(key)
             return
         if key in self._queued_at:
+            if urgent and key in self._queue:
+                self._queue.remove(key)
+                self._urgent.append(key)
             return
         self._queued_at[key] = time.monotonic()
-        self._queue.append(key)
+        (self._urgent if urgent else self._queue).append(key)
         metrics.QUEUE_ADDS.inc()
-        metrics.QUEUE_DEPTH.set(len(self._queue))
+        metrics.QUEUE_DEPTH.set(len(self))
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
@@ -59,9 +65,9 @@ class WorkQueue:
 
     async def get(self) -> str:
         async with self._ready:
-            await self._ready.wait_for(lambda: bool(self._queue))
-            key = self._queue.popleft()
-        metrics.QUEUE_DEPTH.set(len(self._queue))
+            await self._ready.wait_for(lambda: bool(self._urgent or self._queue))
+            key = self._urgent.popleft() if self._urgent else self._queue.popleft()
+        metrics.QUEUE_DEPTH.set(len(self))
         metrics.QUEUE_WAIT_SECONDS.observe(time.monotonic() - self._queued_at.pop(key))
         self._processing.add(key)
         return key
