@@ -1,0 +1,105 @@
+"""`tcctl` against the real API and Redis: what a user types and sees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.support.tcctl import EXAMPLES, tcctl_async
+from trainconductor_api.server import ApiServer
+
+EXIT_NOT_FOUND, EXIT_INVALID, EXIT_UNAVAILABLE = 3, 4, 5
+
+
+def address(api: ApiServer) -> str:
+    return f"127.0.0.1:{api.port}"
+
+
+async def test_every_example_spec_is_accepted(api: ApiServer) -> None:
+    for example in sorted(EXAMPLES.iterdir()):
+        run = await tcctl_async(address(api), "create", "-f", str(example), "-o", "name")
+        assert run.code == 0, run.err
+        assert len(run.out.strip()) == 20
+
+
+async def test_a_bad_spec_names_the_field_and_exits_4(api: ApiServer, tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text((EXAMPLES / "lora.yaml").read_text().replace("0.0002", "7"))
+    run = await tcctl_async(address(api), "create", "-f", str(spec))
+    assert run.code == EXIT_INVALID
+    assert "spec.parameters.learning_rate" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+
+
+async def test_a_spec_with_an_unknown_field_is_refused(api: ApiServer, tmp_path: Path) -> None:
+    spec = tmp_path / "typo.yaml"
+    spec.write_text("model_name: x\nouput_path: /mnt/out\n")
+    run = await tcctl_async(address(api), "create", "-f", str(spec))
+    assert run.code == EXIT_INVALID
+    assert "ouput_path" in run.err
+
+
+async def test_get_json_matches_the_api(
+    api: ApiServer, trainings: pb_grpc.TrainingServiceAsyncStub
+) -> None:
+    created = await tcctl_async(
+        address(api), "create", "-f", str(EXAMPLES / "lora.yaml"), "-o", "name"
+    )
+    training_id = created.out.strip()
+    run = await tcctl_async(address(api), "get", training_id, "-o", "json")
+    assert run.code == 0
+    shown = json.loads(run.out)
+    got = (await trainings.GetTraining(pb.GetTrainingRequest(id=training_id))).training
+    assert shown["id"] == got.id
+    assert shown["phase"] == "PHASE_PENDING"
+    assert shown["spec"]["model_name"] == got.spec.model_name
+    assert shown["spec"]["labels"] == dict(got.spec.labels)
+
+
+async def test_list_filters_and_pages_newest_first(api: ApiServer) -> None:
+    ids = []
+    for i in range(5):
+        owner = "ada" if i % 2 == 0 else "grace"
+        run = await tcctl_async(
+            address(api), "create", "-f", str(EXAMPLES / "lora.yaml"), "--label", f"batch=b{i % 2}",
+            "-o", "name", user=owner,
+        )  # fmt: skip
+        ids.append(run.out.strip())
+    mine = await tcctl_async(address(api), "list", "--owner", "ada", "-o", "name")
+    assert mine.out.split() == [ids[4], ids[2], ids[0]]
+    labelled = await tcctl_async(address(api), "list", "--label", "batch=b1", "-o", "name")
+    assert labelled.out.split() == [ids[3], ids[1]]
+
+    first = await tcctl_async(address(api), "list", "--page-size", "2", "-o", "name")
+    assert first.out.split() == [ids[4], ids[3]]
+    token = first.err.split("--page-token ")[1].strip()
+    second = await tcctl_async(
+        address(api), "list", "--page-size", "2", "--page-token", token, "-o", "name"
+    )
+    assert second.out.split() == [ids[2], ids[1]]
+
+    table = await tcctl_async(address(api), "list", "--phase", "pending")
+    assert table.out.splitlines()[0].split()[:3] == ["ID", "MODEL", "PHASE"]
+    assert len(table.out.splitlines()) == 6
+
+
+async def test_cancel_and_not_found(api: ApiServer) -> None:
+    created = await tcctl_async(
+        address(api), "create", "-f", str(EXAMPLES / "lora.yaml"), "-o", "name"
+    )
+    training_id = created.out.strip()
+    run = await tcctl_async(address(api), "cancel", training_id)
+    assert run.code == 0
+    assert "cancel requested" in run.out
+    missing = await tcctl_async(address(api), "get", "0" * 20)
+    assert missing.code == EXIT_NOT_FOUND
+    assert missing.err.startswith("tcctl: not found")
+
+
+async def test_an_unreachable_api_exits_5() -> None:
+    run = await tcctl_async("127.0.0.1:1", "--timeout", "1", "list")
+    assert run.code == EXIT_UNAVAILABLE
+    assert "unavailable" in run.err
