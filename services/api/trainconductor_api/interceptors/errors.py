@@ -12,6 +12,7 @@ from trainconductor_api.interceptors.wrap import (
     StreamBehavior,
     UnaryBehavior,
     WrappingInterceptor,
+    responses,
     wrap,
 )
 from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
@@ -47,7 +48,7 @@ def _unary(behavior: UnaryBehavior) -> UnaryBehavior:
 def _stream(behavior: StreamBehavior) -> StreamBehavior:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
-            async for response in behavior(request, context):
+            async for response in responses(behavior(request, context)):
                 yield response
         except grpc.aio.AbortError:
             raise

@@ -14,6 +14,7 @@ from trainconductor_api.interceptors.wrap import (
     StreamBehavior,
     UnaryBehavior,
     WrappingInterceptor,
+    responses,
     wrap,
 )
 from trainconductor_core.logs import training_id_var
@@ -77,7 +78,7 @@ class LoggingInterceptor(WrappingInterceptor):
                 training_id_var.set(_training_id(request))
                 failed = True
                 try:
-                    async for response in behavior(request, context):
+                    async for response in responses(behavior(request, context)):
                         yield response
                     failed = False
                 finally:

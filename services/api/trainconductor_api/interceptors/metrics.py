@@ -14,6 +14,7 @@ from trainconductor_api.interceptors.wrap import (
     StreamBehavior,
     UnaryBehavior,
     WrappingInterceptor,
+    responses,
     wrap,
 )
 
@@ -71,7 +72,7 @@ class MetricsInterceptor(WrappingInterceptor):
                 received.inc()
                 failed = True
                 try:
-                    async for response in behavior(request, context):
+                    async for response in responses(behavior(request, context)):
                         sent.inc()
                         yield response
                     failed = False

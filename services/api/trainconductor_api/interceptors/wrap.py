@@ -79,3 +79,14 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         wrapped = None if handler is None else self.wrap_handler(method, handler)
         self._handlers[method] = wrapped
         return wrapped
+
+
+async def responses(result: Any) -> AsyncIterator[Any]:
+    """The responses of a server-streaming behaviour, whichever way it gives
+    them: an async generator yields them; a coroutine (grpc_health's Watch,
+    say) writes them with `context.write` and returns nothing."""
+    if hasattr(result, "__aiter__"):
+        async for response in result:
+            yield response
+    else:
+        await result
