@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +23,9 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TC_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="TC_", frozen=True, extra="forbid", populate_by_name=True
+    )
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -51,6 +53,26 @@ class CommonSettings(BaseSettings):
         "tc:", description="Prefix of every key, so installs can share a Redis."
     )
     log_level: LogLevel = Field("INFO", description="Lowest level written to the JSON log.")
+    # Tracing follows OpenTelemetry's own variables (no TC_ prefix); the SDK
+    # reads the rest of them (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, ...).
+    otel_traces_exporter: str = Field(
+        "",
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="'otlp' turns tracing on, 'none' (or unset, without an endpoint) off.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+        description="OTLP/gRPC endpoint of the trace collector; setting it turns tracing on.",
+    )
+
+    @property
+    def tracing_enabled(self) -> bool:
+        if self.otel_traces_exporter == "none":
+            return False
+        return self.otel_traces_exporter == "otlp" or bool(self.otel_exporter_otlp_endpoint)
 
     @classmethod
     def settings_customise_sources(

@@ -49,6 +49,7 @@ from trainconductor_core.record import (
     TrainingRecord,
     encode_spec,
 )
+from trainconductor_core.store_metrics import REDIS_ERRORS, REDIS_OPERATION_SECONDS
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,14 +69,22 @@ _Streams = list[tuple[str, _StreamEntries]]
 def _unavailable_on_outage(
     method: Callable[P, Awaitable[T]],
 ) -> Callable[P, Awaitable[T]]:
-    """Turns Redis being unreachable into `StoreUnavailable` (retryable)."""
+    """Times the operation, and turns Redis being unreachable into
+    `StoreUnavailable` (retryable)."""
+    operation = method.__name__.lstrip("_")
+    seconds = REDIS_OPERATION_SECONDS.labels(operation)
+    errors = REDIS_ERRORS.labels(operation)
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        start = time.perf_counter()
         try:
             return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as err:
+            errors.inc()
             raise StoreUnavailable(f"Redis is unavailable: {type(err).__name__}") from err
+        finally:
+            seconds.observe(time.perf_counter() - start)
 
     return wrapper
 
@@ -356,6 +365,15 @@ class TrainingStore:
                 self._k("idx", "all"), lower, "+", bylex=True, offset=0, num=batch
             ),
         )
+
+    @_unavailable_on_outage
+    async def count_by_phase(self) -> dict[Phase, int]:
+        """How many trainings are in each phase (from the phase indexes)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for phase in Phase:
+                pipe.zcard(self._k("idx", "phase", phase))
+            counts: list[int] = await pipe.execute()
+        return dict(zip(Phase, counts, strict=True))
 
     # events, for the watch calls
 

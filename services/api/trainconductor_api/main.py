@@ -17,8 +17,8 @@ from trainconductor_core.tracing import configure_tracing
 log = logging.getLogger("trainconductor_api")
 
 
-async def serve(settings: ApiSettings) -> None:
-    api = build_server(settings)
+async def serve(settings: ApiSettings, *, tracing: bool) -> None:
+    api = build_server(settings, tracing=tracing)
     await api.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -33,7 +33,7 @@ async def serve(settings: ApiSettings) -> None:
 def main() -> None:
     settings = load(ApiSettings)
     configure_logging(settings.log_level, "api")
-    configure_tracing("trainconductor-api")
+    tracing = configure_tracing("trainconductor-api", settings)
     if settings.auth_mode == "none":
         log.warning(
             "authentication is OFF (auth_mode=none): any caller can act as any user; "
@@ -41,7 +41,7 @@ def main() -> None:
         )
     # uvloop: the event loop most asyncio servers run on; about a third
     # more calls per second here (make bench).
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, tracing=tracing))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import start_http_server
 from train_conductor.service.training import training_pb2 as legacy_pb
 from train_conductor.service.training import training_pb2_grpc as legacy_grpc
@@ -89,13 +90,23 @@ def _configure_reflection(server: grpc.aio.Server) -> None:
     reflection.enable_server_reflection(names, server)
 
 
-def _interceptors() -> list[grpc.aio.ServerInterceptor]:
-    # Outermost first: metrics and the access log see the status the error
+def _interceptors(tracing: bool) -> list[grpc.aio.ServerInterceptor]:
+    # Outermost first: the tracing span covers the rest, so access log lines
+    # carry its ids; metrics and the access log see the status the error
     # interceptor chose.
-    return [MetricsInterceptor(), LoggingInterceptor(), ErrorInterceptor()]
+    chain: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
+        LoggingInterceptor(),
+        ErrorInterceptor(),
+    ]
+    if tracing:
+        chain.insert(0, aio_server_interceptor())
+    return chain
 
 
-def build_server(settings: ApiSettings, *, serve_metrics: bool = True) -> ApiServer:
+def build_server(
+    settings: ApiSettings, *, serve_metrics: bool = True, tracing: bool = False
+) -> ApiServer:
     store = TrainingStore(
         connect(settings),
         prefix=settings.redis_key_prefix,
@@ -104,7 +115,7 @@ def build_server(settings: ApiSettings, *, serve_metrics: bool = True) -> ApiSer
         all_events_cap=settings.all_events_cap,
     )
     server = grpc.aio.server(
-        interceptors=_interceptors(),
+        interceptors=_interceptors(tracing),
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -16,6 +16,7 @@ from trainconductor_controller.observe import Informer, wait_synced
 from trainconductor_controller.reconciler import NotLeader, Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue
+from trainconductor_core.errors import TrainConductorError
 from trainconductor_core.phases import Phase
 from trainconductor_core.store import TrainingStore
 
@@ -73,7 +74,9 @@ class Controller:
             is_leader=self._is_leader,  # type: ignore[arg-type]
         )
         workers = [self._worker() for _ in range(self._settings.workers)]
-        await asyncio.gather(self.feed.run(), self._resync_forever(), *workers)
+        await asyncio.gather(
+            self.feed.run(), self._resync_forever(), self._count_phases_forever(), *workers
+        )
 
     async def _worker(self) -> None:
         while True:
@@ -108,6 +111,16 @@ class Controller:
             except Exception as err:  # noqa: BLE001 - the next round tries again
                 log.warning("resync failed", extra={"error": str(err)[:300]})
             await asyncio.sleep(self._settings.resync_seconds)
+
+    async def _count_phases_forever(self, every_seconds: float = 15.0) -> None:
+        """Keeps the trainings-by-phase gauge current (cheap: one ZCARD each)."""
+        while True:
+            try:
+                for phase, count in (await self._store.count_by_phase()).items():
+                    metrics.TRAININGS.labels(phase).set(count)
+            except TrainConductorError as err:
+                log.warning("could not count trainings by phase", extra={"error": str(err)})
+            await asyncio.sleep(every_seconds)
 
     async def full_resync(self) -> int:
         """Queues every unfinished training and every training with a Job;

@@ -94,7 +94,7 @@ async def run(settings: ControllerSettings) -> None:
 def main() -> None:
     settings = load(ControllerSettings)
     configure_logging(settings.log_level, "controller")
-    configure_tracing("trainconductor-controller")
+    configure_tracing("trainconductor-controller", settings)
     from trainconductor_controller import metrics
 
     build_info.register_build_info(metrics.registry, "controller")
