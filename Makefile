@@ -32,7 +32,7 @@ cluster-down: ## Stop the local Kubernetes control plane.
 ##@ Build
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests need (redis-server, shellcheck).
+deps: ## Install the Debian packages the tests need (redis-server, prometheus, shellcheck).
 	hack/deps.sh
 
 .PHONY: venv

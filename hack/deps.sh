@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and `make up` run, when missing.
+# Installs the Debian packages the tests and `make up` run, when missing:
+# Redis, shellcheck, Prometheus (and promtool) for the metrics tests, curl.
 set -euo pipefail
 
-wanted=(redis-server shellcheck)
+wanted=(redis-server shellcheck prometheus curl)
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
@@ -16,4 +17,5 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 fi
-# Debian starts its own redis-server service; ours run on ports of their own.
+# Debian may start its own redis-server and prometheus services; the tests
+# run their own, on ports of their own.

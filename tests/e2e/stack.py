@@ -32,6 +32,7 @@ class Stack:
     log_dir: Path
     api: Service | None = None
     api_port: int = 0
+    api_http_port: int = 0
     controllers: dict[str, Service] = field(default_factory=dict)
     channel: grpc.Channel | None = None
 
@@ -42,15 +43,16 @@ class Stack:
     def common_env(self) -> dict[str, str]:
         return {"TC_REDIS_URL": self.redis.url, "TC_LOG_LEVEL": "INFO"}
 
-    def start_api(self) -> None:
+    def start_api(self, **extra: str) -> None:
         self.api_port = free_port()
-        http_port = free_port()
+        http_port = self.api_http_port = free_port()
         env = {
             **self.common_env(),
             "TC_GRPC_HOST": "127.0.0.1",
             "TC_GRPC_PORT": str(self.api_port),
             "TC_HTTP_PORT": str(http_port),
             "TC_DRAIN_SECONDS": "1",
+            **extra,
         }
         self.api = Service("api", "trainconductor_api.main", env, self.log_dir).start()
         wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
