@@ -61,6 +61,10 @@ build_ghz() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 }
 
+build_jaeger() {
+  (cd "$here/jaeger" && go build -ldflags "-s -w" -o "$out/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
+}
+
 build_kubernetes() {
   local minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
@@ -93,6 +97,7 @@ main() {
   build kwok "$(key kwok "$KWOK_VERSION")" kwok kwokctl -- build_kwok
   build helm "$(key helm "$HELM_VERSION")" helm -- build_helm
   build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz
+  build jaeger "$(key jaeger "$JAEGER_VERSION" "$here/jaeger/go.sum")" jaeger -- build_jaeger
   build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
     kube-apiserver kube-controller-manager kube-scheduler kubectl -- build_kubernetes
   log "tools ready in $bin"

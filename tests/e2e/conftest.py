@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,13 +65,14 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-@pytest.fixture(scope="module")
-def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Redis, the API and one controller for the tests of one module."""
+@contextmanager
+def running_stack(
+    cluster: Cluster, log_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Redis, the API and one controller (with `env` added to both)."""
     from tests.e2e.stack import Stack
     from tests.support.redis_server import RedisServer
 
-    log_dir = tmp_path_factory.mktemp("stack")
     redis_server = RedisServer(log_dir / "redis")
     redis_server.start()
     name = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -78,13 +80,20 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     stack = Stack(cluster, redis_server, name, log_dir)
     try:
-        stack.start_api()
-        stack.start_controller()
+        stack.start_api(**(env or {}))
+        stack.start_controller(**(env or {}))
         yield stack
     finally:
         stack.stop_all()
         redis_server.stop()
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Redis, the API and one controller for the tests of one module."""
+    with running_stack(cluster, tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,0 +1,673 @@
+"""The Helm chart as an operator meets it: each ci/*-values.yaml scenario
+installed with `helm install --wait` on the real control plane, the values it
+must refuse, and the services running with what it renders."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+from kubernetes import client
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.cluster.local import ROOT, binary
+from tests.e2e.conftest import Cluster
+from tests.e2e.stack import wait_for
+from tests.support.ports import free_port
+from tests.support.processes import Service, wait_http_ok
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+
+CHART = ROOT / "helm" / "train-conductor"
+SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
+RELEASE = "tc"
+MONITORING_APIS = (
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+)
+ALLOW_NONE = ("--set", "auth.allowInsecureNone=true")
+
+Manifest = dict[str, Any]
+
+
+# helm
+
+
+def helm(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    config = ("--kubeconfig", str(kubeconfig)) if kubeconfig else ()
+    return subprocess.run(
+        [binary("helm"), *args, *config], text=True, capture_output=True, timeout=300
+    )
+
+
+def render(*args: str) -> list[Manifest]:
+    """`helm template` of the chart; the manifests it renders."""
+    result = helm("template", RELEASE, str(CHART), "--namespace", "tc-system", *args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    for manifest in manifests:
+        if manifest["kind"] == kind and manifest["metadata"]["name"] == name:
+            return manifest
+    names = [f"{m['kind']}/{m['metadata']['name']}" for m in manifests]
+    raise AssertionError(f"no {kind} {name} among {names}")
+
+
+def merged(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merged(base.get(key), value) if key in base else value
+        return out
+    return copy.deepcopy(override)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One ci/*-values.yaml file and the chart's values it amounts to."""
+
+    path: Path
+
+    @property
+    def values(self) -> dict[str, Any]:
+        defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+        values: dict[str, Any] = merged(defaults, yaml.safe_load(self.path.read_text()) or {})
+        return values
+
+    def name(self, component: str) -> str:
+        return f"{RELEASE}-train-conductor-{component}"
+
+    def service_account(self, component: str) -> str:
+        return str(self.values[component]["serviceAccount"]["name"] or self.name(component))
+
+    def secrets_named(self) -> list[str]:
+        """Secrets the scenario expects the operator to have made."""
+        values = self.values
+        redis = values["redis"]
+        names = [*values["imagePullSecrets"], redis["existingSecret"], redis["tls"]["caSecret"]]
+        return [n for n in names if n]
+
+
+def scenario_id(path: Path) -> str:
+    return path.name.removesuffix("-values.yaml")
+
+
+# Kubernetes, as an operator reads it
+
+
+def make_secrets(kube: client.ApiClient, namespace: str, scenario: Scenario) -> None:
+    core = client.CoreV1Api(kube)
+    redis = scenario.values["redis"]
+    for name in scenario.secrets_named():
+        if name in scenario.values["imagePullSecrets"]:
+            config = json.dumps({"auths": {"registry.example.com": {"auth": "dTpw"}}})
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": config},
+            )
+        elif name == redis["existingSecret"]:
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                string_data={redis["existingSecretPasswordKey"]: "s3cret"},
+            )
+        else:
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                string_data={redis["tls"]["caKey"]: "-----BEGIN CERTIFICATE-----\n"},
+            )
+        core.create_namespaced_secret(namespace, secret)
+
+
+def volume_for_redis(kube: client.ApiClient, namespace: str, scenario: Scenario) -> str | None:
+    """The local cluster has no volume provisioner: a PersistentVolume made
+    for the bundled Redis' claim stands in for one. Returns its name."""
+    redis = scenario.values["redis"]
+    if not (redis["enabled"] and redis["persistence"]["enabled"]):
+        return None
+    name = f"{namespace}-redis"
+    claim = f"data-{scenario.name('redis')}-0"
+    client.CoreV1Api(kube).create_persistent_volume(
+        client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": redis["persistence"]["size"]},
+                access_modes=redis["persistence"]["accessModes"],
+                persistent_volume_reclaim_policy="Retain",
+                storage_class_name="",
+                host_path=client.V1HostPathVolumeSource(path=f"/tmp/{name}"),
+                claim_ref=client.V1ObjectReference(namespace=namespace, name=claim),
+            ),
+        )
+    )
+    return name
+
+
+def rules_of(role: Any) -> dict[tuple[str, str, str], set[str]]:
+    """(apiGroup, resource, resourceName or '*') -> verbs."""
+    granted: dict[tuple[str, str, str], set[str]] = {}
+    for rule in role.rules:
+        for group in rule.api_groups:
+            for resource in rule.resources:
+                for name in rule.resource_names or ["*"]:
+                    granted.setdefault((group, resource, name), set()).update(rule.verbs)
+    return granted
+
+
+def allowed(
+    kube: client.ApiClient,
+    user: str,
+    verb: str,
+    resource: str,
+    namespace: str,
+    *,
+    group: str = "",
+    name: str = "",
+) -> bool:
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=user,
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            resource_attributes=client.V1ResourceAttributes(
+                verb=verb, resource=resource, group=group, namespace=namespace, name=name
+            ),
+        )
+    )
+    answer = client.AuthorizationV1Api(kube).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def env_of(container: Any) -> dict[str, Any]:
+    return {e.name: e for e in container.env or []}
+
+
+# installed
+
+
+@pytest.fixture(params=SCENARIOS, ids=scenario_id)
+def scenario(request: pytest.FixtureRequest) -> Scenario:
+    return Scenario(request.param)
+
+
+@dataclass
+class Installed:
+    scenario: Scenario
+    namespace: str
+    notes: str
+
+
+@pytest.fixture
+def installed(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, scenario: Scenario
+) -> Iterator[Installed]:
+    make_secrets(kube, namespace, scenario)
+    volume = volume_for_redis(kube, namespace, scenario)
+    try:
+        result = helm(
+            "install", RELEASE, str(CHART),
+            "--namespace", namespace,
+            "-f", str(scenario.path),
+            "--wait", "--timeout", "120s",
+            kubeconfig=cluster.kubeconfig,
+        )  # fmt: skip
+        assert result.returncode == 0, f"helm install failed:\n{result.stderr}"
+        yield Installed(scenario, namespace, result.stdout)
+        helm("uninstall", RELEASE, "--namespace", namespace, kubeconfig=cluster.kubeconfig)
+    finally:
+        if volume:
+            client.CoreV1Api(kube).delete_persistent_volume(volume)
+
+
+def test_deployments_are_available_with_the_replicas_asked_for(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    apps = client.AppsV1Api(kube)
+    values = installed.scenario.values
+    for component in ("api", "controller"):
+        deployment = apps.read_namespaced_deployment(
+            installed.scenario.name(component), installed.namespace
+        )
+        assert deployment.spec.replicas == values[component]["replicas"]
+        assert deployment.status.available_replicas == values[component]["replicas"], component
+    if installed.scenario.path.name == "default-values.yaml":
+        controller = apps.read_namespaced_deployment(
+            installed.scenario.name("controller"), installed.namespace
+        )
+        assert controller.spec.replicas == 2, "leader election wants a standby replica"
+
+
+def test_api_is_reachable_through_its_services(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    core = client.CoreV1Api(kube)
+    values = installed.scenario.values["api"]
+    service = core.read_namespaced_service(installed.scenario.name("api"), installed.namespace)
+    assert service.spec.type == "ClusterIP"
+    assert service.spec.cluster_ip not in (None, "None")
+    ports = {p.name: p.port for p in service.spec.ports}
+    assert ports == {"grpc": values["grpc"]["port"], "http-metrics": values["metrics"]["port"]}
+
+    headless_name = f"{installed.scenario.name('api')}-headless"
+    headless = core.read_namespaced_service(headless_name, installed.namespace)
+    assert headless.spec.cluster_ip == "None"
+    assert {p.name: p.port for p in headless.spec.ports} == {"grpc": values["grpc"]["port"]}
+    assert headless.spec.selector == service.spec.selector
+
+    # The headless name resolves to every ready API pod.
+    slices = (
+        client.DiscoveryV1Api(kube)
+        .list_namespaced_endpoint_slice(
+            installed.namespace, label_selector=f"kubernetes.io/service-name={headless_name}"
+        )
+        .items
+    )
+    ready = [e for s in slices for e in s.endpoints or [] if e.conditions.ready]
+    assert len(ready) == values["replicas"]
+
+    target = f"dns:///{headless_name}.{installed.namespace}.svc:{values['grpc']['port']}"
+    assert target in installed.notes, installed.notes
+    assert "tcctl create" in installed.notes
+
+
+def test_controller_role_grants_exactly_what_it_needs(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(kube)
+    name = installed.scenario.name("controller")
+    lease = installed.scenario.values["controller"]["leaderElection"]["leaseName"] or name
+    jobs_role = rbac.read_namespaced_role(name, installed.namespace)
+    assert rules_of(jobs_role) == {
+        ("batch", "jobs", "*"): {"create", "delete", "get", "list", "watch"},
+        ("", "pods", "*"): {"get", "list", "watch"},
+        ("", "events", "*"): {"get", "list", "watch"},
+    }
+    lease_role = rbac.read_namespaced_role(f"{name}-leader-election", installed.namespace)
+    assert rules_of(lease_role) == {
+        ("coordination.k8s.io", "leases", "*"): {"create"},
+        ("coordination.k8s.io", "leases", lease): {"get", "update"},
+    }
+
+    # What the real authorizer makes of it, for the controller's account.
+    account = installed.scenario.service_account("controller")
+    user = f"system:serviceaccount:{installed.namespace}:{account}"
+    ns = installed.namespace
+    assert allowed(kube, user, "create", "jobs", ns, group="batch")
+    assert allowed(kube, user, "watch", "pods", ns)
+    assert allowed(kube, user, "update", "leases", ns, group="coordination.k8s.io", name=lease)
+    assert not allowed(kube, user, "update", "leases", ns, group="coordination.k8s.io", name="x")
+    assert not allowed(kube, user, "create", "pods", ns)
+    assert not allowed(kube, user, "get", "secrets", ns)
+    assert not allowed(kube, user, "create", "jobs", "kube-system", group="batch")
+
+    api_user = f"system:serviceaccount:{ns}:{installed.scenario.service_account('api')}"
+    assert not allowed(kube, api_user, "list", "jobs", ns, group="batch")
+
+
+def test_api_pods_carry_no_service_account_token(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    core = client.CoreV1Api(kube)
+    account = core.read_namespaced_service_account(
+        installed.scenario.service_account("api"), installed.namespace
+    )
+    assert account.automount_service_account_token is False
+    pods = core.list_namespaced_pod(
+        installed.namespace, label_selector="app.kubernetes.io/component=api"
+    ).items
+    assert pods
+    for pod in pods:
+        mounted = [v.name for v in pod.spec.volumes if v.projected is not None]
+        assert not mounted, f"{pod.metadata.name} mounts a token: {mounted}"
+
+
+def test_every_container_runs_as_non_root_on_a_read_only_root(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    pods = (
+        client.CoreV1Api(kube)
+        .list_namespaced_pod(installed.namespace, label_selector="app.kubernetes.io/instance=tc")
+        .items
+    )
+    components = {p.metadata.labels["app.kubernetes.io/component"] for p in pods}
+    expected = {"api", "controller"} | (
+        {"redis"} if installed.scenario.values["redis"]["enabled"] else set()
+    )
+    assert components == expected
+    for pod in pods:
+        pod_context = pod.spec.security_context
+        for container in pod.spec.containers:
+            where = f"{pod.metadata.name}/{container.name}"
+            context = container.security_context
+            assert context is not None, f"{where} has no securityContext"
+            # A container's own setting wins over the pod's.
+            non_root = first_set(context.run_as_non_root, pod_context.run_as_non_root)
+            seccomp = first_set(context.seccomp_profile, pod_context.seccomp_profile)
+            assert non_root is True, where
+            assert seccomp is not None and seccomp.type == "RuntimeDefault", where
+            assert context.read_only_root_filesystem is True, where
+            assert context.allow_privilege_escalation is False, where
+            assert context.capabilities.drop == ["ALL"], where
+
+
+def first_set(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def test_bundled_redis_keeps_its_data_on_a_volume(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    redis = installed.scenario.values["redis"]
+    if not redis["enabled"]:
+        pytest.skip(f"{installed.scenario.path.name} brings its own Redis")
+    name = installed.scenario.name("redis")
+    core = client.CoreV1Api(kube)
+    statefulset = client.AppsV1Api(kube).read_namespaced_stateful_set(name, installed.namespace)
+    assert statefulset.status.ready_replicas == 1
+    claim = core.read_namespaced_persistent_volume_claim(f"data-{name}-0", installed.namespace)
+    assert claim.status.phase == "Bound"
+    pod = core.read_namespaced_pod(f"{name}-0", installed.namespace)
+    images = [c.image for c in pod.spec.containers]
+    assert any(image.startswith("oliver006/redis_exporter:") for image in images), images
+    service = core.read_namespaced_service(name, installed.namespace)
+    assert {p.name: p.port for p in service.spec.ports} == {
+        "redis": 6379,
+        "http-metrics": redis["exporter"]["port"],
+    }
+
+    # Redis requires the generated password, and both services are given it.
+    secret = core.read_namespaced_secret(name, installed.namespace)
+    assert len(base64.b64decode(secret.data["password"])) == 32
+    for component in ("api", "controller"):
+        deployment = client.AppsV1Api(kube).read_namespaced_deployment(
+            installed.scenario.name(component), installed.namespace
+        )
+        password = env_of(deployment.spec.template.spec.containers[0])["TC_REDIS_PASSWORD"]
+        assert password.value_from.secret_key_ref.name == name, component
+
+
+def test_monitoring_is_created_or_its_absence_is_told(
+    cluster: Cluster, kube: client.ApiClient, installed: Installed
+) -> None:
+    values = installed.scenario.values
+    dashboard = client.CoreV1Api(kube).read_namespaced_config_map(
+        f"{RELEASE}-train-conductor-dashboard", installed.namespace
+    )
+    assert dashboard.metadata.labels["grafana_dashboard"] == "1"
+    assert json.loads(dashboard.data["train-conductor.json"])["uid"] == "train-conductor"
+
+    wanted = values["prometheusRule"]["enabled"] or values["api"]["serviceMonitor"]["enabled"]
+    if not wanted:
+        return
+    groups = {g.name for g in client.ApisApi(kube).get_api_versions().groups}
+    if "monitoring.coreos.com" in groups:
+        listed = helm(
+            "get", "manifest", RELEASE, "-n", installed.namespace, kubeconfig=cluster.kubeconfig
+        )
+        assert "kind: PrometheusRule" in listed.stdout
+    else:
+        assert "serves no\nmonitoring.coreos.com/v1 API" in installed.notes, installed.notes
+
+
+# what the chart refuses
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        pytest.param(["api.replicass=3"], "replicass", id="a misspelt key of the API"),
+        pytest.param(
+            ["controller.securityContext.readOnlyRootFileSystem=true"],
+            "readOnlyRootFileSystem",
+            id="a misspelt security setting that would otherwise be dropped",
+        ),
+        pytest.param(["redis.persistance.size=1Gi"], "persistance", id="a misspelt Redis key"),
+        pytest.param(["api.grpc.port=70000"], "/api/grpc/port", id="a port out of range"),
+        pytest.param(["redis.appendfsync=sometimes"], "appendfsync", id="a value off its list"),
+        pytest.param(["api.image.repository="], "/api/image/repository", id="no API image"),
+        pytest.param(
+            ["api.drainSeconds=40"],
+            "terminationGracePeriodSeconds",
+            id="a grace period shorter than the drain",
+        ),
+    ],
+)
+def test_a_wrong_value_fails_the_install_naming_it(values: list[str], named: str) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = helm("template", RELEASE, str(CHART), *ALLOW_NONE, *sets)
+    assert result.returncode != 0, "the chart accepted it"
+    assert named in result.stderr, result.stderr
+
+
+def test_auth_none_needs_consent() -> None:
+    result = helm("template", RELEASE, str(CHART))
+    assert result.returncode != 0
+    assert "auth.allowInsecureNone=true" in result.stderr, result.stderr
+    assert render(*ALLOW_NONE)
+
+
+# what the chart renders
+
+
+def test_monitoring_renders_where_the_prometheus_operator_is(scenario: Scenario) -> None:
+    apis = [arg for api in MONITORING_APIS for arg in ("--api-versions", api)]
+    values = scenario.values
+    manifests = render("-f", str(scenario.path), *apis)
+    kinds = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+    for component in ("api", "controller"):
+        monitored = ("ServiceMonitor", scenario.name(component)) in kinds
+        assert monitored == values[component]["serviceMonitor"]["enabled"], component
+        if monitored:
+            monitor = find(manifests, "ServiceMonitor", scenario.name(component))
+            service = find(manifests, "Service", scenario.name(component))
+            port = monitor["spec"]["endpoints"][0]["port"]
+            assert port in {p["name"] for p in service["spec"]["ports"]}
+            assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    if values["prometheusRule"]["enabled"]:
+        rule = find(manifests, "PrometheusRule", f"{RELEASE}-train-conductor")
+        alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+        assert alerts >= {
+            "TrainConductorAPIDown",
+            "TrainConductorAPINoHealthyReplicas",
+            "TrainConductorGrpcErrors",
+            "TrainConductorControllerNoLeader",
+            "TrainConductorReconcileErrors",
+            "TrainConductorWorkQueueBacklog",
+            "TrainConductorChangeFeedLag",
+            "TrainConductorTrainingsStuckQueued",
+        }
+    without = {m["kind"] for m in render("-f", str(scenario.path))}
+    assert not without & {"ServiceMonitor", "PrometheusRule"}
+
+
+def test_trainings_can_run_in_a_namespace_of_their_own() -> None:
+    manifests = render(*ALLOW_NONE, "--set", "training.namespace=trainings")
+    name = f"{RELEASE}-train-conductor-controller"
+    assert find(manifests, "Role", name)["metadata"]["namespace"] == "trainings"
+    assert find(manifests, "RoleBinding", name)["metadata"]["namespace"] == "trainings"
+    lease_role = find(manifests, "Role", f"{name}-leader-election")
+    assert lease_role["metadata"]["namespace"] == "tc-system"
+    config = yaml.safe_load(find(manifests, "ConfigMap", name)["data"]["config.yaml"])
+    assert config["namespace"] == "trainings"
+    assert config["lease_namespace"] == "tc-system"
+
+
+def pod_environment(manifests: list[Manifest], component: str, config_file: Path) -> dict[str, str]:
+    """The environment the chart gives a service's container, its config file written out."""
+    name = f"{RELEASE}-train-conductor-{component}"
+    config_file.write_text(find(manifests, "ConfigMap", name)["data"]["config.yaml"])
+    container = find(manifests, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env["TC_CONFIG_FILE"] = str(config_file)
+    return env
+
+
+def loaded_settings(module: str, cls: str, env: dict[str, str]) -> dict[str, Any]:
+    """The settings a service loads at start, in a process of its own."""
+    code = f"from {module} import {cls}; print({cls}().model_dump_json())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
+        text=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{cls} refused the chart's settings:\n{result.stderr}"
+    settings: dict[str, Any] = json.loads(result.stdout)
+    return settings
+
+
+def test_the_services_accept_the_settings_the_chart_renders(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    values = scenario.values
+    manifests = render("-f", str(scenario.path), "--namespace", "tc-system")
+
+    api_env = pod_environment(manifests, "api", tmp_path / "api.yaml")
+    api = loaded_settings("trainconductor_api.settings", "ApiSettings", api_env)
+    assert api["grpc_port"] == values["api"]["grpc"]["port"]
+    assert api["http_port"] == values["api"]["metrics"]["port"]
+    assert api["max_connection_age_seconds"] == values["api"]["grpc"]["maxConnectionAgeSeconds"]
+    assert api["drain_seconds"] < values["api"]["terminationGracePeriodSeconds"]
+    assert api["auth_mode"] == values["auth"]["mode"]
+
+    env = pod_environment(manifests, "controller", tmp_path / "controller.yaml")
+    controller = loaded_settings("trainconductor_controller.settings", "ControllerSettings", env)
+    training = values["training"]
+    assert controller["namespace"] == (training["namespace"] or "tc-system")
+    assert controller["lease_namespace"] == "tc-system"
+    assert controller["image"] == f"{training['image']['repository']}:{training['image']['tag']}"
+    assert controller["command"] == training["command"]
+    assert controller["tolerations"] == training["tolerations"]
+    assert [v["claim_name"] for v in controller["volumes"]] == [
+        v["claimName"] for v in training["volumes"]
+    ]
+    assert controller["ttl_seconds_after_finished"] == training["ttlSecondsAfterFinished"]
+    assert controller["redis_url"] == api["redis_url"]
+    assert controller["redis_sentinels"] == values["redis"]["sentinel"]["hosts"]
+
+
+# the services, with what the chart gives them
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig that acts as `account`, with a token the API server issued to it."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = (
+        client.CoreV1Api(kube)
+        .create_namespaced_service_account_token(account, namespace, request)
+        .status.token
+    )
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    kube_cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "cluster", "cluster": kube_cluster["cluster"]}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    return path
+
+
+def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """The chart's pods are fakes here; the same settings and the same
+    ServiceAccount in real processes show that they work together."""
+    scenario = Scenario(CHART / "ci" / "default-values.yaml")
+    result = helm(
+        "install", RELEASE, str(CHART), "-n", namespace, "-f", str(scenario.path),
+        "--wait", "--timeout", "120s", kubeconfig=cluster.kubeconfig,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifests = render("-f", str(scenario.path), "--namespace", namespace)
+    redis_server = RedisServer(tmp_path / "redis")
+    redis_server.start()
+    services: list[Service] = []
+    try:
+        overrides = {"TC_REDIS_URL": redis_server.url, "TC_GRPC_HOST": "127.0.0.1"}
+        api_port, api_http, controller_http = free_port(), free_port(), free_port()
+        api_env = pod_environment(manifests, "api", tmp_path / "api.yaml")
+        api_env |= overrides | {"TC_GRPC_PORT": str(api_port), "TC_HTTP_PORT": str(api_http)}
+        services.append(Service("api", "trainconductor_api.main", api_env, tmp_path).start())
+
+        account = scenario.service_account("controller")
+        kubeconfig = service_account_kubeconfig(
+            cluster, kube, namespace, account, tmp_path / "controller.kubeconfig"
+        )
+        identity = f"local-{uuid.uuid4().hex[:6]}"
+        env = pod_environment(manifests, "controller", tmp_path / "controller.yaml")
+        env |= overrides | {
+            "TC_KUBECONFIG": str(kubeconfig),
+            "TC_HTTP_PORT": str(controller_http),
+            "TC_IDENTITY": identity,
+        }
+        services.append(Service("controller", "trainconductor_controller.main", env, tmp_path))
+        services[-1].start()
+        wait_http_ok(f"http://127.0.0.1:{controller_http}/readyz")
+        wait_http_ok(f"http://127.0.0.1:{api_http}/metrics")
+
+        lease = client.CoordinationV1Api(kube)
+        name = scenario.name("controller")
+        wait_for(
+            "the controller to hold the chart's Lease",
+            lambda: _holder(lease, name, namespace) == identity,
+            timeout=30,
+        )
+        with grpc.insecure_channel(f"127.0.0.1:{api_port}") as channel:
+            stub = pb_grpc.TrainingServiceStub(channel)
+            training = stub.CreateTraining(
+                pb.CreateTrainingRequest(spec=lora_spec()), timeout=10
+            ).training
+        batch = client.BatchV1Api(kube)
+        jobs = wait_for(
+            f"a Job for training {training.id}",
+            lambda: (
+                batch.list_namespaced_job(
+                    namespace, label_selector="app.kubernetes.io/managed-by=train-conductor"
+                ).items
+            ),
+            timeout=30,
+        )
+        assert jobs[0].spec.template.spec.containers[0].image == (
+            f"{scenario.values['training']['image']['repository']}:"
+            f"{scenario.values['training']['image']['tag']}"
+        )
+    except BaseException:
+        for service in services:
+            print(f"--- {service.name} ---\n{service.log_tail()}")
+        raise
+    finally:
+        for service in services:
+            service.stop()
+        redis_server.stop()
+        helm("uninstall", RELEASE, "-n", namespace, kubeconfig=cluster.kubeconfig)
+
+
+def _holder(api: client.CoordinationV1Api, name: str, namespace: str) -> str | None:
+    try:
+        holder: str | None = api.read_namespaced_lease(name, namespace).spec.holder_identity
+        return holder
+    except client.ApiException:
+        return None
