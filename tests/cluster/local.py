@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,23 @@ class LocalCluster:
         self._wait_for_nodes()
         log(f"ready in {time.monotonic() - start:.1f}s; KUBECONFIG={self.kubeconfig}")
         return True
+
+    def restart(
+        self, pause_seconds: float = 0.0, on_stopped: Callable[[], None] | None = None
+    ) -> None:
+        """Stops every control-plane process and starts them again on the
+        same data, as a control-plane upgrade or an outage would."""
+        self._kwokctl("stop", "cluster")
+        if on_stopped:
+            on_stopped()
+        time.sleep(pause_seconds)
+        self._kwokctl("start", "cluster")
+        deadline = time.monotonic() + 60
+        while not self.is_running():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the control plane did not come back within a minute")
+            time.sleep(0.5)
+        self._wait_for_nodes()
 
     def down(self) -> None:
         self._kwokctl("delete", "cluster", check=False)

@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.orphans import die_with_parent
+
 
 class Service:
     """One service process with its log file; stopped by signal."""
@@ -28,6 +30,7 @@ class Service:
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         return self
 
