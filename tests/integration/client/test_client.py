@@ -1,0 +1,88 @@
+"""The Python client against the real API: retries, and watches that survive
+the API going away."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from trainconductor.v1 import training_service_pb2 as pb
+
+from tests.conftest import api_settings
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+from trainconductor_api.server import build_server
+from trainconductor_client import Client, InvalidArgument, NotFound
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import StatusUpdate
+from trainconductor_core.store import TrainingStore
+
+
+async def test_a_watch_resumes_across_an_api_restart_losing_and_repeating_nothing(
+    redis_server: RedisServer, key_prefix: str, store: TrainingStore
+) -> None:
+    port = free_port()
+    settings = api_settings(redis_server, key_prefix, grpc_port=port)
+    api = build_server(settings, serve_metrics=False)
+    await api.start()
+    training, _ = await store.create(lora_spec(), owner="anonymous")
+    received: list[pb.TrainingEvent] = []
+    two_seen = threading.Event()
+
+    def follow() -> None:
+        with Client(f"127.0.0.1:{port}", retries=20) as client:
+            for event in client.watch(training.id):
+                received.append(event)
+                if len(received) == 2:
+                    two_seen.set()
+
+    following = asyncio.create_task(asyncio.to_thread(follow))
+    await store.write_status(training.id, StatusUpdate(1, Phase.QUEUED, "Queued", ""))
+    assert await asyncio.to_thread(two_seen.wait, 10)
+
+    await api.drain_and_stop()  # the stream breaks; the client retries
+    await store.write_status(training.id, StatusUpdate(1, Phase.RUNNING, "Running", ""))
+    await asyncio.sleep(0.5)
+    api = build_server(settings, serve_metrics=False)
+    await api.start()
+    await store.write_status(training.id, StatusUpdate(1, Phase.COMPLETED, "Completed", ""))
+    await asyncio.wait_for(following, timeout=30)
+    await api.drain_and_stop()
+
+    assert [e.phase for e in received] == [
+        pb.PHASE_PENDING,
+        pb.PHASE_QUEUED,
+        pb.PHASE_RUNNING,
+        pb.PHASE_COMPLETED,
+    ]
+    assert len({e.event_id for e in received}) == 4
+
+
+async def test_errors_carry_the_code_and_the_fields(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    port = free_port()
+    api = build_server(api_settings(redis_server, key_prefix, grpc_port=port), serve_metrics=False)
+    await api.start()
+
+    def calls() -> None:
+        with Client(f"127.0.0.1:{port}") as client:
+            bad = lora_spec()
+            bad.parameters.num_train_epochs = -1
+            with pytest.raises(InvalidArgument) as invalid:
+                client.create(bad)
+            assert [v.field for v in invalid.value.violations] == [
+                "spec.parameters.num_train_epochs"
+            ]
+            with pytest.raises(NotFound):
+                client.get("0" * 20)
+            created = client.create(lora_spec(), request_id="same")
+            assert client.create(lora_spec(), request_id="same").id == created.id
+            assert [t.id for t in client.list()] == [created.id]
+
+    try:
+        await asyncio.to_thread(calls)
+    finally:
+        await api.drain_and_stop()
