@@ -43,6 +43,11 @@ venv: ## Make the locked virtualenv (cached outside the checkout).
 tools: ## Build kube-apiserver, etcd, kwok, helm, ... into the cache (slow the first time).
 	hack/tools/install.sh
 
+.PHONY: images
+images: ## Build the two container images (needs Docker): TAG=dev by default.
+	docker build -f services/api/Dockerfile -t train-conductor-api:$(or $(TAG),dev) .
+	docker build -f services/controller/Dockerfile -t train-conductor-controller:$(or $(TAG),dev) .
+
 .PHONY: proto
 proto: ## Generate the Python code of proto/ (with .pyi types).
 	PYTHON=$(PY) hack/gen-proto.sh
@@ -62,6 +67,11 @@ lint: deps ## ruff, mypy --strict, buf lint, generated-code check, shellcheck.
 	cd proto && $(VENV)/bin/buf lint
 	PYTHON=$(PY) hack/gen-proto.sh --check
 	shellcheck -x -P SCRIPTDIR hack/*.sh hack/tools/*.sh hack/tools/kubernetes/*.sh kind/*.sh .ci/run
+	$(MAKE) --no-print-directory lint-chart
+
+.PHONY: lint-chart
+lint-chart: tools ## helm lint and template every ci/*-values.yaml; hadolint the Dockerfiles.
+	PATH="$(VENV)/bin:$$PATH" hack/lint-chart.sh
 
 .PHONY: test
 test: deps tools lint ## Run every test: unit, integration (real Redis), end to end (real control plane).

@@ -53,7 +53,7 @@ install_chart() {
     --set api.image.repository=train-conductor-api --set api.image.tag="$tag" \
     --set controller.image.repository=train-conductor-controller \
     --set controller.image.tag="$tag" \
-    --set redis.enabled=true --wait --timeout 5m
+    --set redis.enabled=true --set auth.allowInsecureNone=true --wait --timeout 5m
 }
 
 main() {

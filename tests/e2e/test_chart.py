@@ -191,6 +191,23 @@ def allowed(
     return bool(answer.status.allowed)
 
 
+def what_runs(kube: client.ApiClient, namespace: str) -> str:
+    """The pods of a namespace and its latest events, for a failed install."""
+    core = client.CoreV1Api(kube)
+    lines = ["pods:"]
+    for pod in core.list_namespaced_pod(namespace).items:
+        ready = [c.type for c in pod.status.conditions or [] if c.status == "True"]
+        lines.append(f"  {pod.metadata.name} {pod.status.phase} {ready}")
+    lines.append("events:")
+    events = core.list_namespaced_event(namespace).items
+    for event in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time))[-20:]:
+        lines.append(
+            f"  {event.involved_object.kind}/{event.involved_object.name}: "
+            f"{event.reason}: {event.message}"
+        )
+    return "\n".join(lines)
+
+
 def env_of(container: Any) -> dict[str, Any]:
     return {e.name: e for e in container.env or []}
 
@@ -224,7 +241,9 @@ def installed(
             "--wait", "--timeout", "120s",
             kubeconfig=cluster.kubeconfig,
         )  # fmt: skip
-        assert result.returncode == 0, f"helm install failed:\n{result.stderr}"
+        assert result.returncode == 0, (
+            f"helm install failed:\n{result.stderr}\n{what_runs(kube, namespace)}"
+        )
         yield Installed(scenario, namespace, result.stdout)
         helm("uninstall", RELEASE, "--namespace", namespace, kubeconfig=cluster.kubeconfig)
     finally:
@@ -357,7 +376,8 @@ def test_every_container_runs_as_non_root_on_a_read_only_root(
             non_root = first_set(context.run_as_non_root, pod_context.run_as_non_root)
             seccomp = first_set(context.seccomp_profile, pod_context.seccomp_profile)
             assert non_root is True, where
-            assert seccomp is not None and seccomp.type == "RuntimeDefault", where
+            assert seccomp is not None, where
+            assert seccomp.type == "RuntimeDefault", where
             assert context.read_only_root_filesystem is True, where
             assert context.allow_privilege_escalation is False, where
             assert context.capabilities.drop == ["ALL"], where
@@ -367,16 +387,22 @@ def first_set(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
-def test_bundled_redis_keeps_its_data_on_a_volume(
-    kube: client.ApiClient, installed: Installed
+def test_redis_runs_in_the_release_only_when_asked_and_keeps_its_data(
+    cluster: Cluster, kube: client.ApiClient, installed: Installed
 ) -> None:
     redis = installed.scenario.values["redis"]
+    apps = client.AppsV1Api(kube)
+    statefulsets = apps.list_namespaced_stateful_set(installed.namespace).items
     if not redis["enabled"]:
-        pytest.skip(f"{installed.scenario.path.name} brings its own Redis")
+        assert not statefulsets, "a Redis runs although the scenario brings its own"
+        return
     name = installed.scenario.name("redis")
     core = client.CoreV1Api(kube)
-    statefulset = client.AppsV1Api(kube).read_namespaced_stateful_set(name, installed.namespace)
-    assert statefulset.status.ready_replicas == 1
+    assert [s.metadata.name for s in statefulsets] == [name]
+    assert statefulsets[0].status.ready_replicas == 1
+    # Redis is the system of record: every write goes to the append-only file.
+    config = core.read_namespaced_config_map(name, installed.namespace).data["redis.conf"]
+    assert "appendonly yes" in config.splitlines()
     claim = core.read_namespaced_persistent_volume_claim(f"data-{name}-0", installed.namespace)
     assert claim.status.phase == "Bound"
     pod = core.read_namespaced_pod(f"{name}-0", installed.namespace)
@@ -388,11 +414,19 @@ def test_bundled_redis_keeps_its_data_on_a_volume(
         "http-metrics": redis["exporter"]["port"],
     }
 
-    # Redis requires the generated password, and both services are given it.
+    # Redis requires the generated password, and both services are given it;
+    # an upgrade keeps it (the running pods would lose Redis otherwise).
     secret = core.read_namespaced_secret(name, installed.namespace)
     assert len(base64.b64decode(secret.data["password"])) == 32
+    upgrade = helm(
+        "upgrade", RELEASE, str(CHART), "-n", installed.namespace,
+        "-f", str(installed.scenario.path), "--wait", "--timeout", "120s",
+        kubeconfig=cluster.kubeconfig,
+    )  # fmt: skip
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert core.read_namespaced_secret(name, installed.namespace).data == secret.data
     for component in ("api", "controller"):
-        deployment = client.AppsV1Api(kube).read_namespaced_deployment(
+        deployment = apps.read_namespaced_deployment(
             installed.scenario.name(component), installed.namespace
         )
         password = env_of(deployment.spec.template.spec.containers[0])["TC_REDIS_PASSWORD"]

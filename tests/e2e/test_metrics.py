@@ -46,7 +46,7 @@ def test_an_operator_sees_a_training_go_through(stack: Stack, prometheus: Promet
     assert prometheus.value(handled + 'grpc_method="CreateTraining",grpc_code="OK"} >= 1') >= 1
     assert (
         prometheus.value(
-            handled + 'grpc_method="CreateTraining",grpc_code="INVALID_ARGUMENT"} >= 1'
+            handled + 'grpc_method="CreateTraining",grpc_code="InvalidArgument"} >= 1'
         )
         >= 1
     )

