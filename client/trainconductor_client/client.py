@@ -28,14 +28,41 @@ FINAL_PHASES = frozenset({pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED
 SERVICE_NAME = "trainconductor.v1.TrainingService"
 
 
+class _Token:
+    """The bearer token to send: one given, or the content of a file read
+    again when it changes (a projected ServiceAccount token, which the
+    kubelet renews before it expires)."""
+
+    def __init__(self, token: str | None, path: str | Path | None) -> None:
+        self._token = token or ""
+        self._path = Path(path) if path else None
+        self._stamp: tuple[int, int] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._token or self._path)
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        if self._path is not None:
+            st = self._path.stat()
+            if (st.st_mtime_ns, st.st_ino) != self._stamp:
+                self._token = self._path.read_text().strip()
+                self._stamp = (st.st_mtime_ns, st.st_ino)
+        return (("authorization", f"Bearer {self._token}"),) if self._token else ()
+
+
 class _Auth(grpc.AuthMetadataPlugin):
-    def __init__(self, token: str) -> None:
-        self._metadata = (("authorization", f"Bearer {token}"),)
+    def __init__(self, token: _Token) -> None:
+        self._token = token
 
     def __call__(
         self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
     ) -> None:
-        callback(self._metadata, None)
+        try:
+            metadata = self._token.metadata()
+        except OSError as err:
+            callback((), err)
+            return
+        callback(metadata, None)
 
 
 def _read(path: str | Path | None) -> bytes | None:
@@ -52,32 +79,41 @@ class Client:
         cert_file: str | Path | None = None,
         key_file: str | Path | None = None,
         token: str | None = None,
+        token_file: str | Path | None = None,
         user: str | None = None,
         timeout: float = 10.0,
         retries: int = 4,
     ) -> None:
         self.timeout = timeout
         self.retries = retries
-        self._metadata: tuple[tuple[str, str], ...] = (("x-tc-user", user),) if user else ()
+        self._user: tuple[tuple[str, str], ...] = (("x-tc-user", user),) if user else ()
+        # Over TLS the token goes with gRPC's call credentials; over plain
+        # text (only sensible on loopback) gRPC refuses those, so it goes as
+        # plain metadata.
+        self._plain_token = _Token(None, None)
         options = [("grpc.keepalive_time_ms", 30_000)]
+        bearer = _Token(token, token_file)
         if tls or ca_file or cert_file:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=_read(ca_file),
                 private_key=_read(key_file),
                 certificate_chain=_read(cert_file),
             )
-            if token:
+            if bearer:
                 credentials = grpc.composite_channel_credentials(
-                    credentials, grpc.metadata_call_credentials(_Auth(token))
+                    credentials, grpc.metadata_call_credentials(_Auth(bearer))
                 )
             self._channel = grpc.secure_channel(target, credentials, options=options)
         else:
-            if token:  # a bearer token over plain text: only sensible on loopback
-                self._metadata += (("authorization", f"Bearer {token}"),)
+            self._plain_token = bearer
             self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.TrainingServiceStub(self._channel)
         # The typed stubs of grpc_health list no methods; the stub has Check.
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._user + self._plain_token.metadata()
 
     def __enter__(self) -> Client:
         return self

@@ -4,7 +4,8 @@ Layout (every key under the configured prefix, "tc:" by default):
 
   training:{id}          hash: the spec (protobuf, base64), owner, desired state
                          (generation, cancel_requested) and observed status
-  request:{owner}:{rid}  the id a request id created (idempotent create)
+  request:{owner}/{rid}  the id a request id created (idempotent create); a
+                         request id has no "/", so no two owners share a key
   idx:all                sorted set of every id; members sort by creation
   idx:phase:{PHASE}      ... of the ids in a phase
   idx:owner:{owner}      ... of an owner's ids
@@ -39,7 +40,12 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from trainconductor.v1 import training_service_pb2 as pb
 
-from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
+from trainconductor_core.errors import (
+    InvalidCursor,
+    StoreUnavailable,
+    TrainConductorError,
+    TrainingNotFound,
+)
 from trainconductor_core.ids import new_training_id
 from trainconductor_core.phases import FINAL_PHASES, Phase
 from trainconductor_core.record import (
@@ -59,6 +65,8 @@ _SUBMITTED_MESSAGE = "Recorded; waiting for the controller to create its Job."
 _CANCEL_REASON = "CancelRequested"
 _CANCEL_MESSAGE = "Cancellation requested; waiting for the controller to stop the Job."
 _MAX_SCAN_PER_PAGE = 20_000  # bounds the work of one filtered list call
+# The phases that count against an owner's cap on active trainings.
+ACTIVE_PHASES = (Phase.PENDING, Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED)
 
 # What the stream reads return with decode_responses=True (RESP2): one
 # [stream, entries] pair per stream, each entry an [id, fields] pair.
@@ -87,6 +95,18 @@ def _unavailable_on_outage(
             seconds.observe(time.perf_counter() - start)
 
     return wrapper
+
+
+class ActiveTrainingsCapReached(TrainConductorError):
+    """The owner already has as many unfinished trainings as allowed."""
+
+    def __init__(self, owner: str, cap: int) -> None:
+        super().__init__(
+            f"{owner} already has {cap} active trainings, the most allowed; "
+            "wait for one to finish or cancel one"
+        )
+        self.owner = owner
+        self.cap = cap
 
 
 class WriteResult(Enum):
@@ -126,6 +146,7 @@ class TrainingStore:
         change_feed_cap: int = 100_000,
         training_events_cap: int = 1_000,
         all_events_cap: int = 100_000,
+        max_active_per_owner: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = client
@@ -134,6 +155,7 @@ class TrainingStore:
         self._change_feed_cap = change_feed_cap
         self._training_events_cap = training_events_cap
         self._all_events_cap = all_events_cap
+        self._max_active_per_owner = max_active_per_owner  # 0: no cap
         self._clock = clock
         self._create = client.register_script(_lua("create.lua"))
         self._cancel = client.register_script(_lua("cancel.lua"))
@@ -171,12 +193,18 @@ class TrainingStore:
         request_id: str = "",
         trace_context: Mapping[str, str] | None = None,
     ) -> tuple[TrainingRecord, bool]:
-        """Records a training; returns it and whether this call created it."""
+        """Records a training; returns it and whether this call created it.
+
+        Raises `ActiveTrainingsCapReached` when the owner is at the cap, unless
+        the request id names a training already made (a retry gets it back).
+        """
+        if "/" in request_id:
+            raise ValueError("a request id has no '/'")
         now = self._now_ms()
         training_id = new_training_id(now)
         labels = dict(spec.labels)
         keys = [
-            self._k("request", owner, request_id) if request_id else "",
+            self._k("request", f"{owner}/{request_id}") if request_id else "",
             self._k("training", training_id),
             self._k("idx", "all"),
             self._k("idx", "phase", Phase.PENDING),
@@ -184,6 +212,7 @@ class TrainingStore:
             self.changes_key,
             self._k("events", training_id),
             self._k("events"),
+            *(self._k("idx", "phase", phase) for phase in ACTIVE_PHASES),
             *(self._k("idx", "label", f"{k}={v}") for k, v in sorted(labels.items())),
         ]
         fields: dict[str, str] = {
@@ -212,7 +241,10 @@ class TrainingStore:
             _SUBMITTED_MESSAGE,
         ]
         args.append(json.dumps(fields, separators=(",", ":")))
+        args.append(self._max_active_per_owner)
         created, stored_id = await self._create(keys=keys, args=args)
+        if created == -1:
+            raise ActiveTrainingsCapReached(owner, self._max_active_per_owner)
         if not created:  # an earlier call with this request id made it
             return await self.get(str(stored_id)), False
         return TrainingRecord.from_hash(fields), True

@@ -45,9 +45,7 @@ def test_an_operator_sees_a_training_go_through(stack: Stack, prometheus: Promet
     handled = 'grpc_server_handled_total{grpc_service="trainconductor.v1.TrainingService",'
     assert prometheus.value(handled + 'grpc_method="CreateTraining",grpc_code="OK"} >= 1') >= 1
     assert (
-        prometheus.value(
-            handled + 'grpc_method="CreateTraining",grpc_code="InvalidArgument"} >= 1'
-        )
+        prometheus.value(handled + 'grpc_method="CreateTraining",grpc_code="InvalidArgument"} >= 1')
         >= 1
     )
     assert (

@@ -122,6 +122,13 @@ def is_tty() -> bool:
 )
 @click.option("--token", envvar="TC_TOKEN", help="Bearer token (TC_TOKEN).")
 @click.option(
+    "--token-file",
+    envvar="TC_TOKEN_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File holding the bearer token, read again when it changes; e.g. a projected "
+    "ServiceAccount token (TC_TOKEN_FILE).",
+)
+@click.option(
     "--user",
     envvar="TC_USER",
     help="Your name, when the API runs without authentication (TC_USER).",
@@ -143,6 +150,7 @@ def cli(
     cert_file: str | None,
     key_file: str | None,
     token: str | None,
+    token_file: str | None,
     user: str | None,
     timeout: float,
 ) -> None:
@@ -150,7 +158,7 @@ def cli(
     ctx.ensure_object(dict)
     ctx.obj["client"] = lambda: Client(
         address, tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-        token=token, user=user, timeout=timeout,
+        token=token, token_file=token_file, user=user, timeout=timeout,
     )  # fmt: skip
 
 

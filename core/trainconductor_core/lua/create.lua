@@ -4,17 +4,38 @@
 --
 -- KEYS: 1 request-id key ("" when none), 2 training hash, 3 index of all,
 --       4 phase index, 5 owner index, 6 change feed, 7 training events,
---       8 all events, 9.. label indexes
+--       8 all events, 9-12 the indexes of the active phases (PENDING,
+--       QUEUED, RUNNING, SUSPENDED), 13.. label indexes
 -- ARGV: 1 id, 2 now (ms), 3 request-id ttl (s), 4 change feed cap,
 --       5 training events cap, 6 all events cap, 7 reason, 8 message,
 --       9 the hash's fields as one JSON object of strings (one argument
---       instead of forty: packing arguments dominates the cost of a create)
+--       instead of forty: packing arguments dominates the cost of a create),
+--       10 most active trainings per owner (0: no cap)
+-- Returns {1, id} when created, {0, id} for an earlier call's training,
+-- {-1, count} when the owner is at the cap.
 local id = ARGV[1]
 if KEYS[1] ~= "" then
   local existing = redis.call("GET", KEYS[1])
   if existing then
     return {0, existing}
   end
+end
+
+-- The owner's active trainings: the owner index meets each active phase
+-- index (phases are disjoint, so the counts add up). Checked here, in the
+-- same script as the write, so concurrent creates can not pass it together.
+local cap = tonumber(ARGV[10])
+if cap > 0 then
+  local active = 0
+  for i = 9, 12 do
+    active = active + redis.call("ZINTERCARD", 2, KEYS[5], KEYS[i], "LIMIT", cap - active)
+    if active >= cap then
+      return {-1, active}
+    end
+  end
+end
+
+if KEYS[1] ~= "" then
   redis.call("SET", KEYS[1], id, "EX", ARGV[3])
 end
 
@@ -28,7 +49,7 @@ redis.call("HSET", KEYS[2], unpack(fields))
 redis.call("ZADD", KEYS[3], 0, id)
 redis.call("ZADD", KEYS[4], 0, id)
 redis.call("ZADD", KEYS[5], 0, id)
-for i = 9, #KEYS do
+for i = 13, #KEYS do
   redis.call("ZADD", KEYS[i], 0, id)
 end
 

@@ -11,18 +11,25 @@ from train_conductor.service.training import training_pb2 as legacy
 from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 
 from trainconductor_api import metrics
-from trainconductor_api.identity import caller
+from trainconductor_api.authorization import Access
+from trainconductor_api.identity import current_identity
 from trainconductor_api.legacy import legacy_field_name, spec_from_legacy, status_to_legacy
 from trainconductor_api.status import abort_invalid
 from trainconductor_api.validation import Limits, Violation, validate_spec
+from trainconductor_api.visibility import visible_training
 from trainconductor_core.ids import is_training_id
+from trainconductor_core.record import TrainingRecord
 from trainconductor_core.store import TrainingStore
 
 
 class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
-    def __init__(self, store: TrainingStore, limits: Limits) -> None:
+    def __init__(self, store: TrainingStore, limits: Limits, access: Access) -> None:
         self._store = store
         self._limits = limits
+        self._access = access
+
+    async def _visible(self, training_id: str) -> TrainingRecord:
+        return await visible_training(self._store, self._access, training_id)
 
     async def Train(
         self,
@@ -41,7 +48,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         propagate.inject(trace_context)
         record, _ = await self._store.create(
             spec,
-            owner=caller(context),
+            owner=current_identity().user,
             request_id=f"server-{uuid.uuid4()}",
             trace_context=trace_context,
         )
@@ -56,7 +63,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         ],
     ) -> legacy.TrainingStatusResponse:
         await _check_id(context, request.training_id)
-        return status_to_legacy(await self._store.get(request.training_id))
+        return status_to_legacy(await self._visible(request.training_id))
 
     async def CancelTraining(
         self,
@@ -66,6 +73,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         ],
     ) -> legacy.TrainingStatusResponse:
         await _check_id(context, request.training_id)
+        await self._visible(request.training_id)
         record, _ = await self._store.cancel(request.training_id)
         return status_to_legacy(record)
 

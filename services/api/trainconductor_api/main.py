@@ -34,14 +34,32 @@ def main() -> None:
     settings = load(ApiSettings)
     configure_logging(settings.log_level, "api")
     tracing = configure_tracing("trainconductor-api", settings)
-    if settings.auth_mode == "none":
-        log.warning(
-            "authentication is OFF (auth_mode=none): any caller can act as any user; "
-            "for local development only"
-        )
+    _warn_of_weak_security(settings)
     # uvloop: the event loop most asyncio servers run on; about a third
     # more calls per second here (make bench).
     uvloop.run(serve(settings, tracing=tracing))
+
+
+def _warn_of_weak_security(settings: ApiSettings) -> None:
+    if not settings.authentication_enabled:
+        log.warning(
+            "authentication is OFF (auth_modes=none): any caller can act as any user and "
+            "sees every training; for local development only"
+        )
+    elif not settings.tls_enabled and set(settings.auth_modes) & {"static-token", "token-review"}:
+        log.warning(
+            "bearer tokens are accepted over plaintext (no tls_cert_file): anyone on the "
+            "network path can read and reuse them"
+        )
+    log.info(
+        "security",
+        extra={
+            "auth_modes": settings.auth_modes,
+            "tls": settings.tls_enabled,
+            "mtls": settings.tls_client_ca_file is not None,
+            "admin_groups": settings.admin_groups,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -57,3 +57,17 @@ REDIS_UP = Gauge(
     "1 when the last health probe reached Redis.",
     registry=registry,
 )
+AUTHENTICATIONS = Counter(
+    "trainconductor_api_authentications_total",
+    "Calls by authentication result: accepted, refused (UNAUTHENTICATED), unavailable "
+    "(the apiserver could not be asked).",
+    ["result"],
+    registry=registry,
+)
+LIMITED = Counter(
+    "trainconductor_api_limited_total",
+    "Creates refused by a limit: rate (the identity's token bucket) or active (the "
+    "owner's cap on unfinished trainings).",
+    ["limit"],
+    registry=registry,
+)

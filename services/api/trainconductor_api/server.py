@@ -17,13 +17,19 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from trainconductor_api import metrics
+from trainconductor_api.authentication.authenticator import Authenticator, build_authenticator
+from trainconductor_api.authorization import Access
 from trainconductor_api.health import HealthReporter
+from trainconductor_api.interceptors.auth import AuthInterceptor
 from trainconductor_api.interceptors.errors import ErrorInterceptor
 from trainconductor_api.interceptors.logging import LoggingInterceptor
 from trainconductor_api.interceptors.metrics import MetricsInterceptor
+from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
 from trainconductor_api.service import TrainingService
 from trainconductor_api.settings import ApiSettings
+from trainconductor_api.tls import ReloadingCertificates
+from trainconductor_api.token_bucket import TokenBuckets
 from trainconductor_api.validation import Limits
 from trainconductor_core.build_info import register_build_info
 from trainconductor_core.redis_connection import connect
@@ -34,6 +40,11 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["TrainingService"].full_name,
     legacy_pb.DESCRIPTOR.services_by_name["TrainConductor"].full_name,
+)
+# The calls that make a training, v1 and legacy: the ones rate limited.
+CREATE_METHODS = (
+    f"/{SERVICE_NAMES[0]}/CreateTraining",
+    f"/{SERVICE_NAMES[1]}/Train",
 )
 
 
@@ -67,10 +78,13 @@ class ApiServer:
 
 def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSettings) -> None:
     limits = Limits(max_gpus=s.max_gpus_per_training, allowed_path_prefixes=s.allowed_path_prefixes)
+    access = Access.of(s.admin_groups)
     pb_grpc.add_TrainingServiceServicer_to_server(
-        TrainingService(store, limits, watch_poll_ms=s.watch_poll_ms), server
+        TrainingService(store, limits, access, watch_poll_ms=s.watch_poll_ms), server
     )
-    legacy_grpc.add_TrainConductorServicer_to_server(LegacyTrainConductor(store, limits), server)
+    legacy_grpc.add_TrainConductorServicer_to_server(
+        LegacyTrainConductor(store, limits, access), server
+    )
 
 
 def _configure_health(
@@ -90,18 +104,34 @@ def _configure_reflection(server: grpc.aio.Server) -> None:
     reflection.enable_server_reflection(names, server)
 
 
-def _interceptors(tracing: bool) -> list[grpc.aio.ServerInterceptor]:
+def _interceptors(
+    tracing: bool, authenticator: Authenticator, s: ApiSettings
+) -> list[grpc.aio.ServerInterceptor]:
     # Outermost first: the tracing span covers the rest, so access log lines
     # carry its ids; metrics and the access log see the status the error
-    # interceptor chose.
+    # interceptor chose, refusals by auth and rate limit included. Auth sits
+    # inside the error interceptor (a failing authenticator is a status, not a
+    # traceback) and outside the rate limit, whose buckets are per identity.
     chain: list[grpc.aio.ServerInterceptor] = [
         MetricsInterceptor(),
         LoggingInterceptor(),
         ErrorInterceptor(),
+        AuthInterceptor(authenticator),
     ]
+    if s.create_rate_per_second > 0:
+        buckets = TokenBuckets(s.create_rate_per_second, s.create_burst)
+        chain.append(RateLimitInterceptor(buckets, CREATE_METHODS))
     if tracing:
         chain.insert(0, aio_server_interceptor())
     return chain
+
+
+def _configure_port(server: grpc.aio.Server, s: ApiSettings) -> int:
+    address = f"{s.grpc_host}:{s.grpc_port}"
+    if s.tls_cert_file is None or s.tls_key_file is None:
+        return server.add_insecure_port(address)
+    certificates = ReloadingCertificates(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+    return server.add_secure_port(address, certificates.server_credentials())
 
 
 def build_server(
@@ -113,9 +143,10 @@ def build_server(
         request_id_ttl_seconds=settings.request_id_ttl_seconds,
         training_events_cap=settings.training_events_cap,
         all_events_cap=settings.all_events_cap,
+        max_active_per_owner=settings.max_active_trainings_per_owner,
     )
     server = grpc.aio.server(
-        interceptors=_interceptors(tracing),
+        interceptors=_interceptors(tracing, build_authenticator(settings), settings),
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -127,7 +158,7 @@ def build_server(
     _configure_services(server, store, settings)
     health_reporter = _configure_health(server, store, settings)
     _configure_reflection(server)
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    port = _configure_port(server, settings)
     if serve_metrics:
         register_build_info(metrics.registry, "api")
         start_http_server(settings.http_port, registry=metrics.registry)

@@ -13,8 +13,9 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from trainconductor_api import metrics
+from trainconductor_api.authorization import Access
 from trainconductor_api.convert import event_to_proto, training_to_proto
-from trainconductor_api.identity import caller
+from trainconductor_api.identity import current_identity
 from trainconductor_api.status import abort_invalid
 from trainconductor_api.validation import (
     Limits,
@@ -23,11 +24,12 @@ from trainconductor_api.validation import (
     validate_request_id,
     validate_spec,
 )
-from trainconductor_core.errors import InvalidCursor
+from trainconductor_api.visibility import visible_training
+from trainconductor_core.errors import InvalidCursor, TrainingNotFound
 from trainconductor_core.ids import is_training_id
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.phases import Phase
-from trainconductor_core.record import TrainingEvent
+from trainconductor_core.record import TrainingEvent, TrainingRecord
 from trainconductor_core.store import ListFilter, TrainingStore
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,16 @@ _EVENT_ID = "0123456789-"
 
 
 class TrainingService(pb_grpc.TrainingServiceServicer):
-    def __init__(self, store: TrainingStore, limits: Limits, *, watch_poll_ms: int) -> None:
+    def __init__(
+        self, store: TrainingStore, limits: Limits, access: Access, *, watch_poll_ms: int
+    ) -> None:
         self._store = store
         self._limits = limits
+        self._access = access
         self._watch_poll_ms = watch_poll_ms
+
+    async def _visible(self, training_id: str) -> TrainingRecord:
+        return await visible_training(self._store, self._access, training_id)
 
     async def CreateTraining(
         self,
@@ -59,7 +67,10 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         # own retries after a lost reply cannot record the training twice.
         request_id = request.request_id or f"server-{uuid.uuid4()}"
         record, created = await self._store.create(
-            request.spec, owner=caller(context), request_id=request_id, trace_context=trace_context
+            request.spec,
+            owner=current_identity().user,
+            request_id=request_id,
+            trace_context=trace_context,
         )
         training_id_var.set(record.id)
         metrics.TRAININGS_SUBMITTED.labels("created" if created else "deduplicated").inc()
@@ -71,7 +82,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetTrainingRequest, pb.GetTrainingResponse],
     ) -> pb.GetTrainingResponse:
         await _check_id(context, request.id)
-        record = await self._store.get(request.id)
+        record = await self._visible(request.id)
         return pb.GetTrainingResponse(training=training_to_proto(record))
 
     async def ListTrainings(
@@ -89,9 +100,12 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                 violations.append(Violation(f"labels[{key[:64]!r}]", "is not a label key"))
         if violations:
             await abort_invalid(context, violations)
+        owner = self._access.owner_filter(current_identity(), request.owner)
+        if owner is None:  # someone else's trainings: none the caller may see
+            return pb.ListTrainingsResponse()
         where = ListFilter(
             phase=Phase.from_proto(request.phase) if request.phase else None,
-            owner=request.owner,
+            owner=owner,
             labels=dict(request.labels),
         )
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -112,6 +126,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         context: grpc.aio.ServicerContext[pb.CancelTrainingRequest, pb.CancelTrainingResponse],
     ) -> pb.CancelTrainingResponse:
         await _check_id(context, request.id)
+        await self._visible(request.id)  # an owner never changes: checked once
         record, changed = await self._store.cancel(request.id)
         if changed:
             log.info("cancellation recorded", extra={"training_id": record.id})
@@ -124,7 +139,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
     ) -> AsyncIterator[pb.WatchTrainingResponse]:
         await _check_id(context, request.id)
         await _check_event_id(context, request.after_event_id)
-        record = await self._store.get(request.id)
+        record = await self._visible(request.id)
         after = request.after_event_id or "0"
         with metrics.ACTIVE_WATCHES.labels("WatchTraining").track_inprogress():
             while True:
@@ -145,6 +160,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchTrainingsRequest, pb.WatchTrainingsResponse],
     ) -> AsyncIterator[pb.WatchTrainingsResponse]:
         await _check_event_id(context, request.after_event_id)
+        owner = self._access.owner_filter(current_identity(), request.owner)
         after = request.after_event_id or await self._store.last_event_id()
         owned: dict[str, bool] = {}
         with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():
@@ -153,7 +169,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                     after=after, block_ms=self._watch_poll_ms
                 ):
                     after = event.event_id
-                    if request.owner and not await self._owned_by(event, request.owner, owned):
+                    if owner is None:  # someone else's: the stream stays open and quiet
+                        continue
+                    if owner and not await self._owned_by(event, owner, owned):
                         continue
                     yield pb.WatchTrainingsResponse(event=event_to_proto(event))
 
@@ -161,8 +179,12 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         if event.training_id not in cache:
             if len(cache) > 10_000:
                 cache.clear()
-            record = await self._store.get(event.training_id)
-            cache[event.training_id] = record.owner == owner
+            try:
+                record = await self._store.get(event.training_id)
+            except TrainingNotFound:
+                cache[event.training_id] = False
+            else:
+                cache[event.training_id] = record.owner == owner
         return cache[event.training_id]
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from trainconductor_core.settings import CommonSettings
 
+AuthMode = Literal["none", "token-review", "mtls", "static-token"]
+
 
 class ApiSettings(CommonSettings):
+    # A failed check of the whole object would print every input, the Redis
+    # password included, into the start-up error (and the pod's log).
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     grpc_host: str = Field("0.0.0.0", description="Address the gRPC port binds to.")
     grpc_port: int = Field(
         50051, ge=0, le=65535, description="gRPC: both services, health, reflection."
@@ -51,8 +59,114 @@ class ApiSettings(CommonSettings):
         description="When set, output_path and data_path must start with one of these "
         "(e.g. 's3://models/', '/mnt/data/').",
     )
-    auth_mode: Literal["none"] = Field(
-        "none",
-        description="How callers are identified. 'none' trusts the x-tc-user metadata "
-        "and is for local development only.",
+
+    # TLS on the gRPC port. The files are read again when they change, so a
+    # renewed certificate (cert-manager, a rotated Secret) needs no restart.
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain of the gRPC port; unset serves plaintext."
     )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle; when set, every client must present a certificate it "
+        "signed (mTLS). Needs tls_cert_file.",
+    )
+
+    # Authentication: who is calling.
+    auth_modes: list[AuthMode] = Field(
+        default_factory=lambda: list[AuthMode](["none"]),
+        min_length=1,
+        description="How callers are identified; several may be listed. 'token-review': "
+        "Kubernetes ServiceAccount bearer tokens checked with the TokenReview API; 'mtls': "
+        "the client certificate (CN is the user, O entries the groups); 'static-token': "
+        "bearer tokens listed (hashed) in static_tokens_file; 'none': trusts the x-tc-user "
+        "metadata and lets every caller see every training, for local development only "
+        "(it can not be combined with the others).",
+    )
+    auth_mode: AuthMode | None = Field(
+        None, description="Deprecated, one mode: the same as auth_modes=[auth_mode]."
+    )
+    kubeconfig: Path | None = Field(
+        None,
+        description="Kubeconfig for the TokenReview calls of 'token-review'; unset means the "
+        "pod's in-cluster service account (which needs the system:auth-delegator role).",
+    )
+    token_review_audience: str = Field(
+        "train-conductor",
+        min_length=1,
+        description="Audience a ServiceAccount token must be issued for (the projected "
+        "token's `audience`); tokens for other audiences are refused.",
+    )
+    token_review_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a TokenReview answer (accepted or refused) is reused for the "
+        "same token; bounds both the apiserver's load and how late a revocation is seen.",
+    )
+    token_review_timeout_seconds: float = Field(
+        5.0, gt=0, description="Longest wait for the apiserver's TokenReview answer."
+    )
+    static_tokens_file: Path | None = Field(
+        None,
+        description="For 'static-token': lines of `sha256:<hex digest of the token> <user> "
+        "[group,group]`; '#' starts a comment. Read again when it changes.",
+    )
+
+    # Authorization: who may see what.
+    admin_groups: list[str] = Field(
+        default_factory=list,
+        description="Members of these groups see, watch and cancel every training; everyone "
+        "else only their own.",
+    )
+
+    # Fairness: how much one caller may ask for.
+    create_rate_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="Trainings one identity may create per second, per API replica (token "
+        "bucket refill); 0 turns the limit off.",
+    )
+    create_burst: int = Field(
+        20, ge=1, description="Creates one identity may make at once before the rate applies."
+    )
+    max_active_trainings_per_owner: int = Field(
+        0,
+        ge=0,
+        description="Most trainings one owner may have that have not finished (pending, "
+        "queued, running, suspended), across all replicas; 0 means no cap.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_mode_is_a_list_of_one(cls, data: Any) -> Any:
+        # The chart of an earlier release writes `auth_mode`; it keeps working.
+        if isinstance(data, dict) and data.get("auth_mode") and not data.get("auth_modes"):
+            data = {**data, "auth_modes": [data["auth_mode"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApiSettings:
+        modes = set(self.auth_modes)
+        if self.auth_mode is not None and self.auth_mode not in modes:
+            raise ValueError("auth_mode and auth_modes disagree; set auth_modes only")
+        if "none" in modes and len(modes) > 1:
+            # A caller without credentials would be trusted under any name,
+            # which makes the other modes pointless.
+            raise ValueError("auth_modes 'none' can not be combined with other modes")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file are set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        if "mtls" in modes and self.tls_client_ca_file is None:
+            raise ValueError("auth_modes 'mtls' needs tls_client_ca_file")
+        if "static-token" in modes and self.static_tokens_file is None:
+            raise ValueError("auth_modes 'static-token' needs static_tokens_file")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def authentication_enabled(self) -> bool:
+        return self.auth_modes != ["none"]

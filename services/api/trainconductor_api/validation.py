@@ -32,12 +32,16 @@ MAX_LABELS = 32
 MAX_TARGET_MODULES = 64
 MAX_DEADLINE_SECONDS = 30 * 24 * 3600
 
+# Patterns are applied with fullmatch: `$` alone also matches before a
+# trailing newline, which would let "team\n" pass as a label key.
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# "%2e%2e" is ".." to whatever decodes the URL later.
+_ENCODED_DOT = re.compile(r"%2e", re.IGNORECASE)
 
 LR_SCHEDULERS = frozenset(
     {
@@ -57,7 +61,7 @@ PROMPT_TUNING_INITS = frozenset({"RANDOM", "TEXT"})
 
 
 def validate_request_id(request_id: str) -> list[Violation]:
-    if request_id and not _REQUEST_ID.match(request_id):
+    if request_id and not _REQUEST_ID.fullmatch(request_id):
         return [Violation("request_id", "must be 1-128 characters of A-Z a-z 0-9 . _ : -")]
     return []
 
@@ -69,7 +73,11 @@ def validate_spec(spec: pb.TrainingSpec, limits: Limits) -> list[Violation]:
 def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
     if not spec.model_name:
         yield Violation("spec.model_name", "is required")
-    elif len(spec.model_name) > MAX_NAME or not _MODEL_NAME.match(spec.model_name):
+    elif (
+        len(spec.model_name) > MAX_NAME
+        or not _MODEL_NAME.fullmatch(spec.model_name)
+        or ".." in spec.model_name.split("/")  # a name, but trainers may make a path of it
+    ):
         yield Violation(
             "spec.model_name",
             f"must be at most {MAX_NAME} characters of letters, digits and . _ / -, "
@@ -95,13 +103,25 @@ def _path(field: str, value: str, limits: Limits) -> Iterator[Violation]:
         yield Violation(field, "is required")
     elif len(value) > MAX_STRING:
         yield Violation(field, f"must be at most {MAX_STRING} characters")
-    elif ".." in value.split("/") or any(ord(c) < 32 for c in value):
-        yield Violation(field, "must not contain '..' segments or control characters")
+    elif (
+        ".." in value.replace("\\", "/").split("/")
+        or _ENCODED_DOT.search(value)
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        yield Violation(field, "must not contain '..' segments, encoded dots or control characters")
     elif limits.allowed_path_prefixes and not any(
-        value.startswith(p) for p in limits.allowed_path_prefixes
+        _under(value, p) for p in limits.allowed_path_prefixes
     ):
         allowed = ", ".join(limits.allowed_path_prefixes)
         yield Violation(field, f"must start with one of: {allowed}")
+
+
+def _under(value: str, prefix: str) -> bool:
+    """`value` is `prefix` or below it: the prefix "s3://models" allows
+    "s3://models/x", not "s3://models-of-someone-else/x"."""
+    if prefix.endswith("/"):
+        return value.startswith(prefix)
+    return value == prefix or value.startswith(prefix + "/")
 
 
 def _parameters(p: pb.FineTuningParameters, limits: Limits) -> Iterator[Violation]:
@@ -179,7 +199,7 @@ def _lora(lora: pb.LoraParameters, prefix: str) -> Iterator[Violation]:
     if len(lora.target_modules) > MAX_TARGET_MODULES:
         yield Violation(prefix + "target_modules", f"must list at most {MAX_TARGET_MODULES}")
     for i, module in enumerate(lora.target_modules):
-        if len(module) > 128 or not _MODULE.match(module):
+        if len(module) > 128 or not _MODULE.fullmatch(module):
             yield Violation(f"{prefix}target_modules[{i}]", "must be a module name like q_proj")
 
 
@@ -197,7 +217,7 @@ def _resources(r: pb.Resources, limits: Limits) -> Iterator[Violation]:
     if not 0 <= r.gpus <= limits.max_gpus:
         yield Violation("spec.resources.gpus", f"must be in [0, {limits.max_gpus}]")
     for name, value in (("cpu", r.cpu), ("memory", r.memory)):
-        if value and (len(value) > 32 or not _QUANTITY.match(value)):
+        if value and (len(value) > 32 or not _QUANTITY.fullmatch(value)):
             yield Violation(
                 f"spec.resources.{name}", "must be a Kubernetes quantity such as 4, 500m or 16Gi"
             )
@@ -216,7 +236,7 @@ def _labels(labels: Mapping[str, str]) -> Iterator[Violation]:
                 "at most 63 characters of letters, digits, - _ . starting and ending "
                 "alphanumeric",
             )
-        elif value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        elif value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
             yield Violation(
                 f"spec.labels[{key!r}]",
                 "value must be at most 63 characters of letters, digits, - _ . starting and "
@@ -226,6 +246,6 @@ def _labels(labels: Mapping[str, str]) -> Iterator[Violation]:
 
 def is_label_key(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.fullmatch(name))

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from trainconductor_api import metrics
 from trainconductor_api.interceptors.wrap import (
     StreamBehavior,
     UnaryBehavior,
@@ -15,7 +16,9 @@ from trainconductor_api.interceptors.wrap import (
     responses,
     wrap,
 )
+from trainconductor_api.status import abort_quota_exceeded
 from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
+from trainconductor_core.store import ActiveTrainingsCapReached
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], err: Exception
         )
     if isinstance(err, InvalidCursor):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+    if isinstance(err, ActiveTrainingsCapReached):
+        metrics.LIMITED.labels("active").inc()
+        await abort_quota_exceeded(context, f"owner:{err.owner}", str(err))
     log.exception("unexpected error", exc_info=err)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the server logged the details")
 

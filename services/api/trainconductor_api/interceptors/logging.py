@@ -1,4 +1,4 @@
-"""One JSON log line per call: method, status code, duration, training id."""
+"""One JSON log line per call: method, status code, duration, caller, training id."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from trainconductor_api.identity import identity_var
 from trainconductor_api.interceptors.metrics import code_name
 from trainconductor_api.interceptors.wrap import (
     StreamBehavior,
@@ -40,13 +41,16 @@ class LoggingInterceptor(WrappingInterceptor):
         ) -> None:
             code = code_name(context, failed)
             log.log(
-                logging.INFO if code in ("OK", "CANCELLED", "NOT_FOUND") else logging.WARNING,
+                logging.INFO if code in ("OK", "Canceled", "NotFound") else logging.WARNING,
                 "rpc",
                 extra={
                     "grpc_method": method,
                     "grpc_code": code,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                     "peer": peer,
+                    # Who, as authenticated (set by the auth interceptor
+                    # within this call); never the credentials themselves.
+                    "user": identity_var.get().user,
                 },
             )
 

@@ -1,0 +1,130 @@
+"""How much one caller may ask for: a rate of creates per identity, and a
+cap on each owner's unfinished trainings."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from train_conductor.service.training import training_pb2 as legacy
+from train_conductor.service.training import training_pb2_grpc as legacy_grpc
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.integration.conftest import StartApi, StaticTokens
+from tests.support.security import StaticUser, plain_channel
+from tests.support.specs import lora_spec
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import StatusUpdate
+from trainconductor_core.store import TrainingStore
+
+
+async def create(channel: grpc.aio.Channel, user: StaticUser, request_id: str = "") -> pb.Training:
+    stub = pb_grpc.TrainingServiceStub(channel)
+    request = pb.CreateTrainingRequest(spec=lora_spec(), request_id=request_id)
+    return (await stub.CreateTraining(request, metadata=user.metadata(), timeout=5)).training
+
+
+def details(error: grpc.aio.AioRpcError) -> list[object]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no rich status details in the error"
+    found: list[object] = []
+    for detail in status.details:
+        for kind in (error_details_pb2.RetryInfo, error_details_pb2.QuotaFailure):
+            message = kind()
+            if detail.Unpack(message):
+                found.append(message)
+    return found
+
+
+async def test_a_burst_past_the_rate_is_resource_exhausted_with_a_retry_hint_for_that_caller_only(
+    start_api: StartApi, token_api_settings: dict[str, object], static_tokens: StaticTokens
+) -> None:
+    api = await start_api(**token_api_settings, create_rate_per_second=0.2, create_burst=5)
+    alice, bob = static_tokens.alice, static_tokens.bob
+    async with plain_channel(api.port) as channel:
+        results = await asyncio.gather(
+            *(create(channel, alice) for _ in range(12)), return_exceptions=True
+        )
+        created = [r for r in results if isinstance(r, pb.Training)]
+        refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+        assert len(created) == 5
+        assert len(refused) == 7
+        assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        (retry,) = details(refused[0])
+        assert isinstance(retry, error_details_pb2.RetryInfo)
+        assert 0 < retry.retry_delay.ToMilliseconds() <= 5000
+
+        # Bob is served normally while alice waits.
+        assert all([(await create(channel, bob)).owner == "bob" for _ in range(5)])
+
+        # The legacy Train counts against the same bucket.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await legacy_grpc.TrainConductorStub(channel).Train(
+                legacy.TrainingRequest(model_name="m", output_path="/mnt/o"),
+                metadata=alice.metadata(),
+            )
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_reads_are_not_rate_limited(
+    start_api: StartApi, token_api_settings: dict[str, object], static_tokens: StaticTokens
+) -> None:
+    api = await start_api(**token_api_settings, create_rate_per_second=0.1, create_burst=1)
+    async with plain_channel(api.port) as channel:
+        training = await create(channel, static_tokens.alice)
+        stub = pb_grpc.TrainingServiceStub(channel)
+        for _ in range(20):
+            await stub.GetTraining(
+                pb.GetTrainingRequest(id=training.id), metadata=static_tokens.alice.metadata()
+            )
+
+
+async def test_the_active_cap_refuses_a_new_training_until_one_finishes(
+    start_api: StartApi,
+    token_api_settings: dict[str, object],
+    static_tokens: StaticTokens,
+    store: TrainingStore,
+) -> None:
+    api = await start_api(**token_api_settings, max_active_trainings_per_owner=3)
+    alice, bob = static_tokens.alice, static_tokens.bob
+    async with plain_channel(api.port) as channel:
+        first = await create(channel, alice, request_id="first")
+        second = await create(channel, alice)
+        third = await create(channel, alice)
+        for training, phase in ((second, Phase.RUNNING), (third, Phase.SUSPENDED)):
+            await store.write_status(training.id, StatusUpdate(1, phase, phase.title(), ""))
+
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await create(channel, alice)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "3 active trainings" in (err.value.details() or "")
+        (quota,) = details(err.value)
+        assert isinstance(quota, error_details_pb2.QuotaFailure)
+
+        # A retry of a create that already succeeded still gets its training.
+        assert (await create(channel, alice, request_id="first")).id == first.id
+        # The cap is alice's; bob is not affected.
+        await create(channel, bob)
+        # Once one of alice's finishes, she may create another.
+        await store.write_status(second.id, StatusUpdate(1, Phase.COMPLETED, "Completed", ""))
+        await create(channel, alice)
+
+
+async def test_concurrent_creates_never_pass_the_cap_together(
+    start_api: StartApi, token_api_settings: dict[str, object], static_tokens: StaticTokens
+) -> None:
+    api = await start_api(**token_api_settings, max_active_trainings_per_owner=4)
+    async with plain_channel(api.port) as channel:
+        results = await asyncio.gather(
+            *(create(channel, static_tokens.alice) for _ in range(30)), return_exceptions=True
+        )
+    assert sum(isinstance(r, pb.Training) for r in results) == 4
+    assert all(
+        r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for r in results
+        if isinstance(r, grpc.aio.AioRpcError)
+    )

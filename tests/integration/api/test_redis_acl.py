@@ -1,0 +1,121 @@
+"""Each service's calls work as the Redis ACL user docs/security.md gives it,
+and that user can do nothing else."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import NoPermissionError
+from trainconductor.v1 import training_service_pb2 as pb
+from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
+
+from tests.integration.conftest import StartApi
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import StatusUpdate
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.settings import CommonSettings
+from trainconductor_core.store import TrainingStore
+
+SECURITY_DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
+
+
+def documented_acl() -> dict[str, str]:
+    """The `ACL SETUSER` lines of the security page, by user."""
+    lines = re.findall(r"^ACL SETUSER (\S+) (.+)$", SECURITY_DOC.read_text(), re.MULTILINE)
+    assert {user for user, _ in lines} == {"tc-api", "tc-controller"}, lines
+    return dict(lines)
+
+
+@pytest.fixture(scope="module")
+def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, str]]:
+    """A Redis of its own with the documented users; yields it and their password."""
+    server = RedisServer(tmp_path_factory.mktemp("redis-acl"))
+    server.start()
+    password = secrets.token_hex(16)
+    admin: Any = redis.Redis(port=server.port)  # execute_command has no annotations
+    for user, rules in documented_acl().items():
+        rules = re.sub(r">\S+", f">{password}", rules)
+        admin.execute_command("ACL", "SETUSER", user, *rules.split())
+    admin.execute_command("ACL", "SETUSER", "default", "off")  # nobody without a user
+    yield server, password
+    server.stop()
+
+
+def settings(server: RedisServer, user: str, password: str) -> dict[str, Any]:
+    return {
+        "redis_url": server.url,
+        "redis_username": user,
+        "redis_password": password,
+        "redis_key_prefix": "tc:",
+    }
+
+
+@pytest.fixture
+async def controller_store(acl_redis: tuple[RedisServer, str]) -> AsyncIterator[TrainingStore]:
+    server, password = acl_redis
+    common = CommonSettings(**settings(server, "tc-controller", password))
+    store = TrainingStore(connect(common), prefix="tc:")
+    yield store
+    await store.close()
+
+
+async def test_the_api_works_as_its_acl_user(
+    start_api: StartApi, acl_redis: tuple[RedisServer, str], controller_store: TrainingStore
+) -> None:
+    server, password = acl_redis
+    api = await start_api(**settings(server, "tc-api", password), max_active_trainings_per_owner=5)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        stub = pb_grpc.TrainingServiceStub(channel)
+        request = pb.CreateTrainingRequest(spec=lora_spec(team="nlp"), request_id="acl-1")
+        training = (await stub.CreateTraining(request)).training
+        assert (await stub.CreateTraining(request)).training.id == training.id
+        await stub.GetTraining(pb.GetTrainingRequest(id=training.id))
+        for where in ({}, {"labels": {"team": "nlp"}}, {"owner": "anonymous"}):
+            listed = await stub.ListTrainings(pb.ListTrainingsRequest(**where))
+            assert [t.id for t in listed.trainings] == [training.id]
+        watch_all = stub.WatchTrainings(pb.WatchTrainingsRequest())
+        await stub.CancelTraining(pb.CancelTrainingRequest(id=training.id))
+
+        # The controller, as its user, takes the change and finishes the training.
+        await controller_store.ensure_consumer_group("controller")
+        changes = await controller_store.read_changes("controller", "c-0", block_ms=1000)
+        assert {c.training_id for c in changes} == {training.id}
+        await controller_store.claim_stale_changes("controller", "c-1", min_idle_ms=0)
+        await controller_store.ack_changes("controller", [c.entry_id for c in changes])
+        assert await controller_store.change_feed_lag("controller") == 0
+        update = StatusUpdate(2, Phase.CANCELED, "Canceled", "stopped", job_name="tc-x")
+        await controller_store.write_status(training.id, update)
+        assert [i async for i in controller_store.ids()] == [[training.id]]
+        assert (await controller_store.get_many([training.id]))[0] is not None
+        assert (await controller_store.count_by_phase())[Phase.CANCELED] == 1
+        await controller_store.ping()
+
+        phases = [r.event.phase async for r in stub.WatchTraining(
+            pb.WatchTrainingRequest(id=training.id)
+        )]  # fmt: skip
+        assert phases[-1] == pb.PHASE_CANCELED
+        first = await anext(aiter(watch_all))
+        assert first.event.training_id == training.id
+        watch_all.cancel()
+
+
+async def test_the_users_can_do_nothing_else(acl_redis: tuple[RedisServer, str]) -> None:
+    server, password = acl_redis
+    for user in ("tc-api", "tc-controller"):
+        client: Any = aioredis.Redis(port=server.port, username=user, password=password)
+        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("DEL", "tc:x")):
+            with pytest.raises(NoPermissionError):
+                await client.execute_command(*command)
+        with pytest.raises(NoPermissionError):
+            await client.hgetall("other-app:secret")  # a key outside the prefix
+        await client.aclose()

@@ -1,0 +1,59 @@
+"""Security settings that contradict each other fail at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from trainconductor_api.settings import ApiSettings
+
+FILES: dict[str, Any] = {"tls_cert_file": Path("/c.pem"), "tls_key_file": Path("/k.pem")}
+
+
+def test_the_default_is_none_for_local_development() -> None:
+    settings = ApiSettings()
+    assert settings.auth_modes == ["none"]
+    assert not settings.authentication_enabled
+    assert not settings.tls_enabled
+
+
+def test_the_single_mode_of_an_earlier_release_still_works() -> None:
+    assert ApiSettings(auth_mode="mtls", tls_client_ca_file=Path("/ca"), **FILES).auth_modes == [
+        "mtls"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        pytest.param({"auth_modes": ["none", "mtls"]}, "can not be combined", id="none and more"),
+        pytest.param({"tls_cert_file": Path("/c")}, "set together", id="a cert without a key"),
+        pytest.param(
+            {"tls_client_ca_file": Path("/ca")}, "needs tls_cert_file", id="mTLS without TLS"
+        ),
+        pytest.param({"auth_modes": ["mtls"], **FILES}, "tls_client_ca_file", id="mtls, no CA"),
+        pytest.param(
+            {"auth_modes": ["static-token"]}, "static_tokens_file", id="tokens without a file"
+        ),
+        pytest.param({"auth_modes": ["kerberos"]}, "auth_modes", id="an unknown mode"),
+        pytest.param({"auth_modes": []}, "auth_modes", id="no mode"),
+        pytest.param(
+            {"auth_mode": "none", "auth_modes": ["static-token"], "static_tokens_file": Path("/t")},
+            "disagree",
+            id="old and new settings disagree",
+        ),
+    ],
+)
+def test_contradictions_are_refused(values: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        ApiSettings(**values)  # type: ignore[arg-type]
+
+
+def test_a_refused_setting_does_not_print_the_redis_password() -> None:
+    with pytest.raises(ValidationError) as err:
+        ApiSettings(redis_password="hunter2-and-more", auth_modes=["none", "mtls"])
+    assert "hunter" not in str(err.value)
+    assert "can not be combined" in str(err.value)
