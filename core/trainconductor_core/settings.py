@@ -24,7 +24,13 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TC_", frozen=True, extra="forbid", populate_by_name=True
+        env_prefix="TC_",
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        # A refused setting must not print the values given: one may be the
+        # Redis password.
+        hide_input_in_errors=True,
     )
 
     redis_url: str = Field(
