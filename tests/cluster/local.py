@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,13 @@ BINARIES = (
 
 # Fake nodes: two with four GPUs each, two without.
 NODES = (("kwok-gpu-0", 4), ("kwok-gpu-1", 4), ("kwok-cpu-0", 0), ("kwok-cpu-1", 0))
+
+
+def _state(proc: Path) -> str:
+    try:
+        return proc.joinpath("status").read_text()
+    except OSError:
+        return "zombie"  # gone
 
 
 def binary(name: str) -> str:
@@ -135,22 +143,35 @@ class LocalCluster:
         log(f"ready in {time.monotonic() - start:.1f}s; KUBECONFIG={self.kubeconfig}")
         return True
 
-    def restart(
+    def restart_apiserver(
         self, pause_seconds: float = 0.0, on_stopped: Callable[[], None] | None = None
     ) -> None:
-        """Stops every control-plane process and starts them again on the
-        same data, as a control-plane upgrade or an outage would."""
-        self._kwokctl("stop", "cluster")
+        """Stops kube-apiserver and starts it again with the same command line,
+        as a control-plane upgrade or crash would; etcd, the controllers and
+        kwok stay up and reconnect by themselves."""
+        cluster_dir = RUN_DIR / "kwok" / "clusters" / self.name
+        pid_file = cluster_dir / "pids" / "kube-apiserver.pid"
+        pid = int(pid_file.read_text().strip())
+        proc = Path(f"/proc/{pid}")
+        argv = proc.joinpath("cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        cwd = os.readlink(proc / "cwd")
+        os.kill(pid, signal.SIGTERM)
+        while proc.exists() and "zombie" not in _state(proc):
+            time.sleep(0.05)
         if on_stopped:
             on_stopped()
         time.sleep(pause_seconds)
-        self._kwokctl("start", "cluster")
+        log = (cluster_dir / "logs" / "kube-apiserver.log").open("ab")
+        started = subprocess.Popen(
+            [a.decode() for a in argv], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        pid_file.write_text(str(started.pid))
         deadline = time.monotonic() + 60
         while not self.is_running():
             if time.monotonic() > deadline:
-                raise RuntimeError("the control plane did not come back within a minute")
-            time.sleep(0.5)
-        self._wait_for_nodes()
+                raise RuntimeError("kube-apiserver did not come back within a minute")
+            time.sleep(0.2)
 
     def down(self) -> None:
         self._kwokctl("delete", "cluster", check=False)

@@ -1,4 +1,4 @@
-"""The Kubernetes control plane restarted mid-run: the controller's watches
+"""The Kubernetes API server restarted mid-run: the controller's watches
 resume or relist, no change is lost, no Job is made twice."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from tests.e2e.stack import Stack, wait_for
 from tests.support.specs import lora_spec
 
 
-def test_a_control_plane_restart_loses_nothing(stack: Stack) -> None:
+def test_an_api_server_restart_loses_nothing(stack: Stack) -> None:
     local = stack.cluster.local
     assert local is not None, "restarting needs the local control plane"
     before = [stack.create(lora_spec(f"before-{i}")).id for i in range(10)]
@@ -27,7 +27,7 @@ def test_a_control_plane_restart_loses_nothing(stack: Stack) -> None:
         during.extend(stack.create(lora_spec(f"during-{i}")).id for i in range(10))
 
     submitter = threading.Thread(target=submit_while_down)
-    local.restart(pause_seconds=3, on_stopped=submitter.start)
+    local.restart_apiserver(pause_seconds=3, on_stopped=submitter.start)
     submitter.join()
     after = [stack.create(lora_spec(f"after-{i}")).id for i in range(5)]
 
