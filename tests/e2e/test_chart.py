@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
 import uuid
@@ -17,6 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
+import redis
 import yaml
 from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
@@ -38,6 +42,9 @@ MONITORING_APIS = (
     "monitoring.coreos.com/v1/PrometheusRule",
 )
 ALLOW_NONE = ("--set", "auth.allowInsecureNone=true")
+NONE = ("--set", "auth.modes={none}", *ALLOW_NONE)
+STATIC_TOKENS = ("--set", "auth.staticTokens.existingSecret=tokens")
+SECURITY_DOC = ROOT / "docs" / "security.md"
 
 Manifest = dict[str, Any]
 
@@ -94,11 +101,29 @@ class Scenario:
     def service_account(self, component: str) -> str:
         return str(self.values[component]["serviceAccount"]["name"] or self.name(component))
 
+    @property
+    def auth_modes(self) -> list[str]:
+        auth = self.values["auth"]
+        return [auth["mode"]] if auth.get("mode") else list(auth["modes"])
+
+    @property
+    def token_review(self) -> bool:
+        return "token-review" in self.auth_modes
+
     def secrets_named(self) -> list[str]:
         """Secrets the scenario expects the operator to have made."""
         values = self.values
         redis = values["redis"]
-        names = [*values["imagePullSecrets"], redis["existingSecret"], redis["tls"]["caSecret"]]
+        names = [
+            *values["imagePullSecrets"],
+            redis["existingSecret"],
+            redis["tls"]["caSecret"],
+            *(user["existingSecret"] for user in redis["users"].values()),
+            values["api"]["tls"]["secretName"] if values["api"]["tls"]["enabled"] else "",
+            values["auth"]["staticTokens"]["existingSecret"]
+            if "static-token" in self.auth_modes
+            else "",
+        ]
         return [n for n in names if n]
 
 
@@ -111,9 +136,12 @@ def scenario_id(path: Path) -> str:
 
 def make_secrets(kube: client.ApiClient, namespace: str, scenario: Scenario) -> None:
     core = client.CoreV1Api(kube)
-    redis = scenario.values["redis"]
+    values = scenario.values
+    redis = values["redis"]
+    redis_users = {u["existingSecret"]: u for u in redis["users"].values() if u["existingSecret"]}
+    pem = "-----BEGIN CERTIFICATE-----\n"
     for name in scenario.secrets_named():
-        if name in scenario.values["imagePullSecrets"]:
+        if name in values["imagePullSecrets"]:
             config = json.dumps({"auths": {"registry.example.com": {"auth": "dTpw"}}})
             secret = client.V1Secret(
                 metadata=client.V1ObjectMeta(name=name),
@@ -124,6 +152,28 @@ def make_secrets(kube: client.ApiClient, namespace: str, scenario: Scenario) -> 
             secret = client.V1Secret(
                 metadata=client.V1ObjectMeta(name=name),
                 string_data={redis["existingSecretPasswordKey"]: "s3cret"},
+            )
+        elif name in redis_users:
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                string_data={redis_users[name]["existingSecretPasswordKey"]: "s3cret-too"},
+            )
+        elif name == values["api"]["tls"]["secretName"]:
+            # What cert-manager writes: a kubernetes.io/tls Secret with the CA beside.
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                type="kubernetes.io/tls",
+                string_data={
+                    "tls.crt": pem,
+                    "tls.key": "-----BEGIN PRIVATE KEY-----\n",
+                    "ca.crt": pem,
+                },
+            )
+        elif name == values["auth"]["staticTokens"]["existingSecret"]:
+            digest = hashlib.sha256(b"t0ken").hexdigest()
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                string_data={values["auth"]["staticTokens"]["key"]: f"sha256:{digest} ci\n"},
             )
         else:
             secret = client.V1Secret(
@@ -177,13 +227,20 @@ def allowed(
     *,
     group: str = "",
     name: str = "",
+    cluster_wide: bool = False,
 ) -> bool:
+    """Whether the ServiceAccount `user` of `namespace` may do it (in `namespace`,
+    or on a cluster-wide resource with `cluster_wide`)."""
     review = client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(
             user=user,
             groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
             resource_attributes=client.V1ResourceAttributes(
-                verb=verb, resource=resource, group=group, namespace=namespace, name=name
+                verb=verb,
+                resource=resource,
+                group=group,
+                namespace="" if cluster_wide else namespace,
+                name=name,
             ),
         )
     )
@@ -210,6 +267,26 @@ def what_runs(kube: client.ApiClient, namespace: str) -> str:
 
 def env_of(container: Any) -> dict[str, Any]:
     return {e.name: e for e in container.env or []}
+
+
+# Redis ACL users
+
+
+def acl_users(text: str) -> dict[str, str]:
+    """The `user NAME RULES` lines of an ACL file, by user (rules as written)."""
+    lines = re.findall(r"^user (\S+) (.+)$", text, re.MULTILINE)
+    return {user: " ".join(rules.split()) for user, rules in lines}
+
+
+def documented_acl() -> dict[str, str]:
+    """The users docs/security.md gives the services and redis_exporter, their
+    rules without the password placeholder."""
+    text = SECURITY_DOC.read_text()
+    lines = re.findall(r"^ACL SETUSER (\S+) (.+)$", text, re.MULTILINE)
+    lines += [(u, r) for u, r in acl_users(text).items() if u == "tc-exporter"]
+    users = {user: " ".join(re.sub(r">\S+", "", rules).split()) for user, rules in lines}
+    assert set(users) == {"tc-api", "tc-controller", "tc-exporter"}, users
+    return users
 
 
 # installed
@@ -336,21 +413,62 @@ def test_controller_role_grants_exactly_what_it_needs(
     assert not allowed(kube, api_user, "list", "jobs", ns, group="batch")
 
 
-def test_api_pods_carry_no_service_account_token(
+def test_api_may_review_tokens_only_with_token_review(
+    kube: client.ApiClient, installed: Installed
+) -> None:
+    """token-review: the API's account is bound to system:auth-delegator, and
+    to nothing else; any other mode: no binding, no Kubernetes permission."""
+    ns = installed.namespace
+    account = installed.scenario.service_account("api")
+    api_user = f"system:serviceaccount:{ns}:{account}"
+    bindings = [
+        b
+        for b in client.RbacAuthorizationV1Api(kube)
+        .list_cluster_role_binding(label_selector="app.kubernetes.io/instance=tc")
+        .items
+        if any(s.namespace == ns for s in b.subjects or [])
+    ]
+    if installed.scenario.token_review:
+        assert len(bindings) == 1, [b.metadata.name for b in bindings]
+        binding = bindings[0]
+        assert (binding.role_ref.kind, binding.role_ref.name) == (
+            "ClusterRole",
+            "system:auth-delegator",
+        )
+        assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [
+            ("ServiceAccount", account, ns)
+        ]
+    else:
+        assert not bindings, [b.metadata.name for b in bindings]
+    may_review = allowed(
+        kube, api_user, "create", "tokenreviews", ns,
+        group="authentication.k8s.io", cluster_wide=True,
+    )  # fmt: skip
+    assert may_review == installed.scenario.token_review
+    assert not allowed(kube, api_user, "get", "secrets", ns)
+    assert not allowed(kube, api_user, "list", "pods", ns, cluster_wide=True)
+
+
+def test_api_pods_carry_a_token_only_with_token_review(
     kube: client.ApiClient, installed: Installed
 ) -> None:
     core = client.CoreV1Api(kube)
+    token_review = installed.scenario.token_review
     account = core.read_namespaced_service_account(
         installed.scenario.service_account("api"), installed.namespace
     )
-    assert account.automount_service_account_token is False
+    assert account.automount_service_account_token is token_review
     pods = core.list_namespaced_pod(
         installed.namespace, label_selector="app.kubernetes.io/component=api"
     ).items
     assert pods
     for pod in pods:
+        assert pod.spec.automount_service_account_token is token_review, pod.metadata.name
         mounted = [v.name for v in pod.spec.volumes if v.projected is not None]
-        assert not mounted, f"{pod.metadata.name} mounts a token: {mounted}"
+        if token_review:
+            assert mounted, f"{pod.metadata.name} mounts no token to review others' with"
+        else:
+            assert not mounted, f"{pod.metadata.name} mounts a token: {mounted}"
 
 
 def test_every_container_runs_as_non_root_on_a_read_only_root(
@@ -401,8 +519,12 @@ def test_redis_runs_in_the_release_only_when_asked_and_keeps_its_data(
     assert [s.metadata.name for s in statefulsets] == [name]
     assert statefulsets[0].status.ready_replicas == 1
     # Redis is the system of record: every write goes to the append-only file.
-    config = core.read_namespaced_config_map(name, installed.namespace).data["redis.conf"]
+    files = core.read_namespaced_config_map(name, installed.namespace).data
+    config = files["redis.conf"]
     assert "appendonly yes" in config.splitlines()
+    # Each service as an ACL user of its own, allowed what docs/security.md says.
+    assert "aclfile /run/redis/users.acl" in config.splitlines()
+    assert acl_users(files["users.acl"]) == {"default": "on ~* &* +@all", **documented_acl()}
     claim = core.read_namespaced_persistent_volume_claim(f"data-{name}-0", installed.namespace)
     assert claim.status.phase == "Bound"
     pod = core.read_namespaced_pod(f"{name}-0", installed.namespace)
@@ -414,10 +536,11 @@ def test_redis_runs_in_the_release_only_when_asked_and_keeps_its_data(
         "http-metrics": redis["exporter"]["port"],
     }
 
-    # Redis requires the generated password, and both services are given it;
-    # an upgrade keeps it (the running pods would lose Redis otherwise).
+    # Redis requires the generated passwords, and each service is given its
+    # own; an upgrade keeps them (the running pods would lose Redis otherwise).
     secret = core.read_namespaced_secret(name, installed.namespace)
-    assert len(base64.b64decode(secret.data["password"])) == 32
+    for key in ("password", "api-password", "controller-password", "exporter-password"):
+        assert len(base64.b64decode(secret.data[key])) == 32, key
     upgrade = helm(
         "upgrade", RELEASE, str(CHART), "-n", installed.namespace,
         "-f", str(installed.scenario.path), "--wait", "--timeout", "120s",
@@ -431,6 +554,16 @@ def test_redis_runs_in_the_release_only_when_asked_and_keeps_its_data(
         )
         password = env_of(deployment.spec.template.spec.containers[0])["TC_REDIS_PASSWORD"]
         assert password.value_from.secret_key_ref.name == name, component
+        assert password.value_from.secret_key_ref.key == f"{component}-password"
+        settings = yaml.safe_load(
+            core.read_namespaced_config_map(
+                installed.scenario.name(component), installed.namespace
+            ).data["config.yaml"]
+        )
+        assert settings["redis_username"] == f"tc-{component}"
+    exporter = env_of(next(c for c in pod.spec.containers if c.name == "redis-exporter"))
+    assert exporter["REDIS_USER"].value == "tc-exporter"
+    assert exporter["REDIS_PASSWORD"].value_from.secret_key_ref.key == "exporter-password"
 
 
 def test_monitoring_is_created_or_its_absence_is_told(
@@ -456,6 +589,20 @@ def test_monitoring_is_created_or_its_absence_is_told(
         assert "serves no\nmonitoring.coreos.com/v1 API" in installed.notes, installed.notes
 
 
+def api_config(manifests: list[Manifest]) -> dict[str, Any]:
+    """The API's settings file, as the chart renders it."""
+    config_map = find(manifests, "ConfigMap", f"{RELEASE}-train-conductor-api")
+    config: dict[str, Any] = yaml.safe_load(config_map["data"]["config.yaml"])
+    return config
+
+
+def api_pod_spec(manifests: list[Manifest]) -> dict[str, Any]:
+    spec: dict[str, Any] = find(manifests, "Deployment", f"{RELEASE}-train-conductor-api")["spec"][
+        "template"
+    ]["spec"]
+    return spec
+
+
 # what the chart refuses
 
 
@@ -477,6 +624,35 @@ def test_monitoring_is_created_or_its_absence_is_told(
             "terminationGracePeriodSeconds",
             id="a grace period shorter than the drain",
         ),
+        pytest.param(["auth.modes={tokenreview}"], "/auth/modes", id="a misspelt auth mode"),
+        pytest.param(["auth.modes=null"], "modes", id="no auth mode"),
+        pytest.param(["auth.rateLimit.createPerSecnd=1"], "createPerSecnd", id="a misspelt limit"),
+        pytest.param(
+            ["auth.tokenReveiw.audience=x"], "tokenReveiw", id="a misspelt token-review key"
+        ),
+        pytest.param(["api.tls.enable=true"], "enable", id="a misspelt TLS key"),
+        pytest.param(
+            ["auth.modes={none,token-review}"],
+            "none can not be combined",
+            id="none beside another mode",
+        ),
+        pytest.param(
+            ["auth.modes={static-token}"],
+            "auth.staticTokens.existingSecret",
+            id="static tokens without their Secret",
+        ),
+        pytest.param(
+            ["auth.modes={mtls}", "api.tls.enabled=true", "api.tls.secretName=tls"],
+            "api.tls.clientCA",
+            id="mtls without a client CA",
+        ),
+        pytest.param(["api.tls.enabled=true"], "api.tls.secretName", id="TLS without a Secret"),
+        pytest.param(["api.tls.clientCA=true"], "api.tls.enabled", id="mTLS without TLS"),
+        pytest.param(
+            ["redis.enabled=true", "redis.users.api.username=me"],
+            "redis.users.api",
+            id="a user of your own Redis given to the bundled one",
+        ),
     ],
 )
 def test_a_wrong_value_fails_the_install_naming_it(values: list[str], named: str) -> None:
@@ -486,11 +662,26 @@ def test_a_wrong_value_fails_the_install_naming_it(values: list[str], named: str
     assert named in result.stderr, result.stderr
 
 
-def test_auth_none_needs_consent() -> None:
-    result = helm("template", RELEASE, str(CHART))
+@pytest.mark.parametrize(
+    "mode", [("--set", "auth.modes={none}"), ("--set", "auth.mode=none")], ids=["modes", "mode"]
+)
+def test_auth_none_needs_consent(mode: tuple[str, str]) -> None:
+    result = helm("template", RELEASE, str(CHART), *mode)
     assert result.returncode != 0
     assert "auth.allowInsecureNone=true" in result.stderr, result.stderr
-    assert render(*ALLOW_NONE)
+    config = api_config(render(*mode, *ALLOW_NONE))
+    assert config["auth_modes"] == ["none"]
+    assert "auth_mode" not in config
+
+
+def test_the_default_identifies_callers_by_their_service_account_tokens() -> None:
+    config = api_config(render())
+    assert config["auth_modes"] == ["token-review"]
+    assert config["token_review_audience"] == "train-conductor"
+    # Production limits, on unless turned off.
+    assert config["create_rate_per_second"] > 0
+    assert config["create_burst"] >= 1
+    assert config["max_active_trainings_per_owner"] > 0
 
 
 # what the chart renders
@@ -539,6 +730,194 @@ def test_trainings_can_run_in_a_namespace_of_their_own() -> None:
     assert config["lease_namespace"] == "tc-system"
 
 
+@pytest.mark.parametrize(
+    ("modes", "token_review"),
+    [
+        pytest.param(("--set", "auth.modes={token-review}"), True, id="token-review"),
+        pytest.param(
+            ("--set", "auth.modes={static-token,token-review}", *STATIC_TOKENS), True,
+            id="beside static-token",
+        ),
+        pytest.param(("--set", "auth.modes={static-token}", *STATIC_TOKENS), False,
+                     id="static-token"),
+        pytest.param(NONE, False, id="none"),
+    ],
+)  # fmt: skip
+def test_the_api_gets_a_token_and_the_auth_delegator_role_only_with_token_review(
+    modes: tuple[str, ...], token_review: bool
+) -> None:
+    for account in ("", "tc-api"):
+        named = ("--set", f"api.serviceAccount.name={account}") if account else ()
+        manifests = render(*modes, *named)
+        api = f"{RELEASE}-train-conductor-api"
+        bindings = [m for m in manifests if m["kind"] == "ClusterRoleBinding"]
+        assert api_pod_spec(manifests)["automountServiceAccountToken"] is token_review
+        assert (
+            find(manifests, "ServiceAccount", account or api)["automountServiceAccountToken"]
+            is token_review
+        )
+        if not token_review:
+            assert not bindings
+            continue
+        # Cluster-wide: two releases of the same name in two namespaces get two.
+        assert [b["metadata"]["name"] for b in bindings] == [f"{api}-tc-system-auth-delegator"]
+        assert bindings[0]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:auth-delegator",
+        }
+        assert bindings[0]["subjects"] == [
+            {"kind": "ServiceAccount", "name": account or api, "namespace": "tc-system"}
+        ]
+
+
+def test_static_tokens_are_mounted_from_their_secret_as_a_file() -> None:
+    manifests = render(
+        "--set", "auth.modes={static-token}",
+        "--set", "auth.staticTokens.existingSecret=api-tokens",
+        "--set", "auth.staticTokens.key=tokens.txt",
+    )  # fmt: skip
+    spec = api_pod_spec(manifests)
+    volume = next(v for v in spec["volumes"] if v["name"] == "static-tokens")
+    assert volume["secret"] == {
+        "secretName": "api-tokens",
+        "items": [{"key": "tokens.txt", "path": "tokens"}],
+    }
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "static-tokens")
+    # A directory, not a subPath: the kubelet updates it when the Secret changes.
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount
+    assert api_config(manifests)["static_tokens_file"] == f"{mount['mountPath']}/tokens"
+    assert "static-tokens" not in {v["name"] for v in api_pod_spec(render())["volumes"]}
+
+
+@pytest.mark.parametrize("client_ca", [False, True], ids=["tls", "mtls"])
+def test_tls_mounts_the_secret_and_names_its_files(client_ca: bool) -> None:
+    sets = ["api.tls.enabled=true", "api.tls.secretName=tc-api-tls"]
+    if client_ca:
+        sets += ["api.tls.clientCA=true", "auth.modes={mtls,token-review}"]
+    manifests = render(*(arg for value in sets for arg in ("--set", value)))
+    spec = api_pod_spec(manifests)
+    container = spec["containers"][0]
+    volume = next(v for v in spec["volumes"] if v["name"] == "tls")
+    files = ["tls.crt", "tls.key", *(["ca.crt"] if client_ca else [])]
+    assert volume["secret"] == {
+        "secretName": "tc-api-tls",
+        "items": [{"key": f, "path": f} for f in files],
+    }
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount
+    config = api_config(manifests)
+    directory = mount["mountPath"]
+    assert config["tls_cert_file"] == f"{directory}/tls.crt"
+    assert config["tls_key_file"] == f"{directory}/tls.key"
+    assert config.get("tls_client_ca_file") == (f"{directory}/ca.crt" if client_ca else None)
+    # The kubelet's gRPC probe can not speak TLS.
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "grpc"}
+    assert "grpc" not in container["readinessProbe"]
+
+    plain = api_pod_spec(render())["containers"][0]
+    assert plain["readinessProbe"]["grpc"]["service"] == "trainconductor.v1.TrainingService"
+    assert "tls" not in {m["name"] for m in plain["volumeMounts"]}
+
+
+def test_the_bundled_redis_users_are_those_of_the_security_page() -> None:
+    manifests = render("--set", "redis.enabled=true", "--set", "redis.keyPrefix=tc-a*:")
+    redis_files = find(manifests, "ConfigMap", f"{RELEASE}-train-conductor-redis")["data"]
+    documented = {
+        user: rules.replace("~tc:*", "~tc-a\\*:*") for user, rules in documented_acl().items()
+    }
+    assert acl_users(redis_files["users.acl"]) == {"default": "on ~* &* +@all", **documented}
+    # No password in the ConfigMap: start.sh adds them from the Secret.
+    assert ">" not in redis_files["users.acl"]
+    assert "#" not in redis_files["users.acl"]
+
+    without_exporter = render(
+        "--set", "redis.enabled=true", "--set", "redis.exporter.enabled=false"
+    )
+    files = find(without_exporter, "ConfigMap", f"{RELEASE}-train-conductor-redis")["data"]
+    assert "tc-exporter" not in acl_users(files["users.acl"])
+
+    # Without passwords, no users either: the NetworkPolicy is the only guard.
+    open_redis = render("--set", "redis.enabled=true", "--set", "redis.auth.enabled=false")
+    files = find(open_redis, "ConfigMap", f"{RELEASE}-train-conductor-redis")["data"]
+    assert "users.acl" not in files
+    assert "aclfile" not in files["redis.conf"]
+    assert not [m for m in open_redis if m["kind"] == "Secret"]
+
+
+def test_the_bundled_redis_starts_with_its_users_and_their_passwords(tmp_path: Path) -> None:
+    """The chart's start.sh and users.acl, run with a real redis-server: each
+    user signs in with the password of its Secret key and may do only its part."""
+    manifests = render("--set", "redis.enabled=true")
+    files = find(manifests, "ConfigMap", f"{RELEASE}-train-conductor-redis")["data"]
+    secret = find(manifests, "Secret", f"{RELEASE}-train-conductor-redis")["data"]
+    passwords = {key: base64.b64decode(value).decode() for key, value in secret.items()}
+    statefulset = find(manifests, "StatefulSet", f"{RELEASE}-train-conductor-redis")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: passwords[e["valueFrom"]["secretKeyRef"]["key"]] for e in container["env"]}
+    assert container["command"] == ["sh", "/etc/redis/start.sh"]
+    port = free_port()
+    (tmp_path / "run").mkdir()
+    for name, text in files.items():
+        text = text.replace("/etc/redis/", f"{tmp_path}/").replace(
+            "/run/redis/", f"{tmp_path}/run/"
+        )
+        text = text.replace("dir /data", f"dir {tmp_path}").replace("port 6379", f"port {port}")
+        (tmp_path / name).write_text(text.replace("bind 0.0.0.0 -::*", "bind 127.0.0.1"))
+    server = subprocess.Popen(
+        ["sh", str(tmp_path / "start.sh")],
+        env={"PATH": os.environ["PATH"], **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+
+        def connect(user: str | None, password: str | None) -> Any:
+            return redis.Redis(
+                port=port, username=user, password=password, socket_timeout=5, decode_responses=True
+            )
+
+        wait_for("Redis to answer", lambda: _pong(connect(None, env["REDIS_PASSWORD"])))
+        acl = (tmp_path / "run" / "users.acl").read_text()
+        assert oct((tmp_path / "run" / "users.acl").stat().st_mode & 0o777) == "0o600"
+        for password in passwords.values():
+            assert password not in acl
+            assert hashlib.sha256(password.encode()).hexdigest() in acl
+
+        with pytest.raises(redis.AuthenticationError):
+            connect(None, None).ping()
+        api = connect("tc-api", env["REDIS_API_PASSWORD"])
+        assert api.set("tc:x", "1")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            api.set("elsewhere", "1")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            api.flushall()
+        controller = connect("tc-controller", env["REDIS_CONTROLLER_PASSWORD"])
+        assert controller.zcard("tc:phase") == 0
+        with pytest.raises(redis.AuthenticationError):
+            connect("tc-controller", env["REDIS_API_PASSWORD"]).ping()
+        exporter = connect("tc-exporter", env["REDIS_EXPORTER_PASSWORD"])
+        assert exporter.info()["redis_version"]
+        assert exporter.config_get("maxmemory") == {"maxmemory": "0"}
+        assert exporter.slowlog_len() >= 0
+        exporter.execute_command("CLIENT", "SETNAME", "redis_exporter")
+        exporter.execute_command("LATENCY", "LATEST")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            exporter.get("tc:x")
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "start.sh" not in errors, errors
+
+
+def _pong(connection: Any) -> bool:
+    try:
+        return bool(connection.ping())
+    except redis.ConnectionError:
+        return False
+
+
 def pod_environment(manifests: list[Manifest], component: str, config_file: Path) -> dict[str, str]:
     """The environment the chart gives a service's container, its config file written out."""
     name = f"{RELEASE}-train-conductor-{component}"
@@ -573,7 +952,28 @@ def test_the_services_accept_the_settings_the_chart_renders(
     assert api["http_port"] == values["api"]["metrics"]["port"]
     assert api["max_connection_age_seconds"] == values["api"]["grpc"]["maxConnectionAgeSeconds"]
     assert api["drain_seconds"] < values["api"]["terminationGracePeriodSeconds"]
-    assert api["auth_mode"] == values["auth"]["mode"]
+    auth = values["auth"]
+    assert api["auth_modes"] == scenario.auth_modes
+    assert api["auth_mode"] is None, "the chart writes auth_modes, not the deprecated auth_mode"
+    assert api["token_review_audience"] == auth["tokenReview"]["audience"]
+    assert api["admin_groups"] == auth["adminGroups"]
+    assert api["create_rate_per_second"] == auth["rateLimit"]["createPerSecond"]
+    assert api["create_burst"] == auth["rateLimit"]["burst"]
+    assert api["max_active_trainings_per_owner"] == auth["maxActiveTrainingsPerOwner"]
+    # Files the API reads are where the pod mounts them.
+    mounts = {
+        m["name"]: m["mountPath"]
+        for m in find(manifests, "Deployment", scenario.name("api"))["spec"]["template"]["spec"][
+            "containers"
+        ][0]["volumeMounts"]
+    }
+    if values["api"]["tls"]["enabled"]:
+        assert Path(api["tls_cert_file"]).parent == Path(mounts["tls"])
+        assert Path(api["tls_key_file"]).parent == Path(mounts["tls"])
+    else:
+        assert api["tls_cert_file"] is None
+    if "static-token" in scenario.auth_modes:
+        assert Path(api["static_tokens_file"]).parent == Path(mounts["static-tokens"])
 
     env = pod_environment(manifests, "controller", tmp_path / "controller.yaml")
     controller = loaded_settings("trainconductor_controller.settings", "ControllerSettings", env)
@@ -589,23 +989,38 @@ def test_the_services_accept_the_settings_the_chart_renders(
     assert controller["ttl_seconds_after_finished"] == training["ttlSecondsAfterFinished"]
     assert controller["redis_url"] == api["redis_url"]
     assert controller["redis_sentinels"] == values["redis"]["sentinel"]["hosts"]
+    # Each service as its own Redis user, where there is one per service.
+    redis_values = values["redis"]
+    for component, loaded in (("api", api), ("controller", controller)):
+        if redis_values["enabled"]:
+            expected = f"tc-{component}" if redis_values["auth"]["enabled"] else None
+        else:
+            user = redis_values["users"][component]
+            expected = user["username"] or redis_values["username"] or None
+        assert loaded["redis_username"] == expected, component
 
 
 # the services, with what the chart gives them
+
+
+def service_account_token(
+    kube: client.ApiClient, namespace: str, account: str, audiences: list[str]
+) -> str:
+    """A token the API server issues to `account` (for itself, without `audiences`)."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=3600)
+    )
+    issued = client.CoreV1Api(kube).create_namespaced_service_account_token(
+        account, namespace, request
+    )
+    return str(issued.status.token)
 
 
 def service_account_kubeconfig(
     cluster: Cluster, kube: client.ApiClient, namespace: str, account: str, path: Path
 ) -> Path:
     """A kubeconfig that acts as `account`, with a token the API server issued to it."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    token = (
-        client.CoreV1Api(kube)
-        .create_namespaced_service_account_token(account, namespace, request)
-        .status.token
-    )
+    token = service_account_token(kube, namespace, account, [])
     config = yaml.safe_load(cluster.kubeconfig.read_text())
     context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
     kube_cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
@@ -628,8 +1043,11 @@ def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(
     cluster: Cluster, kube: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     """The chart's pods are fakes here; the same settings and the same
-    ServiceAccount in real processes show that they work together."""
+    ServiceAccounts in real processes show that they work together: the
+    controller with its Roles, the API reviewing callers' tokens with its
+    binding to system:auth-delegator."""
     scenario = Scenario(CHART / "ci" / "default-values.yaml")
+    assert scenario.auth_modes == ["token-review"]
     result = helm(
         "install", RELEASE, str(CHART), "-n", namespace, "-f", str(scenario.path),
         "--wait", "--timeout", "120s", kubeconfig=cluster.kubeconfig,
@@ -642,8 +1060,15 @@ def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(
     try:
         overrides = {"TC_REDIS_URL": redis_server.url, "TC_GRPC_HOST": "127.0.0.1"}
         api_port, api_http, controller_http = free_port(), free_port(), free_port()
+        api_kubeconfig = service_account_kubeconfig(
+            cluster, kube, namespace, scenario.service_account("api"), tmp_path / "api.kubeconfig"
+        )
         api_env = pod_environment(manifests, "api", tmp_path / "api.yaml")
-        api_env |= overrides | {"TC_GRPC_PORT": str(api_port), "TC_HTTP_PORT": str(api_http)}
+        api_env |= overrides | {
+            "TC_GRPC_PORT": str(api_port),
+            "TC_HTTP_PORT": str(api_http),
+            "TC_KUBECONFIG": str(api_kubeconfig),
+        }
         services.append(Service("api", "trainconductor_api.main", api_env, tmp_path).start())
 
         account = scenario.service_account("controller")
@@ -669,11 +1094,23 @@ def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(
             lambda: _holder(lease, name, namespace) == identity,
             timeout=30,
         )
+        # A caller in the cluster: its ServiceAccount's token for the API's audience.
+        client.CoreV1Api(kube).create_namespaced_service_account(
+            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="ml-user"))
+        )
+        audience = scenario.values["auth"]["tokenReview"]["audience"]
+        token = service_account_token(kube, namespace, "ml-user", [audience])
+        for_apiserver = service_account_token(kube, namespace, "ml-user", [])
         with grpc.insecure_channel(f"127.0.0.1:{api_port}") as channel:
             stub = pb_grpc.TrainingServiceStub(channel)
-            training = stub.CreateTraining(
-                pb.CreateTrainingRequest(spec=lora_spec()), timeout=10
-            ).training
+            request = pb.CreateTrainingRequest(spec=lora_spec())
+            for refused in ((), (("authorization", f"Bearer {for_apiserver}"),)):
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.CreateTraining(request, metadata=refused, timeout=10)
+                assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, raised.value
+            bearer = (("authorization", f"Bearer {token}"),)
+            training = stub.CreateTraining(request, metadata=bearer, timeout=10).training
+        assert training.owner == f"system:serviceaccount:{namespace}:ml-user"
         batch = client.BatchV1Api(kube)
         jobs = wait_for(
             f"a Job for training {training.id}",

@@ -94,7 +94,10 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- default (include "train-conductor.controller.fullname" .) .Values.controller.leaderElection.leaseName }}
 {{- end }}
 
-{{/* The Secret and key of the Redis password, empty when there is none. */}}
+{{/*
+The Secret and key of the password of the bundled Redis' `default` user, or
+of your Redis' password shared by both services; empty when there is none.
+*/}}
 {{- define "train-conductor.redis.passwordSecret" -}}
 {{- if .Values.redis.existingSecret }}
 {{- .Values.redis.existingSecret }}
@@ -111,16 +114,65 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* "true" when the bundled Redis requires passwords, and so has an ACL user per service. */}}
+{{- define "train-conductor.redis.acl" -}}
+{{- if and .Values.redis.enabled (include "train-conductor.redis.passwordSecret" .) }}true{{ end }}
+{{- end }}
+
+{{/* The ACL user of the bundled Redis that a component connects as: tc-api, tc-controller, tc-exporter. */}}
+{{- define "train-conductor.redis.aclUser" -}}
+{{- printf "tc-%s" . }}
+{{- end }}
+
+{{/*
+What each ACL user of the bundled Redis may do (docs/security.md): the
+commands it calls, inside its Lua scripts too, and only the keys under the
+prefix. The exporter reads server statistics and no key. Takes the root context.
+*/}}
+{{- define "train-conductor.redis.aclRules" -}}
+{{- $keys := printf "~%s*" (regexReplaceAll "([*?\\[\\]\\\\])" .Values.redis.keyPrefix "\\${1}") }}
+api: {{ printf "on resetkeys %s resetchannels -@all +ping +evalsha +script|load +hgetall +zrange +xread +xrevrange +get +set +zintercard +hset +zadd +xadd +exists +hmget +hincrby" $keys | quote }}
+controller: {{ printf "on resetkeys %s resetchannels -@all +ping +evalsha +script|load +hgetall +zrange +zcard +xgroup|create +xreadgroup +xautoclaim +xack +xinfo|groups +exists +hmget +hset +zrem +zadd +xadd" $keys | quote }}
+exporter: "on resetkeys resetchannels -@all +ping +info +config|get +client|setname +latency|latest +latency|histogram +slowlog|len +slowlog|get"
+{{- end }}
+
+{{/*
+The ACL user and the Secret and key of the password a service connects to
+Redis with; each empty when there is none. Takes (dict "context" $ "component" "api").
+*/}}
+{{- define "train-conductor.redis.credentials" -}}
+{{- $redis := .context.Values.redis }}
+{{- $out := dict "username" "" "secret" "" "key" "" }}
+{{- if $redis.enabled }}
+{{- if include "train-conductor.redis.acl" .context }}
+{{- $_ := set $out "username" (include "train-conductor.redis.aclUser" .component) }}
+{{- $_ := set $out "secret" (include "train-conductor.redis.fullname" .context) }}
+{{- $_ := set $out "key" (printf "%s-password" .component) }}
+{{- end }}
+{{- else }}
+{{- $user := index $redis.users .component }}
+{{- $_ := set $out "username" (default $redis.username $user.username) }}
+{{- if $user.existingSecret }}
+{{- $_ := set $out "secret" $user.existingSecret }}
+{{- $_ := set $out "key" $user.existingSecretPasswordKey }}
+{{- else if $redis.existingSecret }}
+{{- $_ := set $out "secret" $redis.existingSecret }}
+{{- $_ := set $out "key" $redis.existingSecretPasswordKey }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
 {{- define "train-conductor.redis.caDir" -}}
 /etc/train-conductor/redis-ca
 {{- end }}
 
-{{/* The Redis settings of both services, as a dict of settings names. */}}
+{{/* The Redis settings of a service, as a dict of settings names. Takes (dict "context" $ "component" "api"). */}}
 {{- define "train-conductor.redisSettings" -}}
-{{- $redis := .Values.redis }}
+{{- $redis := .context.Values.redis }}
 {{- $url := $redis.url }}
 {{- if $redis.enabled }}
-{{- $url = printf "redis://%s.%s.svc:6379/0" (include "train-conductor.redis.fullname" .) .Release.Namespace }}
+{{- $url = printf "redis://%s.%s.svc:6379/0" (include "train-conductor.redis.fullname" .context) .context.Release.Namespace }}
 {{- end }}
 {{- $settings := dict
   "redis_url" $url
@@ -130,7 +182,7 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
   "redis_retries" (int64 $redis.client.retries)
   "redis_max_connections" (int64 $redis.client.maxConnections)
 }}
-{{- with $redis.username }}
+{{- with (include "train-conductor.redis.credentials" . | fromYaml).username }}
 {{- $_ := set $settings "redis_username" . }}
 {{- end }}
 {{- with $redis.sentinel.hosts }}
@@ -138,20 +190,20 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- $_ := set $settings "redis_sentinel_master" $redis.sentinel.masterName }}
 {{- end }}
 {{- if $redis.tls.caSecret }}
-{{- $_ := set $settings "redis_ca_file" (printf "%s/%s" (include "train-conductor.redis.caDir" .) $redis.tls.caKey) }}
+{{- $_ := set $settings "redis_ca_file" (printf "%s/%s" (include "train-conductor.redis.caDir" .context) $redis.tls.caKey) }}
 {{- end }}
 {{- toYaml $settings }}
 {{- end }}
 
-{{/* Environment every service container gets: the Redis password, and the OTLP endpoint of the collector sidecar. Takes (dict "context" $ "component" "api"). */}}
+{{/* Environment every service container gets: its Redis password, and the OTLP endpoint of the collector sidecar. Takes (dict "context" $ "component" "api"). */}}
 {{- define "train-conductor.commonEnv" -}}
-{{- $secret := include "train-conductor.redis.passwordSecret" .context }}
-{{- if $secret }}
+{{- $credentials := include "train-conductor.redis.credentials" . | fromYaml }}
+{{- if $credentials.secret }}
 - name: TC_REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $secret }}
-      key: {{ include "train-conductor.redis.passwordKey" .context }}
+      name: {{ $credentials.secret }}
+      key: {{ $credentials.key }}
 {{- end }}
 {{- if (index .context.Values .component).otelCollector.enabled }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
@@ -221,13 +273,65 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
       readOnly: true
 {{- end }}
 
+{{/* The API's auth modes, as a JSON list: auth.modes, or the deprecated auth.mode alone. */}}
+{{- define "train-conductor.authModes" -}}
+{{- if .Values.auth.mode }}
+{{- list .Values.auth.mode | toJson }}
+{{- else }}
+{{- .Values.auth.modes | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the API checks ServiceAccount tokens with the TokenReview API. */}}
+{{- define "train-conductor.tokenReview" -}}
+{{- if has "token-review" (include "train-conductor.authModes" . | fromJsonArray) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the API reads static tokens from auth.staticTokens.existingSecret. */}}
+{{- define "train-conductor.staticTokens" -}}
+{{- if has "static-token" (include "train-conductor.authModes" . | fromJsonArray) }}true{{ end }}
+{{- end }}
+
+{{/* Where the API's TLS Secret and static tokens are mounted. */}}
+{{- define "train-conductor.api.tlsDir" -}}
+/etc/train-conductor/tls
+{{- end }}
+
+{{- define "train-conductor.api.staticTokensDir" -}}
+/etc/train-conductor/static-tokens
+{{- end }}
+
+{{/* The ClusterRoleBinding of the API to system:auth-delegator: cluster-wide, so the namespace is in its name. */}}
+{{- define "train-conductor.api.authDelegatorName" -}}
+{{- printf "%s-%s-auth-delegator" (include "train-conductor.api.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/*
 Refuses values that the schema cannot judge alone. Included by the API's
 Deployment, which every install renders.
 */}}
 {{- define "train-conductor.validate" -}}
-{{- if and (eq .Values.auth.mode "none") (not .Values.auth.allowInsecureNone) }}
-{{- fail "auth.mode=none lets any caller act as any user (the API trusts the x-tc-user metadata). Set auth.allowInsecureNone=true to accept that, for development or a network where every caller is trusted." }}
+{{- $modes := include "train-conductor.authModes" . | fromJsonArray }}
+{{- $tls := .Values.api.tls }}
+{{- if has "none" $modes }}
+{{- if gt (len $modes) 1 }}
+{{- fail (printf "auth.modes %s: none can not be combined with other modes (a caller without credentials would be trusted under any name)." (toJson $modes)) }}
+{{- end }}
+{{- if not .Values.auth.allowInsecureNone }}
+{{- fail "auth.modes=[none] lets any caller act as any user (the API trusts the x-tc-user metadata). Set auth.allowInsecureNone=true to accept that, for development or a network where every caller is trusted, or choose another mode (token-review, the default)." }}
+{{- end }}
+{{- end }}
+{{- if and (has "static-token" $modes) (not .Values.auth.staticTokens.existingSecret) }}
+{{- fail "auth.modes static-token needs auth.staticTokens.existingSecret, the Secret with the token list." }}
+{{- end }}
+{{- if and (has "mtls" $modes) (not (and $tls.enabled $tls.clientCA)) }}
+{{- fail "auth.modes mtls needs api.tls.enabled=true and api.tls.clientCA=true (the CA that signs the client certificates)." }}
+{{- end }}
+{{- if and $tls.enabled (not $tls.secretName) }}
+{{- fail "api.tls.enabled needs api.tls.secretName, a kubernetes.io/tls Secret (tls.crt, tls.key; ca.crt for api.tls.clientCA)." }}
+{{- end }}
+{{- if and $tls.clientCA (not $tls.enabled) }}
+{{- fail "api.tls.clientCA (mTLS) needs api.tls.enabled=true." }}
 {{- end }}
 {{- if le (float64 .Values.api.terminationGracePeriodSeconds) (float64 .Values.api.drainSeconds) }}
 {{- fail (printf "api.terminationGracePeriodSeconds (%v) must exceed api.drainSeconds (%v), or Kubernetes kills the API while it drains." .Values.api.terminationGracePeriodSeconds .Values.api.drainSeconds) }}
@@ -237,6 +341,19 @@ Deployment, which every install renders.
 {{- end }}
 {{- if and (not .Values.redis.enabled) (not .Values.redis.url) }}
 {{- fail "Set redis.url to your Redis, or redis.enabled=true to run one in the release." }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{- range $component, $user := .Values.redis.users }}
+{{- if or $user.username $user.existingSecret }}
+{{- fail (printf "redis.users.%s is for your own Redis; the bundled Redis (redis.enabled) makes an ACL user for each service itself." $component) }}
+{{- end }}
+{{- end }}
+{{- if and (include "train-conductor.redis.acl" .) (regexMatch "\\s" .Values.redis.keyPrefix) }}
+{{- fail (printf "redis.keyPrefix %q holds a space, which the bundled Redis' ACL key pattern can not." .Values.redis.keyPrefix) }}
+{{- end }}
+{{- if and .Values.redis.existingSecret (eq .Values.redis.existingSecret (include "train-conductor.redis.fullname" .)) }}
+{{- fail (printf "redis.existingSecret %s is the name of the Secret the chart makes for the bundled Redis' users; name yours otherwise." .Values.redis.existingSecret) }}
+{{- end }}
 {{- end }}
 {{- if ge (int .Values.controller.leaderElection.renewDeadlineSeconds) (int .Values.controller.leaderElection.leaseDurationSeconds) }}
 {{- fail "controller.leaderElection.renewDeadlineSeconds must be below leaseDurationSeconds." }}
