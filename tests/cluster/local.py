@@ -133,6 +133,10 @@ class LocalCluster:
             # A throwaway cluster: etcd need not wait for the disk on every
             # write (Kubernetes' own integration tests run it so too).
             "--extra-args", "etcd=unsafe-no-fsync=true",
+            # One of each, with nothing to restart them: without leader
+            # election they ride out an API server restart instead of exiting.
+            "--extra-args", "kube-controller-manager=leader-elect=false",
+            "--extra-args", "kube-scheduler=leader-elect=false",
             "--wait", "120s",
             check=False,
         )  # fmt: skip
@@ -146,16 +150,16 @@ class LocalCluster:
     def restart_apiserver(
         self, pause_seconds: float = 0.0, on_stopped: Callable[[], None] | None = None
     ) -> None:
-        """Stops kube-apiserver and starts it again with the same command line,
-        as a control-plane upgrade or crash would; etcd, the controllers and
-        kwok stay up and reconnect by themselves."""
+        """Kills kube-apiserver and starts it again with the same command line,
+        as a crash would (a graceful stop waits a minute for open watches);
+        etcd, the controllers and kwok stay up and reconnect by themselves."""
         cluster_dir = RUN_DIR / "kwok" / "clusters" / self.name
         pid_file = cluster_dir / "pids" / "kube-apiserver.pid"
         pid = int(pid_file.read_text().strip())
         proc = Path(f"/proc/{pid}")
         argv = proc.joinpath("cmdline").read_bytes().rstrip(b"\0").split(b"\0")
         cwd = os.readlink(proc / "cwd")
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGKILL)
         while proc.exists() and "zombie" not in _state(proc):
             time.sleep(0.05)
         if on_stopped:

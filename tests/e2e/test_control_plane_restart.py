@@ -4,11 +4,24 @@ resume or relist, no change is lost, no Job is made twice."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
+import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
+from tests.e2e.conftest import Cluster, running_stack
 from tests.e2e.stack import Stack, wait_for
 from tests.support.specs import lora_spec
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A lease that outlasts the outage, as in production (15s): the leader
+    keeps leading, so its watches, not a new leader's first list, must
+    catch up with what happened meanwhile."""
+    env = {"TC_LEASE_DURATION_SECONDS": "20", "TC_RENEW_DEADLINE_SECONDS": "15"}
+    with running_stack(cluster, tmp_path_factory.mktemp("restart"), env) as running:
+        yield running
 
 
 def test_an_api_server_restart_loses_nothing(stack: Stack) -> None:
@@ -37,5 +50,7 @@ def test_an_api_server_restart_loses_nothing(stack: Stack) -> None:
     assert set(jobs) == {f"train-{i}" for i in before + during + after}
     recreated = [name for name, uid in uids.items() if jobs.get(name) != uid]
     assert recreated == [], "a Job was deleted and made again"
-    log = stack.controllers["controller-0"].log_path.read_text()
+    controller = stack.controllers["controller-0"]
+    assert controller.alive, "the leader should have ridden out the outage"
+    log = controller.log_path.read_text()
     assert "watch failed; retrying" in log or "relisting" in log

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+import urllib3
 from kubernetes import client
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
@@ -21,6 +22,36 @@ from trainconductor_controller import metrics
 from trainconductor_controller.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
+
+
+class _LeaseLock(LeaseLock):
+    """The client's LeaseLock, except that an unreachable API server is a
+    failed attempt (retried until the renew deadline) instead of an exception
+    that ends the election at once: without this, a blip of the API server
+    costs the leader its leadership."""
+
+    def __init__(self, name: str, namespace: str, identity: str) -> None:
+        super().__init__(name, namespace, identity)  # type: ignore[no-untyped-call]
+
+    def get(self, name: str, namespace: str) -> tuple[bool, object]:
+        try:
+            result: tuple[bool, object] = super().get(name, namespace)  # type: ignore[no-untyped-call]
+            return result
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            log.warning("could not read the Lease", extra={"error": type(err).__name__})
+            return False, err
+
+    def create(self, name: str, namespace: str, election_record: object) -> bool:
+        try:
+            return bool(super().create(name, namespace, election_record))  # type: ignore[no-untyped-call]
+        except (urllib3.exceptions.HTTPError, OSError):
+            return False
+
+    def update(self, name: str, namespace: str, updated_record: object) -> bool:
+        try:
+            return bool(super().update(name, namespace, updated_record))  # type: ignore[no-untyped-call]
+        except (urllib3.exceptions.HTTPError, OSError):
+            return False
 
 
 class LeaderElector:
@@ -32,7 +63,7 @@ class LeaderElector:
         on_started: Callable[[], None],
         on_lost: Callable[[], None],
     ) -> None:
-        lock = LeaseLock(settings.lease_name, settings.lease_namespace, settings.identity)
+        lock = _LeaseLock(settings.lease_name, settings.lease_namespace, settings.identity)
         lock.api_instance = client.CoordinationV1Api(api)  # not the global default client
         self._leading = threading.Event()
         self._on_started = on_started
