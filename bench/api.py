@@ -58,16 +58,7 @@ def main() -> int:
         },
         work,
     ).start()
-    noop = Service("noop", "bench.noop_server", {}, work)
-    noop.process = None
-    import subprocess
-
-    noop.process = subprocess.Popen(
-        [sys.executable, "-m", "bench.noop_server", str(noop_port)],
-        cwd=ROOT,
-        stdout=(work / "noop.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    noop = Service("noop", "bench.noop_server", {"TC_GRPC_PORT": str(noop_port)}, work).start()
     try:
         wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
         _wait_grpc(f"127.0.0.1:{noop_port}")

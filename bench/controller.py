@@ -152,7 +152,7 @@ async def record_finished(redis_url: str, count: int) -> None:
     await store.close()
 
 
-def metric(port: str, name: str) -> float:
+def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -167,7 +167,7 @@ def resync(stack: Stack, recorded: int) -> dict[str, Any]:
     logged_before = old.log_path.stat().st_size  # the new process appends to the same log
     start = time.monotonic()
     controller = stack.start_controller("controller-0")
-    port = controller.env["http_port"]
+    port = controller.http_port
 
     def resynced() -> bool:
         with controller.log_path.open() as log:

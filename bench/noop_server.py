@@ -1,12 +1,13 @@
 """The baseline: a bare grpc.aio server of the same service that answers at
 once, with no validation, no store, no interceptors.
 
-    python -m bench.noop_server PORT
+    TC_GRPC_PORT=PORT python -m bench.noop_server
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 
@@ -60,4 +61,5 @@ async def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    # The port comes as the API's does, so both start the same way.
+    asyncio.run(serve(int(os.environ.get("TC_GRPC_PORT") or sys.argv[1])))

@@ -78,7 +78,7 @@ class Stack:
             **extra,
         }
         service = Service(identity, "trainconductor_controller.main", env, self.log_dir).start()
-        service.env["http_port"] = str(http_port)
+        service.http_port = http_port
         self.controllers[identity] = service
         wait_http_ok(f"http://127.0.0.1:{http_port}/readyz")
         return service

@@ -22,6 +22,7 @@ class Service:
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.http_port = 0  # its metrics and health port, when it has one
 
     def start(self) -> Service:
         log = self.log_path.open("ab")

@@ -16,7 +16,11 @@ from tests.support.processes import wait_http_ok
 
 
 class Prometheus:
-    def __init__(self, work: Path, targets: dict[str, str]) -> None:
+    def __init__(
+        self, work: Path, targets: dict[str, str], labels: dict[str, str] | None = None
+    ) -> None:
+        """Scrapes each job's target every second, adding `labels` (the
+        namespace, say, which Kubernetes service discovery would add)."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError(
@@ -25,8 +29,10 @@ class Prometheus:
         self.port = free_port()
         work.mkdir(parents=True, exist_ok=True)
         config = work / "prometheus.yml"
+        pairs = ", ".join(f"{k}: '{v}'" for k, v in (labels or {}).items())
+        extra = f"\n        labels: {{{pairs}}}" if pairs else ""
         jobs = "\n".join(
-            f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']"
+            f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']{extra}"
             for job, target in targets.items()
         )
         config.write_text(
@@ -66,6 +72,16 @@ class Prometheus:
             if time.monotonic() > deadline:
                 raise AssertionError(f"Prometheus has no value for {expression}")
             time.sleep(0.5)
+
+    def has_data(self, expression: str, timeout: float = 20) -> bool:
+        """Whether the expression returns anything within `timeout` (a rate
+        needs two scrapes of a series before it has a value)."""
+        deadline = time.monotonic() + timeout
+        while not self.query(expression):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
 
     def stop(self) -> None:
         self.process.terminate()

@@ -71,3 +71,15 @@ LIMITED = Counter(
     ["limit"],
     registry=registry,
 )
+
+
+def _initialize() -> None:
+    """Series with known label values exist from the start, at 0, so that
+    rates and alerts see the first increment instead of a series appearing."""
+    for outcome in ("created", "deduplicated", "rejected"):
+        TRAININGS_SUBMITTED.labels(outcome)
+    for method in ("WatchTraining", "WatchTrainings"):
+        ACTIVE_WATCHES.labels(method)
+
+
+_initialize()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
@@ -31,7 +32,7 @@ class Controller:
         kube: Kube,
         readiness: Readiness,
         *,
-        is_leader: object,
+        is_leader: Callable[[], bool],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -71,7 +72,7 @@ class Controller:
             self.jobs,
             self.pods,
             self._settings,
-            is_leader=self._is_leader,  # type: ignore[arg-type]
+            is_leader=self._is_leader,
         )
         workers = [self._worker() for _ in range(self._settings.workers)]
         await asyncio.gather(

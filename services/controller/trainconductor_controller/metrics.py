@@ -82,3 +82,16 @@ CHANGE_FEED_LAG = Gauge(
     "trainconductor_controller_change_feed_pending",
     "Change-feed entries not yet acknowledged (delivered or not).",
 )
+
+
+def _initialize() -> None:
+    """Series with known label values exist from the start, at 0, so that
+    rates and alerts see the first increment instead of a series appearing."""
+    for result in ("success", "error", "not_leader"):
+        RECONCILES.labels(result)
+    for resource in ("jobs", "pods"):
+        for cause in ("gone", "error", "timeout"):
+            WATCH_RESTARTS.labels(resource, cause)
+
+
+_initialize()
