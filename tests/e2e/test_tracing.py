@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import secrets
+import json
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from trainconductor.v1 import training_service_pb2 as pb
 
 from tests.e2e.conftest import Cluster, running_stack
 from tests.e2e.stack import Stack
 from tests.support.jaeger import Jaeger
+from tests.support.processes import Service
 from tests.support.specs import lora_spec
+
+CLIENT = "training-submitter"
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +43,40 @@ def traced_stack(
         yield stack
 
 
-def test_a_training_is_one_trace_from_submission_to_its_job(
-    traced_stack: Stack, jaeger: Jaeger
-) -> None:
-    trace_id = secrets.token_hex(16)
-    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"  # the client's own span
-    response = traced_stack.trainings.CreateTraining(
-        pb.CreateTrainingRequest(spec=lora_spec()),
-        metadata=(("traceparent", traceparent),),
-        timeout=10,
+def traced_create(stack: Stack, jaeger: Jaeger) -> tuple[str, str]:
+    """CreateTraining from a client that traces itself, as an SDK user's
+    program would: its span is exported to the same Jaeger."""
+    provider = TracerProvider(resource=Resource.create({"service.name": CLIENT}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=jaeger.otlp_endpoint, insecure=True))
     )
-    training = traced_stack.wait_for_phase(response.training.id, {pb.PHASE_COMPLETED})
+    tracer = provider.get_tracer("tests")
+    with tracer.start_as_current_span("submit training") as span:
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        response = stack.trainings.CreateTraining(
+            pb.CreateTrainingRequest(spec=lora_spec()), metadata=tuple(carrier.items()), timeout=10
+        )
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    return trace_id, response.training.id
 
-    found = jaeger.trace(trace_id, wait_for={"trainconductor-api", "trainconductor-controller"})
+
+@pytest.fixture(scope="module")
+def traced_training(traced_stack: Stack, jaeger: Jaeger) -> tuple[str, pb.Training]:
+    trace_id, training_id = traced_create(traced_stack, jaeger)
+    return trace_id, traced_stack.wait_for_phase(training_id, {pb.PHASE_COMPLETED})
+
+
+def test_a_training_is_one_trace_from_submission_to_its_job(
+    traced_stack: Stack, jaeger: Jaeger, traced_training: tuple[str, pb.Training]
+) -> None:
+    trace_id, training = traced_training
+    found = jaeger.trace(
+        trace_id, wait_for={CLIENT, "trainconductor-api", "trainconductor-controller"}
+    )
     operations = {span["operationName"] for span in found["spans"]}
+    assert "submit training" in operations, "the client's own span"
     assert "/trainconductor.v1.TrainingService/CreateTraining" in operations
     assert "EVALSHA" in operations, "the Redis call of the create has its span"
     assert "reconcile" in operations
@@ -60,9 +88,27 @@ def test_a_training_is_one_trace_from_submission_to_its_job(
     assert trace_id in job.metadata.annotations["trainconductor.dev/traceparent"]
 
 
-def test_logs_carry_the_trace_and_training_ids(traced_stack: Stack) -> None:
-    log = traced_stack.controllers["controller-0"].log_path.read_text()
-    created = [line for line in log.splitlines() if '"job created"' in line]
-    assert created
-    assert '"trace_id"' in created[0]
-    assert '"training_id"' in created[0]
+def test_log_lines_of_both_services_carry_the_training_and_its_trace(
+    traced_stack: Stack, traced_training: tuple[str, pb.Training]
+) -> None:
+    trace_id, training = traced_training
+
+    def lines(service: Service, message: str) -> list[dict[str, object]]:
+        parsed = [json.loads(line) for line in service.log_path.read_text().splitlines()]
+        return [
+            line
+            for line in parsed
+            if line.get("message") == message and line.get("training_id") == training.id
+        ]
+
+    assert traced_stack.api is not None
+    created = [
+        line
+        for line in lines(traced_stack.api, "rpc")
+        if str(line.get("grpc_method", "")).endswith("/CreateTraining")
+    ]
+    assert created, "no access log line of the CreateTraining call"
+    assert created[0]["trace_id"] == trace_id
+    job_created = lines(traced_stack.controllers["controller-0"], "job created")
+    assert job_created, "no log line of the Job's creation"
+    assert job_created[0]["trace_id"] == trace_id
