@@ -5,7 +5,9 @@ by the same client (ghz).
     python -m bench.api [--seconds 10]
 
 Targets: Create throughput >= 0.5x the no-op, Get >= 0.6x, and p99 under
-20 ms at half of the measured peak rate. Writes build/bench/api.json.
+20 ms at half of the measured peak rate; tracing on (exporting every call to
+a real Jaeger) costs at most 15% of Create throughput. Writes
+build/bench/api.json.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from bench.ghz import ROOT, Load, run_ghz
+from tests.support.jaeger import Jaeger
 from tests.support.ports import free_port
 from tests.support.processes import Service, wait_http_ok
 from tests.support.redis_server import RedisServer
@@ -32,11 +35,31 @@ from tests.support.specs import lora_spec
 CONCURRENCY = 50
 TARGETS = {"CreateTraining": 0.5, "GetTraining": 0.6}
 P99_TARGET_MS = 20.0
+TRACING_COST_TARGET = 0.15
 
 
 def _wait_grpc(target: str) -> None:
     with grpc.insecure_channel(target) as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
+
+
+def _start_api(name: str, redis_url: str, work: Path, **env: str) -> tuple[Service, str]:
+    port, http_port = free_port(), free_port()
+    api = Service(
+        name,
+        "trainconductor_api.main",
+        {
+            "TC_REDIS_URL": redis_url,
+            "TC_REDIS_KEY_PREFIX": f"{name}:",
+            "TC_GRPC_HOST": "127.0.0.1",
+            "TC_GRPC_PORT": str(port),
+            "TC_HTTP_PORT": str(http_port),
+            **env,
+        },
+        work,
+    ).start()
+    wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+    return api, f"127.0.0.1:{port}"
 
 
 def main() -> int:
@@ -46,30 +69,29 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     redis_server = RedisServer(work / "redis")
     redis_server.start()
-    api_port, noop_port, http_port = free_port(), free_port(), free_port()
-    api = Service(
-        "api",
-        "trainconductor_api.main",
-        {
-            "TC_REDIS_URL": redis_server.url,
-            "TC_GRPC_HOST": "127.0.0.1",
-            "TC_GRPC_PORT": str(api_port),
-            "TC_HTTP_PORT": str(http_port),
-        },
+    jaeger = Jaeger(work / "jaeger")
+    api, api_target = _start_api("api", redis_server.url, work)
+    traced, traced_target = _start_api(
+        "traced",
+        redis_server.url,
         work,
-    ).start()
+        OTEL_EXPORTER_OTLP_ENDPOINT=jaeger.otlp_endpoint,
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+    )
+    noop_port = free_port()
     noop = Service("noop", "bench.noop_server", {"TC_GRPC_PORT": str(noop_port)}, work).start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
         _wait_grpc(f"127.0.0.1:{noop_port}")
-        return _measure(f"127.0.0.1:{api_port}", f"127.0.0.1:{noop_port}", args.seconds)
+        return _measure(api_target, f"127.0.0.1:{noop_port}", traced_target, args.seconds)
     finally:
-        api.stop()
+        for service in (api, traced):
+            service.stop()
         noop.kill()
+        jaeger.stop()
         redis_server.stop()
 
 
-def _measure(api: str, noop: str, seconds: float) -> int:
+def _measure(api: str, noop: str, traced: str, seconds: float) -> int:
     with grpc.insecure_channel(api) as channel:
         stub = pb_grpc.TrainingServiceStub(channel)
         existing = stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec())).training
@@ -106,6 +128,25 @@ def _measure(api: str, noop: str, seconds: float) -> int:
             "p99_target_ms": P99_TARGET_MS,
             "met": met,
         }
+    # Tracing on (every call exported to Jaeger) beside tracing off.
+    data = requests["CreateTraining"]
+    run_ghz(traced, "CreateTraining", data, seconds=2, concurrency=CONCURRENCY)  # warm up
+    off = run_ghz(api, "CreateTraining", data, seconds=seconds, concurrency=CONCURRENCY)
+    on = run_ghz(traced, "CreateTraining", data, seconds=seconds, concurrency=CONCURRENCY)
+    cost = 1 - on.rps / off.rps
+    met = cost <= TRACING_COST_TARGET
+    ok &= met
+    print(
+        f"  CreateTraining with tracing on: {on.rps:.0f} rps beside {off.rps:.0f} off, "
+        f"a cost of {cost:.0%} (target <= {TRACING_COST_TARGET:.0%}): {'met' if met else 'MISSED'}"
+    )
+    results["tracing"] = {
+        "off": asdict(off),
+        "on": asdict(on),
+        "cost": round(cost, 3),
+        "cost_target": TRACING_COST_TARGET,
+        "met": met,
+    }
     out = ROOT / "build" / "bench" / "api.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"time": time.time(), "results": results}, indent=2))
