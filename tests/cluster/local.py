@@ -115,6 +115,7 @@ class LocalCluster:
             return False
         start = time.monotonic()
         self._kwokctl("delete", "cluster", check=False)
+        self._kill_leftovers()
         RUN_DIR.mkdir(exist_ok=True)
         config = RUN_DIR / "kwok-config.yaml"
         config.write_text(self._config())
@@ -177,8 +178,24 @@ class LocalCluster:
                 raise RuntimeError("kube-apiserver did not come back within a minute")
             time.sleep(0.2)
 
+    def _kill_leftovers(self) -> None:
+        """Stops processes of this cluster that a run which died left behind
+        (kwokctl only knows those in its pid files): a stale controller
+        manager talking to a new API server on the same port is chaos."""
+        marker = str(RUN_DIR / "kwok" / "clusters" / self.name).encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if marker in proc.joinpath("cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    log(f"stopped a leftover process {proc.name}")
+            except (OSError, ProcessLookupError):
+                continue
+
     def down(self) -> None:
         self._kwokctl("delete", "cluster", check=False)
+        self._kill_leftovers()  # a restarted kube-apiserver is not kwokctl's
         self.kubeconfig.unlink(missing_ok=True)
         shutil.rmtree(RUN_DIR / "kwok", ignore_errors=True)
         log(f"stopped {self.name}")
