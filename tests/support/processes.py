@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.orphans import die_with_parent
+from tests.support.orphans import guard
 
 
 class Service:
@@ -31,7 +31,7 @@ class Service:
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=guard(),
         )
         return self
 

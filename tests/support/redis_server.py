@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.orphans import die_with_parent
+from tests.support.orphans import guard
 from tests.support.ports import free_port
 
 
@@ -46,7 +46,7 @@ class RedisServer:
             ],
             stdout=(self.data_dir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=guard(),
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
