@@ -48,14 +48,20 @@ images: ## Build the two container images (needs Docker): TAG=dev by default.
 	docker build -f services/api/Dockerfile -t train-conductor-api:$(or $(TAG),dev) .
 	docker build -f services/controller/Dockerfile -t train-conductor-controller:$(or $(TAG),dev) .
 
+.PHONY: images-podman
+images-podman: deps ## Build the two images without Docker (podman on a Debian base; needs root): TAG=dev by default.
+	TAG=$(or $(TAG),dev) hack/images.sh
+
 .PHONY: proto
 proto: ## Generate the Python code of proto/ (with .pyi types).
 	PYTHON=$(PY) hack/gen-proto.sh
 
 .PHONY: lock
 lock: ## Re-lock the Python dependencies from requirements.in.
-	$(VENV)/bin/uv pip compile requirements.in -o requirements.lock --generate-hashes -q 2>/dev/null \
-	  || uv pip compile requirements.in -o requirements.lock --generate-hashes -q
+	# Locked for the oldest Python 3.11 we run on (Debian bookworm's, in the
+	# images), so that its extra needs (async-timeout before 3.11.3) are in.
+	$(VENV)/bin/uv pip compile requirements.in -o requirements.lock --generate-hashes -q --python-version 3.11.2
+	$(VENV)/bin/uv pip compile hack/tools/python/checkov.in -o hack/tools/python/checkov.lock --generate-hashes -q
 
 ##@ Check
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and `make up` run, when missing:
-# Redis, shellcheck, Prometheus (and promtool) for the metrics tests, curl.
+# Redis, shellcheck, Prometheus (and promtool) for the metrics tests, curl,
+# and podman, buildah and debootstrap for the images (hack/images.sh).
 set -euo pipefail
 
-wanted=(redis-server shellcheck prometheus curl)
+wanted=(redis-server shellcheck prometheus curl podman buildah debootstrap)
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

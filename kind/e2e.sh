@@ -63,7 +63,10 @@ main() {
   load_images
   install_chart
   TC_KUBECONFIG="$kubeconfig" "$root/hack/venv.sh" >/dev/null
-  TC_KUBECONFIG="$kubeconfig" "$("$root/hack/venv.sh")/bin/pytest" "$root/tests/e2e"
+  # The images were built with Docker above; the podman image test is for
+  # machines without it.
+  TC_KUBECONFIG="$kubeconfig" "$("$root/hack/venv.sh")/bin/pytest" "$root/tests/e2e" \
+    --ignore "$root/tests/e2e/test_images.py"
 }
 
 main "$@"
