@@ -17,6 +17,9 @@ from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
 
+# Every log line of the session is searched for the secrets the tests used.
+pytest_plugins = ("tests.support.secret_scan",)
+
 _prefixes = itertools.count()
 
 

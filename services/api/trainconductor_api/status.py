@@ -13,29 +13,40 @@ from grpc_status import rpc_status
 
 from trainconductor_api.validation import Violation
 
+# Clients refuse trailers past 8 KiB (gRPC's default soft limit: past it a
+# call fails at random, past 16 KiB always, as RESOURCE_EXHAUSTED "Stream
+# removed" with none of the details). The field violations (sent base64) and
+# the message (sent percent-encoded) are cut to fit well within it.
+_MAX_DETAILS_BYTES = 3000
+_MAX_MESSAGE_BYTES = 512
+
 
 async def abort_invalid(
     context: grpc.aio.ServicerContext[Any, Any], violations: Sequence[Violation]
 ) -> None:
-    """Aborts with INVALID_ARGUMENT and a `google.rpc.BadRequest` naming each field."""
+    """Aborts with INVALID_ARGUMENT and a `google.rpc.BadRequest` naming each
+    field, or as many as fit in the trailers."""
+    bad_request = error_details_pb2.BadRequest()
+    for v in violations:
+        bad_request.field_violations.add(field=v.field, description=v.description)
+        if bad_request.ByteSize() > _MAX_DETAILS_BYTES and len(bad_request.field_violations) > 1:
+            del bad_request.field_violations[-1]
+            break
     details = any_pb2.Any()
-    details.Pack(
-        error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in violations
-            ]
-        )
-    )
+    details.Pack(bad_request)
     summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
-    if len(violations) > 5:
-        summary += f"; and {len(violations) - 5} more"
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=f"invalid request: {summary}", details=[details]
-    )
+    more = f"; and {len(violations) - 5} more" if len(violations) > 5 else ""
+    summary = _cut(f"invalid request: {summary}", _MAX_MESSAGE_BYTES - len(more)) + more
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=summary, details=[details])
     await context.abort_with_status(rpc_status.to_status(status))
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, on a character boundary."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode(errors="ignore") + "..."
 
 
 async def abort_rate_limited(

@@ -245,7 +245,8 @@ def _labels(labels: Mapping[str, str]) -> Iterator[Violation]:
 
 
 def is_label_key(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+    prefix, slash, name = key.rpartition("/")
+    # "/name" has an empty prefix, which Kubernetes refuses.
+    if slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
     return 0 < len(name) <= 63 and bool(_LABEL_NAME.fullmatch(name))

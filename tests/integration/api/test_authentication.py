@@ -14,6 +14,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.integration.conftest import Certificates, StartApi, StaticTokens
+from tests.support.secret_scan import SecretRegistry
 from tests.support.security import plain_channel, static_user, tls_channel, write_static_tokens
 from tests.support.specs import lora_spec
 
@@ -50,7 +51,10 @@ async def test_a_missing_or_wrong_token_is_unauthenticated_and_stores_nothing(
     token_api_settings: dict[str, object],
     static_tokens: StaticTokens,
     metadata: Metadata,
+    log_secrets: SecretRegistry,
 ) -> None:
+    log_secrets.add("not-a-token-we-issued", "a bearer token nobody issued")
+    log_secrets.add("YWxpY2U6cHc=", "a Basic credential")
     api = await start_api(**token_api_settings)
     async with plain_channel(api.port) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -107,12 +111,16 @@ async def first_refusal(
 
 
 async def test_a_token_revoked_in_the_file_is_refused_without_restart(
-    start_api: StartApi, token_api_settings: dict[str, object], static_tokens: StaticTokens
+    start_api: StartApi,
+    token_api_settings: dict[str, object],
+    static_tokens: StaticTokens,
+    log_secrets: SecretRegistry,
 ) -> None:
     api = await start_api(**token_api_settings)
     async with plain_channel(api.port) as channel:
         await create(channel, static_tokens.bob.metadata())
         carol = static_user("carol")
+        log_secrets.add_static_user(carol, "a token added to the file")
         write_static_tokens(static_tokens.path, [static_tokens.alice, carol])
         # The file is looked at about once a second.
         assert await first_refusal(channel, static_tokens.bob.metadata(), within=4) == (

@@ -4,6 +4,7 @@ cap on each owner's unfinished trainings."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -68,6 +69,53 @@ async def test_a_burst_past_the_rate_is_resource_exhausted_with_a_retry_hint_for
                 metadata=alice.metadata(),
             )
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_flood_from_one_caller_is_held_to_the_rate_while_another_is_served_alongside(
+    start_api: StartApi, token_api_settings: dict[str, object], static_tokens: StaticTokens
+) -> None:
+    rate, burst = 5.0, 5
+    api = await start_api(**token_api_settings, create_rate_per_second=rate, create_burst=burst)
+    alice, bob, admin = static_tokens.alice, static_tokens.bob, static_tokens.admin
+    async with plain_channel(api.port) as channel:
+        flooding = True
+        alice_got: list[pb.Training | grpc.aio.AioRpcError] = []
+
+        async def flood() -> None:
+            while flooding:
+                try:
+                    alice_got.append(await create(channel, alice))
+                except grpc.aio.AioRpcError as err:
+                    alice_got.append(err)
+
+        started = time.monotonic()
+        floods = [asyncio.create_task(flood()) for _ in range(8)]
+        await asyncio.sleep(0.2)  # the flood is under way
+        # Bob creates at a pace his own bucket allows, all through the flood.
+        bob_waits: list[float] = []
+        for _ in range(10):
+            sent = time.monotonic()
+            assert (await create(channel, bob)).owner == "bob"
+            bob_waits.append(time.monotonic() - sent)
+            await asyncio.sleep(0.2)
+        flooding = False
+        await asyncio.gather(*floods)
+        elapsed = time.monotonic() - started
+
+        created = [r for r in alice_got if isinstance(r, pb.Training)]
+        refused = [r for r in alice_got if isinstance(r, grpc.aio.AioRpcError)]
+        assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert len(refused) > 10 * len(created), "that was no flood"
+        # Her burst, then the rate: no more, and not nothing either.
+        assert burst < len(created) <= burst + rate * elapsed + 1
+        assert max(bob_waits) < 1.0, f"bob waited {max(bob_waits):.2f}s for a create"
+
+        listed = await pb_grpc.TrainingServiceStub(channel).ListTrainings(
+            pb.ListTrainingsRequest(page_size=1000), metadata=admin.metadata()
+        )
+        owners = [t.owner for t in listed.trainings]
+        assert owners.count("alice") == len(created)
+        assert owners.count("bob") == 10
 
 
 async def test_reads_are_not_rate_limited(

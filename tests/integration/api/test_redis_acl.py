@@ -19,6 +19,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.integration.conftest import StartApi
 from tests.support.redis_server import RedisServer
+from tests.support.secret_scan import SecretRegistry
 from tests.support.specs import lora_spec
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
@@ -37,11 +38,13 @@ def documented_acl() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, str]]:
+def acl_redis(
+    tmp_path_factory: pytest.TempPathFactory, log_secrets: SecretRegistry
+) -> Iterator[tuple[RedisServer, str]]:
     """A Redis of its own with the documented users; yields it and their password."""
     server = RedisServer(tmp_path_factory.mktemp("redis-acl"))
     server.start()
-    password = secrets.token_hex(16)
+    password = log_secrets.add(secrets.token_hex(16), "the password of the ACL users")
     admin: Any = redis.Redis(port=server.port)  # execute_command has no annotations
     for user, rules in documented_acl().items():
         rules = re.sub(r">\S+", f">{password}", rules)

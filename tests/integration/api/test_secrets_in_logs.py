@@ -23,6 +23,7 @@ from tests.integration.api.test_redis_acl import documented_acl
 from tests.support.ports import free_port
 from tests.support.processes import Service, wait_http_ok
 from tests.support.redis_server import RedisServer
+from tests.support.secret_scan import SecretRegistry
 from tests.support.security import static_user, write_static_tokens
 from tests.support.specs import lora_spec
 
@@ -82,18 +83,20 @@ def calls(port: int, metadata: tuple[tuple[str, str], ...]) -> list[grpc.StatusC
     return codes
 
 
-def test_no_token_or_password_is_ever_logged(tmp_path: Path) -> None:
+def test_no_token_or_password_is_ever_logged(tmp_path: Path, log_secrets: SecretRegistry) -> None:
     redis_server = RedisServer(tmp_path / "redis")
     redis_server.start()
-    password = secrets.token_hex(16)
+    password = log_secrets.add(secrets.token_hex(16), "the Redis password of tc-api")
     admin: Any = redis.Redis(port=redis_server.port)  # execute_command has no annotations
     rules = re.sub(r">\S+", f">{password}", documented_acl()["tc-api"])
     admin.execute_command("ACL", "SETUSER", "tc-api", *rules.split())
     admin.execute_command("ACL", "SETUSER", "default", "off")
 
     alice = static_user("alice")
+    log_secrets.add_static_user(alice, "test_no_token_or_password_is_ever_logged")
     tokens = write_static_tokens(tmp_path / "tokens", [alice])
-    wrong_token, wrong_password = secrets.token_urlsafe(24), secrets.token_hex(16)
+    wrong_token = log_secrets.add(secrets.token_urlsafe(24), "a bearer token nobody issued")
+    wrong_password = log_secrets.add(secrets.token_hex(16), "a wrong Redis password")
     apis: list[Service] = []
     try:
         api, port = start_api(
@@ -156,10 +159,14 @@ def logged_codes(log: str) -> set[str]:
 
 
 @pytest.mark.parametrize("mode", ["none", "static-token"])
-def test_the_start_up_log_says_how_callers_are_identified(tmp_path: Path, mode: str) -> None:
+def test_the_start_up_log_says_how_callers_are_identified(
+    tmp_path: Path, mode: str, log_secrets: SecretRegistry
+) -> None:
     redis_server = RedisServer(tmp_path / "redis")
     redis_server.start()
-    tokens = write_static_tokens(tmp_path / "tokens", [static_user("alice")])
+    alice = static_user("alice")
+    log_secrets.add_static_user(alice, "test_the_start_up_log_says_how_callers_are_identified")
+    tokens = write_static_tokens(tmp_path / "tokens", [alice])
     try:
         api, _ = start_api(
             tmp_path, "api", TC_REDIS_URL=redis_server.url, TC_AUTH_MODES=f'["{mode}"]',
