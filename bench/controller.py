@@ -20,7 +20,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -28,11 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from bench.ghz import ROOT
 from tests.cluster.local import LocalCluster
 from tests.e2e.conftest import Cluster
+from tests.e2e.job_counter import JobCreations
 from tests.e2e.stack import Stack
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
@@ -46,40 +46,13 @@ from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
 
 
-class JobsSeen:
-    """When each Job of a namespace was first seen, by this process's clock."""
-
-    def __init__(self, kube: client.ApiClient, namespace: str) -> None:
-        self.seen: dict[str, float] = {}
-        self._watch = watch.Watch()
-        api = client.BatchV1Api(kube)
-        listed = api.list_namespaced_job(namespace)
-        version = listed.metadata.resource_version if listed.metadata else None
-
-        def run() -> None:
-            try:
-                for event in self._watch.stream(
-                    api.list_namespaced_job, namespace, resource_version=version, deserialize=False
-                ):
-                    name = event["object"]["metadata"]["name"]
-                    if event["type"] == "ADDED":
-                        self.seen.setdefault(name, time.monotonic())
-            except Exception:  # noqa: BLE001 - the stream ends with the namespace
-                return
-
-        threading.Thread(target=run, daemon=True).start()
-
-    def stop(self) -> None:
-        self._watch.stop()
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def burst(stack: Stack, count: int) -> dict[str, Any]:
-    seen = JobsSeen(stack.kube, stack.namespace)
+    seen = JobCreations(stack.kube, stack.namespace)
     submitted: dict[str, float] = {}
 
     def submit(i: int) -> None:
@@ -90,14 +63,14 @@ def burst(stack: Stack, count: int) -> dict[str, Any]:
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(submit, range(count)))
     deadline = time.monotonic() + 120
-    while len(set(submitted) & set(seen.seen)) < count and time.monotonic() < deadline:
+    while len(set(submitted) & set(seen.first_seen)) < count and time.monotonic() < deadline:
         time.sleep(0.05)
     seen.stop()
-    missing = set(submitted) - set(seen.seen)
+    missing = set(submitted) - set(seen.first_seen)
     if missing:
         raise RuntimeError(f"{len(missing)} trainings got no Job within 120 s")
-    latencies = [max(seen.seen[name] - submitted[name], 0.0) for name in submitted]
-    created = sorted(seen.seen[name] for name in submitted)
+    latencies = [max(seen.first_seen[name] - submitted[name], 0.0) for name in submitted]
+    created = sorted(seen.first_seen[name] for name in submitted)
     return {
         "trainings": count,
         "p50_ms": round(percentile(latencies, 50) * 1000, 1),

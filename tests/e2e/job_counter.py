@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from kubernetes import client, watch
 
 
 class JobCreations:
+    """Every Job created in a namespace from now on: how many times each name
+    was created, and when each was first seen (by this process's clock)."""
+
     def __init__(self, kube: client.ApiClient, namespace: str) -> None:
         self.created: Counter[str] = Counter()
+        self.first_seen: dict[str, float] = {}
         self._kube = kube
         self._namespace = namespace
         self._watch = watch.Watch()
@@ -30,7 +35,9 @@ class JobCreations:
                 deserialize=False,
             ):
                 if event["type"] == "ADDED":
-                    self.created[event["object"]["metadata"]["name"]] += 1
+                    name = event["object"]["metadata"]["name"]
+                    self.created[name] += 1
+                    self.first_seen.setdefault(name, time.monotonic())
         except BaseException as err:  # noqa: BLE001 - reported by the test
             self.error = err
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from kubernetes import client
 
 from tests.cluster.local import binary
 from tests.e2e.conftest import Cluster
+from tests.e2e.stack import wait_for
 
 TOLERATE_KWOK = [
     client.V1Toleration(key="kwok.x-k8s.io/node", operator="Exists", effect="NoSchedule")
@@ -41,16 +40,6 @@ def job(name: str, *, gpus: int = 0, deadline: int | None = None) -> client.V1Jo
             ),
         ),
     )
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def condition(kube: client.ApiClient, namespace: str, name: str) -> tuple[str, str] | None:

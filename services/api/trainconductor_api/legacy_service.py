@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import grpc
 from opentelemetry import propagate
@@ -14,10 +13,9 @@ from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.identity import current_identity
 from trainconductor_api.legacy import legacy_field_name, spec_from_legacy, status_to_legacy
-from trainconductor_api.status import abort_invalid
+from trainconductor_api.status import abort_invalid, check_training_id
 from trainconductor_api.validation import Limits, Violation, validate_spec
 from trainconductor_api.visibility import visible_training
-from trainconductor_core.ids import is_training_id
 from trainconductor_core.record import TrainingRecord
 from trainconductor_core.store import TrainingStore
 
@@ -62,7 +60,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             legacy.TrainingInfoRequest, legacy.TrainingStatusResponse
         ],
     ) -> legacy.TrainingStatusResponse:
-        await _check_id(context, request.training_id)
+        await check_training_id(context, request.training_id, "training_id")
         return status_to_legacy(await self._visible(request.training_id))
 
     async def CancelTraining(
@@ -72,14 +70,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             legacy.TrainingInfoRequest, legacy.TrainingStatusResponse
         ],
     ) -> legacy.TrainingStatusResponse:
-        await _check_id(context, request.training_id)
+        await check_training_id(context, request.training_id, "training_id")
         await self._visible(request.training_id)
         record, _ = await self._store.cancel(request.training_id)
         return status_to_legacy(record)
-
-
-async def _check_id(context: grpc.aio.ServicerContext[Any, Any], training_id: str) -> None:
-    if not training_id:
-        await abort_invalid(context, [Violation("training_id", "is required")])
-    if not is_training_id(training_id):
-        await context.abort(grpc.StatusCode.NOT_FOUND, f"training {training_id[:64]!r} not found")

@@ -16,7 +16,7 @@ from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.convert import event_to_proto, training_to_proto
 from trainconductor_api.identity import current_identity
-from trainconductor_api.status import abort_invalid
+from trainconductor_api.status import abort_invalid, check_training_id
 from trainconductor_api.validation import (
     Limits,
     Violation,
@@ -26,7 +26,6 @@ from trainconductor_api.validation import (
 )
 from trainconductor_api.visibility import visible_training
 from trainconductor_core.errors import InvalidCursor, TrainingNotFound
-from trainconductor_core.ids import is_training_id
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingEvent, TrainingRecord
@@ -81,7 +80,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.GetTrainingRequest,
         context: grpc.aio.ServicerContext[pb.GetTrainingRequest, pb.GetTrainingResponse],
     ) -> pb.GetTrainingResponse:
-        await _check_id(context, request.id)
+        await check_training_id(context, request.id, "id")
         record = await self._visible(request.id)
         return pb.GetTrainingResponse(training=training_to_proto(record))
 
@@ -125,7 +124,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.CancelTrainingRequest,
         context: grpc.aio.ServicerContext[pb.CancelTrainingRequest, pb.CancelTrainingResponse],
     ) -> pb.CancelTrainingResponse:
-        await _check_id(context, request.id)
+        await check_training_id(context, request.id, "id")
         await self._visible(request.id)  # an owner never changes: checked once
         record, changed = await self._store.cancel(request.id)
         if changed:
@@ -137,7 +136,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.WatchTrainingRequest,
         context: grpc.aio.ServicerContext[pb.WatchTrainingRequest, pb.WatchTrainingResponse],
     ) -> AsyncIterator[pb.WatchTrainingResponse]:
-        await _check_id(context, request.id)
+        await check_training_id(context, request.id, "id")
         await _check_event_id(context, request.after_event_id)
         record = await self._visible(request.id)
         after = request.after_event_id or "0"
@@ -186,14 +185,6 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             else:
                 cache[event.training_id] = record.owner == owner
         return cache[event.training_id]
-
-
-async def _check_id(context: grpc.aio.ServicerContext[Any, Any], training_id: str) -> None:
-    if not training_id:
-        await abort_invalid(context, [Violation("id", "is required")])
-    if not is_training_id(training_id):
-        # Well-formed or not, no training has it: the answer a user expects.
-        await context.abort(grpc.StatusCode.NOT_FOUND, f"training {training_id[:64]!r} not found")
 
 
 async def _check_event_id(context: grpc.aio.ServicerContext[Any, Any], event_id: str) -> None:

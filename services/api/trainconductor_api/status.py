@@ -12,6 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from trainconductor_api.validation import Violation
+from trainconductor_core.ids import is_training_id
 
 # Clients refuse trailers past 8 KiB (gRPC's default soft limit: past it a
 # call fails at random, past 16 KiB always, as RESOURCE_EXHAUSTED "Stream
@@ -79,3 +80,14 @@ async def abort_quota_exceeded(
         code=code_pb2.RESOURCE_EXHAUSTED, message=description, details=[details]
     )
     await context.abort_with_status(rpc_status.to_status(status))
+
+
+async def check_training_id(
+    context: grpc.aio.ServicerContext[Any, Any], training_id: str, field: str
+) -> None:
+    """INVALID_ARGUMENT when the id is missing; NOT_FOUND when it can not be
+    one: well-formed or not, no training has it, the answer a user expects."""
+    if not training_id:
+        await abort_invalid(context, [Violation(field, "is required")])
+    if not is_training_id(training_id):
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"training {training_id[:64]!r} not found")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 
 from trainconductor_controller import metrics
@@ -18,7 +17,6 @@ from trainconductor_controller.reconciler import NotLeader, Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.errors import TrainConductorError
-from trainconductor_core.phases import Phase
 from trainconductor_core.store import TrainingStore
 
 log = logging.getLogger(__name__)
@@ -125,21 +123,19 @@ class Controller:
 
     async def full_resync(self) -> int:
         """Queues every unfinished training and every training with a Job;
-        returns how many trainings the store holds."""
+        returns how many trainings the store holds. (The trainings-by-phase
+        gauge is kept by `_count_phases_forever` from the phase indexes.)"""
         start = time.monotonic()
-        phases: Counter[Phase] = Counter()
+        total = 0
         async for ids in self._store.ids(batch=1000):
             for training_id, record in zip(ids, await self._store.get_many(ids), strict=True):
                 if record is None:
                     continue
-                phases[record.phase] += 1
+                total += 1
                 if not record.phase.is_final:
                     self.queue.add(training_id)
         for training_id in self.jobs.training_ids():
             self.queue.add(training_id)  # orphans, and canceled trainings' Jobs
-        for phase in Phase:
-            metrics.TRAININGS.labels(phase).set(phases[phase])
-        total = sum(phases.values())
         log.info(
             "full resync queued trainings",
             extra={"trainings": total, "seconds": round(time.monotonic() - start, 3)},
