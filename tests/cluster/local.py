@@ -203,6 +203,12 @@ class LocalCluster:
     def logs(self, component: str) -> str:
         return self._kwokctl("logs", component, check=False).stdout
 
+    @property
+    def service_account_signing_key(self) -> Path:
+        """The key kube-apiserver signs ServiceAccount tokens with (kwokctl
+        makes it and passes it as --service-account-signing-key-file)."""
+        return RUN_DIR / "kwok" / "clusters" / self.name / "pki" / "admin.key"
+
     def _config(self) -> str:
         stages = (HERE / "stages.yaml").read_text()
         stages = stages.replace("RUN_DURATION_MS", str(int(self.run_duration_seconds * 1000)))

@@ -1,11 +1,16 @@
 """ServiceAccount tokens against the real kube-apiserver: a token issued by
 the TokenRequest API for our audience authenticates as its service account;
-tokens for another audience, of a deleted service account, or made up do
-not. The API runs as a process, as in a pod, and never logs a token."""
+tokens for another audience, of a deleted service account, expired, or made
+up do not. The API runs as a process, as in a pod, and never logs a token."""
 
 from __future__ import annotations
 
+import base64
+import json
+import shutil
 import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,3 +142,51 @@ def test_tokens_for_another_audience_deleted_accounts_or_made_up_are_refused(
     log = api.service.log_path.read_text()
     for token in (other_audience, apiserver_audience, leavers):
         assert token not in log
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_json(segment: str) -> dict[str, object]:
+    decoded: dict[str, object] = json.loads(
+        base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    )
+    return decoded
+
+
+def resigned(token: str, signing_key: Path, **claims: object) -> str:
+    """`token` with `claims` changed, signed again (RS256) with the cluster's
+    own ServiceAccount signing key, as kube-apiserver would have issued it."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is not installed: `apt-get install openssl`"
+    header, payload, _ = token.split(".")
+    body = _b64url(json.dumps({**_b64url_json(payload), **claims}).encode())
+    signing_input = f"{header}.{body}".encode()
+    signature = subprocess.run(
+        [openssl, "dgst", "-sha256", "-sign", str(signing_key)],
+        input=signing_input, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return f"{header}.{body}.{_b64url(signature)}"
+
+
+def test_an_expired_token_is_refused(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, api: Api
+) -> None:
+    """TokenRequest will not issue a token shorter than ten minutes, so the
+    expired token is a real one whose times are moved into the past and which
+    is signed again with the cluster's signing key. The same token re-signed
+    with times around now authenticates: only the expiry makes it fail."""
+    assert cluster.local is not None, "signing a token needs the local control plane's key"
+    key = cluster.local.service_account_signing_key
+    assert key.exists(), f"no ServiceAccount signing key at {key}"
+    service_account(kube, namespace, "trainer")
+    token = token_for(kube, namespace, "trainer")
+
+    now = int(time.time())
+    current = resigned(token, key, iat=now - 60, nbf=now - 60, exp=now + 600)
+    assert api.create(current).owner == f"system:serviceaccount:{namespace}:trainer"
+
+    expired = resigned(token, key, iat=now - 1200, nbf=now - 1200, exp=now - 600)
+    assert api.refusal(expired) == grpc.StatusCode.UNAUTHENTICATED
+    assert expired not in api.service.log_path.read_text()
