@@ -46,6 +46,7 @@ def start_api(log_dir: Path, name: str, **env: str) -> tuple[Service, int]:
         },
         log_dir,
     ).start()
+    api.http_port = http_port
     wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
     return api, port
 

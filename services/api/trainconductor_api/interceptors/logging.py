@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from typing import Any
 import grpc
 
 from trainconductor_api.identity import identity_var
-from trainconductor_api.interceptors.metrics import code_name
+from trainconductor_api.interceptors.metrics import CANCELED, OK, UNKNOWN, code_name
 from trainconductor_api.interceptors.wrap import (
     StreamBehavior,
     UnaryBehavior,
@@ -37,9 +38,9 @@ class LoggingInterceptor(WrappingInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
 
         def line(
-            context: grpc.aio.ServicerContext[Any, Any], peer: str, start: float, failed: bool
+            context: grpc.aio.ServicerContext[Any, Any], peer: str, start: float, outcome: str
         ) -> None:
-            code = code_name(context, failed)
+            code = code_name(context, outcome)
             log.log(
                 logging.INFO if code in ("OK", "Canceled", "NotFound") else logging.WARNING,
                 "rpc",
@@ -61,13 +62,16 @@ class LoggingInterceptor(WrappingInterceptor):
                 # crashes grpcio's aio server (a use after free).
                 peer = context.peer()
                 training_id_var.set(_training_id(request))
-                failed = True
+                outcome = UNKNOWN
                 try:
                     response = await behavior(request, context)
-                    failed = False
+                    outcome = OK
                     return response
+                except asyncio.CancelledError:
+                    outcome = CANCELED
+                    raise
                 finally:
-                    line(context, peer, start, failed)
+                    line(context, peer, start, outcome)
 
             return call
 
@@ -80,13 +84,16 @@ class LoggingInterceptor(WrappingInterceptor):
                 # crashes grpcio's aio server (a use after free).
                 peer = context.peer()
                 training_id_var.set(_training_id(request))
-                failed = True
+                outcome = UNKNOWN
                 try:
                     async for response in responses(behavior(request, context)):
                         yield response
-                    failed = False
+                    outcome = OK
+                except asyncio.CancelledError:
+                    outcome = CANCELED
+                    raise
                 finally:
-                    line(context, peer, start, failed)
+                    line(context, peer, start, outcome)
 
             return call
 

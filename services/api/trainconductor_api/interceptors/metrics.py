@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,13 +34,20 @@ _BY_CODE = {c: _label(c) for c in grpc.StatusCode}
 _BY_NUMBER = {c.value[0]: _label(c) for c in grpc.StatusCode}
 
 
-def code_name(context: grpc.aio.ServicerContext[Any, Any], failed: bool) -> str:
+# What a call came to when the handler set no status code itself.
+UNKNOWN, OK = "Unknown", "OK"
+# The client went away (or its deadline passed) and grpc cancelled the
+# handler: the client's doing, not a failure of the server.
+CANCELED = "Canceled"
+
+
+def code_name(context: grpc.aio.ServicerContext[Any, Any], outcome: str) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return _BY_CODE[code]
     if isinstance(code, int):  # some grpcio versions keep the raw number
-        return _BY_NUMBER.get(code, "Unknown")
-    return "Unknown" if failed else "OK"
+        return _BY_NUMBER.get(code, UNKNOWN)
+    return outcome
 
 
 class MetricsInterceptor(WrappingInterceptor):
@@ -55,23 +63,26 @@ class MetricsInterceptor(WrappingInterceptor):
         sent = metrics.GRPC_MSG_SENT.labels(*labels)
         seconds = metrics.GRPC_HANDLING_SECONDS.labels(*labels)
 
-        def done(context: grpc.aio.ServicerContext[Any, Any], start: float, failed: bool) -> None:
+        def done(context: grpc.aio.ServicerContext[Any, Any], start: float, outcome: str) -> None:
             seconds.observe(time.perf_counter() - start)
-            metrics.GRPC_HANDLED.labels(*labels, code_name(context, failed)).inc()
+            metrics.GRPC_HANDLED.labels(*labels, code_name(context, outcome)).inc()
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start = time.perf_counter()
                 started.inc()
                 received.inc()
-                failed = True
+                outcome = UNKNOWN
                 try:
                     response = await behavior(request, context)
-                    failed = False
+                    outcome = OK
                     sent.inc()
                     return response
+                except asyncio.CancelledError:
+                    outcome = CANCELED
+                    raise
                 finally:
-                    done(context, start, failed)
+                    done(context, start, outcome)
 
             return call
 
@@ -82,14 +93,17 @@ class MetricsInterceptor(WrappingInterceptor):
                 start = time.perf_counter()
                 started.inc()
                 received.inc()
-                failed = True
+                outcome = UNKNOWN
                 try:
                     async for response in responses(behavior(request, context)):
                         sent.inc()
                         yield response
-                    failed = False
+                    outcome = OK
+                except asyncio.CancelledError:
+                    outcome = CANCELED
+                    raise
                 finally:
-                    done(context, start, failed)
+                    done(context, start, outcome)
 
             return call
 
