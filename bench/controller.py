@@ -10,6 +10,12 @@
 
 Targets: p50 < 100 ms, p99 < 1 s, creation rate >= 0.7x the bare loop;
 resync < 60 s and peak memory < 300 MB. Writes build/bench/controller.json.
+
+A burst's latency is mostly queueing: the k-th Job of a burst can not exist
+before the control plane has created k Jobs. So the run also measures what
+the control plane can take (16 clients creating Jobs at once, no controller
+in the way), the p50 that alone allows for the burst, and the latency of
+submissions paced below that rate, where the controller's own delay shows.
 """
 
 from __future__ import annotations
@@ -81,8 +87,35 @@ def burst(stack: Stack, count: int) -> dict[str, Any]:
     }
 
 
-async def bare_loop(stack: Stack, count: int) -> dict[str, Any]:
-    """The same client creating the same Jobs, one after another, nothing else."""
+def paced(stack: Stack, count: int, per_second: float) -> dict[str, Any]:
+    """Submit-to-Job latency of submissions arriving at a steady rate."""
+    seen = JobCreations(stack.kube, stack.namespace)
+    submitted: dict[str, float] = {}
+    start = time.monotonic()
+    for i in range(count):
+        time.sleep(max(0.0, start + i / per_second - time.monotonic()))
+        training = stack.create(lora_spec(f"paced-{i}"), request_id=f"paced-{i}")
+        submitted[f"train-{training.id}"] = time.monotonic()
+    deadline = time.monotonic() + 60
+    while len(set(submitted) & set(seen.first_seen)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen.stop()
+    latencies = [seen.first_seen[n] - submitted[n] for n in submitted if n in seen.first_seen]
+    if len(latencies) < count:
+        raise RuntimeError(f"{count - len(latencies)} paced trainings got no Job within 60 s")
+    return {
+        "trainings": count,
+        "per_second": per_second,
+        "p50_ms": round(percentile([max(x, 0.0) for x in latencies], 50) * 1000, 1),
+        "p99_ms": round(percentile([max(x, 0.0) for x in latencies], 99) * 1000, 1),
+    }
+
+
+async def bare_loop(
+    stack: Stack, count: int, leftovers: list[str], clients: int = 1
+) -> dict[str, Any]:
+    """The same client creating the same Jobs, nothing else: one after
+    another, or from `clients` threads at once (what the control plane takes)."""
     namespace = f"bench-bare-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(stack.kube)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -99,12 +132,15 @@ async def bare_loop(stack: Stack, count: int) -> dict[str, Any]:
     kube = Kube(stack.kube, namespace)
     manifests = [build_job(r, settings) for r in records]
     start = time.monotonic()
-    for manifest in manifests:
-        kube.create_job(manifest)
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(kube.create_job, manifests))
     elapsed = time.monotonic() - start
-    core.delete_namespace(namespace)
+    # Deleted at the end of the run: deleting its Jobs and pods now would
+    # load the control plane under the next measurement.
+    leftovers.append(namespace)
     return {
         "jobs": count,
+        "clients": clients,
         "seconds": round(elapsed, 3),
         "rate_per_second": round(count / elapsed, 1),
     }
@@ -168,7 +204,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--recorded", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=16, help="The controller's workers.")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=ControllerSettings.model_fields["workers"].default,
+        help="The controller's workers (default: the controller's own default).",
+    )
     args = parser.parse_args()
     local = LocalCluster()
     started = local.up()
@@ -180,18 +221,24 @@ def main() -> int:
     core = client.CoreV1Api(cluster.api_client())
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     stack = Stack(cluster, redis_server, namespace, work)
+    leftovers = [namespace]
     try:
         stack.start_api()
         stack.start_controller("controller-0", TC_WORKERS=str(args.workers))
         results = {
             "burst": burst(stack, args.burst),
-            "bare_loop": asyncio.run(bare_loop(stack, args.burst)),
+            "bare_loop": asyncio.run(bare_loop(stack, args.burst, leftovers)),
+            "ceiling": asyncio.run(bare_loop(stack, args.burst, leftovers, clients=16)),
         }
+        # Paced at half the ceiling: a load the control plane keeps up with.
+        rate = max(results["ceiling"]["rate_per_second"] / 2, 1.0)
+        results["paced"] = paced(stack, min(args.burst, 200), rate)
         results["resync"] = resync(stack, args.recorded)
     finally:
         stack.stop_all()
         redis_server.stop()
-        core.delete_namespace(namespace)
+        for name in leftovers:
+            core.delete_namespace(name)
         if started:
             local.down()
     return report(results)
@@ -211,6 +258,19 @@ def report(results: dict[str, Any]) -> int:
     }
     for text, met in checks.items():
         print(f"  {'met   ' if met else 'MISSED'}  {text}")
+    ceiling, paced = results["ceiling"], results["paced"]
+    floor_ms = b["trainings"] / 2 / ceiling["rate_per_second"] * 1000
+    results["burst_p50_floor_ms"] = round(floor_ms, 1)
+    print(
+        f"  the control plane here takes {ceiling['rate_per_second']}/s Job creations from "
+        f"{ceiling['clients']} clients at once (no controller): a burst of {b['trainings']} can "
+        f"not have a p50 under {floor_ms:.0f} ms on it; the controller's p50 is "
+        f"{b['p50_ms'] / floor_ms:.2f}x that floor"
+    )
+    print(
+        f"  paced at {paced['per_second']:.0f}/s ({paced['trainings']} trainings): submit-to-Job "
+        f"p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms"
+    )
     results["ratio"] = round(ratio, 3)
     results["met"] = all(checks.values())
     out = ROOT / "build" / "bench" / "controller.json"

@@ -50,7 +50,13 @@ class ControllerSettings(CommonSettings):
     )
     retry_period_seconds: int = Field(2, ge=1, description="Interval between Lease attempts.")
     # Work
-    workers: int = Field(4, ge=1, le=64, description="Trainings reconciled at once.")
+    workers: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="Trainings reconciled at once, each with a thread and an API server "
+        "connection of its own.",
+    )
     resync_seconds: float = Field(
         300.0, gt=0, description="Full resync of every unfinished training (safety net)."
     )
