@@ -1,13 +1,17 @@
 """Two controller replicas: only the leader acts; kill it and the other
-takes over within the lease duration, losing and duplicating nothing."""
+takes over within the lease duration, losing and duplicating nothing; stop
+it gracefully and it hands the Lease over at once."""
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 
 from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
+from tests.e2e.conftest import Cluster, running_stack
 from tests.e2e.job_counter import JobCreations
 from tests.e2e.stack import LEASE_SECONDS, Stack, wait_for
 from tests.support.specs import lora_spec
@@ -42,3 +46,23 @@ def test_only_the_leader_acts_and_a_follower_takes_over(stack: Stack) -> None:
     created = creations.stop()
     assert set(created) == {f"train-{i}" for i in first + second}
     assert set(created.values()) == {1}
+
+
+def test_a_leader_stopped_gracefully_hands_the_lease_over_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A rolling update: the leader gets SIGTERM. With a 30 s Lease, waiting
+    it out would leave nobody creating Jobs for 30 s."""
+    env = {"TC_LEASE_DURATION_SECONDS": "30", "TC_RENEW_DEADLINE_SECONDS": "20"}
+    with running_stack(cluster, tmp_path, env) as stack:
+        stack.start_controller("controller-1", **env)
+        assert holder(stack) == "controller-0"
+        stopped_at = time.monotonic()
+        assert stack.controllers["controller-0"].signal(signal.SIGTERM) == 0
+        wait_for("the follower to lead", lambda: holder(stack) == "controller-1", timeout=40)
+        handover = time.monotonic() - stopped_at
+        # One retry period (1 s) and the API's latency, not the 30 s Lease.
+        assert handover < 5, f"handover took {handover:.1f}s"
+        assert "released the Lease" in stack.controllers["controller-0"].log_path.read_text()
+        training = stack.create(lora_spec("after-handover"))
+        stack.wait_for_phase(training.id, {pb.PHASE_COMPLETED})

@@ -95,6 +95,8 @@ async def run(settings: ControllerSettings) -> None:
         if work.done():
             work.result()  # re-raises what ended the work
         work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        await asyncio.to_thread(elector.release)
     probe.cancel()
     log.info("stopped")
 
