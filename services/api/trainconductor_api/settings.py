@@ -161,6 +161,13 @@ class ApiSettings(CommonSettings):
             raise ValueError("auth_modes 'mtls' needs tls_client_ca_file")
         if "static-token" in modes and self.static_tokens_file is None:
             raise ValueError("auth_modes 'static-token' needs static_tokens_file")
+        if self.watch_poll_ms >= self.redis_socket_timeout_seconds * 1000:
+            # A watch's blocking read would outlast the socket timeout and
+            # count as Redis being down: every quiet watch would fail.
+            raise ValueError(
+                f"watch_poll_ms ({self.watch_poll_ms}) must be shorter than "
+                f"redis_socket_timeout_seconds ({self.redis_socket_timeout_seconds:g} s)"
+            )
         return self
 
     @property

@@ -63,6 +63,9 @@ class Controller:
             consumer=self._settings.identity,
             enqueue=lambda training_id: self.queue.add(training_id, urgent=True),
             claim_idle_seconds=self._settings.change_claim_idle_seconds,
+            # A blocking read must end well within the socket timeout, or a
+            # quiet feed would look like Redis being down.
+            block_ms=min(2000, int(self._settings.redis_socket_timeout_seconds * 500)),
         )
         self.reconciler = Reconciler(
             self._store,

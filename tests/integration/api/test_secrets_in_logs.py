@@ -42,6 +42,7 @@ def start_api(log_dir: Path, name: str, **env: str) -> tuple[Service, int]:
             "TC_HEALTH_PROBE_SECONDS": "0.2",
             "TC_REDIS_CONNECT_TIMEOUT_SECONDS": "0.5",
             "TC_REDIS_SOCKET_TIMEOUT_SECONDS": "1",
+            "TC_WATCH_POLL_MS": "500",
             **env,
         },
         log_dir,

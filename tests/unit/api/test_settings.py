@@ -45,6 +45,11 @@ def test_the_single_mode_of_an_earlier_release_still_works() -> None:
             "disagree",
             id="old and new settings disagree",
         ),
+        pytest.param(
+            {"watch_poll_ms": 2000, "redis_socket_timeout_seconds": 2},
+            r"watch_poll_ms \(2000\) must be shorter than redis_socket_timeout_seconds \(2 s\)",
+            id="watches that would outlast the socket timeout",
+        ),
     ],
 )
 def test_contradictions_are_refused(values: dict[str, object], complaint: str) -> None:
