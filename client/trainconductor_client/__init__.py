@@ -3,6 +3,7 @@
 from trainconductor_client.client import FINAL_PHASES, Client
 from trainconductor_client.errors import (
     FieldViolation,
+    HistoryTrimmed,
     InvalidArgument,
     NotFound,
     TrainConductorError,
@@ -14,6 +15,7 @@ __all__ = [
     "FINAL_PHASES",
     "Client",
     "FieldViolation",
+    "HistoryTrimmed",
     "InvalidArgument",
     "NotFound",
     "SpecError",

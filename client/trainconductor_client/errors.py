@@ -59,6 +59,11 @@ class DeadlineExceeded(TrainConductorError):
     pass
 
 
+class HistoryTrimmed(TrainConductorError):
+    """A watch was resumed from an event older than the server still keeps:
+    read the training again and watch from its current state."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[TrainConductorError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
@@ -67,6 +72,7 @@ _BY_CODE: dict[grpc.StatusCode, type[TrainConductorError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.OUT_OF_RANGE: HistoryTrimmed,
 }
 
 

@@ -25,3 +25,8 @@ class TrainingNotFound(TrainConductorError):
 
 class InvalidCursor(TrainConductorError):
     """A page token or event id that this store did not hand out."""
+
+
+class HistoryTrimmed(TrainConductorError):
+    """Events after the given event id are no longer kept (the streams are
+    capped): a watch resumed from it would silently miss some."""

@@ -41,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_core.errors import (
+    HistoryTrimmed,
     InvalidCursor,
     StoreUnavailable,
     TrainConductorError,
@@ -95,6 +96,12 @@ def _unavailable_on_outage(
             seconds.observe(time.perf_counter() - start)
 
     return wrapper
+
+
+def _event_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("<ms>-<seq>", or "<ms>") in the order Redis keeps."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class ActiveTrainingsCapReached(TrainConductorError):
@@ -420,6 +427,33 @@ class TrainingStore:
         self, *, after: str = "$", block_ms: int | None = None
     ) -> list[TrainingEvent]:
         return await self._read_events(self._k("events"), after, block_ms)
+
+    @_unavailable_on_outage
+    async def check_events_kept(self, after: str, training_id: str | None = None) -> None:
+        """Raises `HistoryTrimmed` when some event after `after` (of the
+        training, or of all trainings) was trimmed by the cap: a watch
+        resuming there would miss it without knowing."""
+        key = self._k("events", training_id) if training_id else self._k("events")
+        try:
+            info = await self._redis.xinfo_stream(key)
+        except ResponseError as err:
+            if "no such key" in str(err):
+                return  # no stream: nothing was ever trimmed from it
+            raise
+        # Trimming takes the oldest entries. If the oldest one kept is newer
+        # than `after`, the entries between went (all of them, or all but
+        # `after` itself: then a client is told so needlessly, never misled).
+        # Redis 7 also counts what was ever added, so an untrimmed stream
+        # says so.
+        first = info.get("first-entry")
+        added = info.get("entries-added")
+        untrimmed = added is not None and added <= info.get("length", 0)
+        if first is None or untrimmed or _event_id(str(first[0])) <= _event_id(after):
+            return
+        raise HistoryTrimmed(
+            f"events after {after} are no longer kept (only the most recent are); "
+            "read the training's current state and watch from there"
+        )
 
     @_unavailable_on_outage
     async def last_event_id(self) -> str:

@@ -139,6 +139,8 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         await check_training_id(context, request.id, "id")
         await _check_event_id(context, request.after_event_id)
         record = await self._visible(request.id)
+        if request.after_event_id:
+            await self._store.check_events_kept(request.after_event_id, record.id)
         after = request.after_event_id or "0"
         with metrics.ACTIVE_WATCHES.labels("WatchTraining").track_inprogress():
             while True:
@@ -160,6 +162,8 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
     ) -> AsyncIterator[pb.WatchTrainingsResponse]:
         await _check_event_id(context, request.after_event_id)
         owner = self._access.owner_filter(current_identity(), request.owner)
+        if request.after_event_id:
+            await self._store.check_events_kept(request.after_event_id)
         after = request.after_event_id or await self._store.last_event_id()
         owned: dict[str, bool] = {}
         with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():

@@ -103,10 +103,14 @@ async def test_the_api_works_as_its_acl_user(
         assert (await controller_store.count_by_phase())[Phase.CANCELED] == 1
         await controller_store.ping()
 
-        phases = [r.event.phase async for r in stub.WatchTraining(
+        events = [r.event async for r in stub.WatchTraining(
             pb.WatchTrainingRequest(id=training.id)
         )]  # fmt: skip
-        assert phases[-1] == pb.PHASE_CANCELED
+        assert events[-1].phase == pb.PHASE_CANCELED
+        resumed = [r.event async for r in stub.WatchTraining(
+            pb.WatchTrainingRequest(id=training.id, after_event_id=events[0].event_id)
+        )]  # fmt: skip
+        assert resumed == events[1:]
         first = await anext(aiter(watch_all))
         assert first.event.training_id == training.id
         watch_all.cancel()

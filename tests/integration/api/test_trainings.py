@@ -11,9 +11,12 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.support.grpc_errors import violated_fields
+from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
 
 # The stub made on an aio channel (a name for type checking only).
@@ -217,3 +220,55 @@ async def test_a_bad_event_id_is_an_invalid_argument(trainings: Stub) -> None:
             pass
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(err.value) == ["after_event_id"]
+
+
+async def test_a_watch_resumed_after_trimmed_events_is_told_so(
+    trainings: Stub, redis_server: RedisServer, key_prefix: str
+) -> None:
+    """The event streams are capped; resuming from an event older than what
+    is kept would silently skip events, so it is OUT_OF_RANGE instead."""
+    training = await create(trainings)
+    capped = TrainingStore(
+        connect(CommonSettings(redis_url=redis_server.url)),
+        prefix=key_prefix,
+        training_events_cap=10,
+        all_events_cap=10,
+    )
+    # Each stream has its own event ids: the first of each.
+    first = {"one": (await capped.training_events(training.id))[0].event_id}
+    first["all"] = await capped.last_event_id()
+    # Trimming is approximate (whole stream nodes of 100 entries): enough
+    # events that the node holding the first one goes.
+    for step in range(250):
+        await capped.write_status(
+            training.id, StatusUpdate(1, Phase.RUNNING, "Running", f"step {step}")
+        )
+    latest = {"one": (await capped.training_events(training.id, after=first["one"]))[-1].event_id}
+    latest["all"] = await capped.last_event_id()
+
+    async def watch_one(after: str) -> list[pb.TrainingEvent]:
+        stream = trainings.WatchTraining(
+            pb.WatchTrainingRequest(id=training.id, after_event_id=after)
+        )
+        return [response.event async for response in stream]
+
+    async def watch_all(after: str) -> list[pb.TrainingEvent]:
+        stream = trainings.WatchTrainings(pb.WatchTrainingsRequest(after_event_id=after))
+        async for response in stream:
+            stream.cancel()
+            return [response.event]
+        return []
+
+    watches = {"one": watch_one, "all": watch_all}
+    for name, watch in watches.items():
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await asyncio.wait_for(watch(first[name]), 10)
+        assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE, name
+        assert f"events after {first[name]} are no longer kept" in str(err.value.details())
+
+    # From what is still kept, watches serve as before.
+    await capped.write_status(training.id, StatusUpdate(1, Phase.COMPLETED, "Completed", ""))
+    await capped.close()
+    for name, watch in watches.items():
+        events = await asyncio.wait_for(watch(latest[name]), 10)
+        assert [e.phase for e in events] == [pb.PHASE_COMPLETED], name

@@ -796,7 +796,10 @@ class WatchTrainingRequest(_message.Message):
     AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     after_event_id: _builtins.str
-    """Resume after this event; empty starts from the first recorded event."""
+    """Resume after this event; empty starts from the first recorded event.
+    OUT_OF_RANGE when events after it are no longer kept (each training
+    keeps its most recent ones): read the training and watch from there.
+    """
     def __init__(
         self,
         *,
@@ -838,7 +841,9 @@ class WatchTrainingsRequest(_message.Message):
     AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     after_event_id: _builtins.str
-    """Resume after this event; empty starts with events from now on."""
+    """Resume after this event; empty starts with events from now on.
+    OUT_OF_RANGE when events after it are no longer kept.
+    """
     owner: _builtins.str
     def __init__(
         self,

@@ -17,7 +17,12 @@ from trainconductor_api.interceptors.wrap import (
     wrap,
 )
 from trainconductor_api.status import abort_quota_exceeded
-from trainconductor_core.errors import InvalidCursor, StoreUnavailable, TrainingNotFound
+from trainconductor_core.errors import (
+    HistoryTrimmed,
+    InvalidCursor,
+    StoreUnavailable,
+    TrainingNotFound,
+)
 from trainconductor_core.store import ActiveTrainingsCapReached
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], err: Exception
         )
     if isinstance(err, InvalidCursor):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+    if isinstance(err, HistoryTrimmed):
+        await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(err))
     if isinstance(err, ActiveTrainingsCapReached):
         metrics.LIMITED.labels("active").inc()
         await abort_quota_exceeded(context, f"owner:{err.owner}", str(err))
