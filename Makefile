@@ -97,8 +97,11 @@ test-e2e: deps tools ## Run the end-to-end tests against the real control plane.
 
 .PHONY: bench
 bench: deps tools ## Run the benchmarks; prints figures and ratios, writes build/bench/*.json.
-	$(PY) -m bench.api
-	$(PY) -m bench.controller
+	@# Both run even when the first misses a target; the exit status says if any did.
+	api=0; controller=0; \
+	  $(PY) -m bench.api || api=$$?; \
+	  $(PY) -m bench.controller || controller=$$?; \
+	  exit $$((api || controller))
 
 ##@ kind (needs Docker)
 

@@ -95,7 +95,10 @@ async def run(settings: ControllerSettings) -> None:
         if work.done():
             work.result()  # re-raises what ended the work
         work.cancel()
-        await asyncio.gather(work, return_exceptions=True)
+        # A moment for the reconciles in flight to wind down (not forever:
+        # a Redis call caught mid-write may never finish); any that still
+        # runs checks is_leader(), false from the release on, before acting.
+        await asyncio.wait([work], timeout=2)
         await asyncio.to_thread(elector.release)
     probe.cancel()
     log.info("stopped")
