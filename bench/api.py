@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import grpc
+import redis
 import yaml
 from google.protobuf import json_format
 from trainconductor.v1 import training_service_pb2 as pb
@@ -96,7 +97,10 @@ def main() -> int:
     try:
         _wait_grpc(f"127.0.0.1:{noop_port}")
         targets = {ratio: target for ratio, (_, target) in traced.items()}
-        return _measure(api_target, f"127.0.0.1:{noop_port}", targets, args.seconds, args.rounds)
+        noop_target = f"127.0.0.1:{noop_port}"
+        return _measure(
+            api_target, noop_target, targets, args.seconds, args.rounds, redis_server.url
+        )
     finally:
         for service in (api, *(service for service, _ in traced.values())):
             service.stop()
@@ -127,7 +131,24 @@ def _paired(
     return pairs[len(pairs) // 2]
 
 
-def _measure(api: str, noop: str, traced: dict[float, str], seconds: float, rounds: int) -> int:
+def _rewrite_aof(redis_url: str) -> None:
+    """Rewrites Redis's append-only file now and waits for the end: the tens
+    of thousands of trainings the throughput runs made would otherwise set
+    off the automatic rewrite (a fork) in the middle of a latency run."""
+    with redis.Redis.from_url(redis_url) as client:
+        client.bgrewriteaof()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                return
+            time.sleep(0.2)
+    raise RuntimeError("Redis did not finish rewriting its append-only file within 2 minutes")
+
+
+def _measure(
+    api: str, noop: str, traced: dict[float, str], seconds: float, rounds: int, redis_url: str
+) -> int:
     with grpc.insecure_channel(api) as channel:
         stub = pb_grpc.TrainingServiceStub(channel)
         existing = stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec())).training
@@ -140,6 +161,7 @@ def _measure(api: str, noop: str, traced: dict[float, str], seconds: float, roun
         run_ghz(api, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
         baseline, peak = _paired(noop, api, method, data, seconds, rounds)
         half_rate = max(int(peak.rps / 2), 1)
+        _rewrite_aof(redis_url)
         half = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate)
         for name, load in (("no-op", baseline), ("api", peak), ("api@50%", half)):
             print(
