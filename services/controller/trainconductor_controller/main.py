@@ -111,7 +111,30 @@ def main() -> None:
     from trainconductor_controller import metrics
 
     build_info.register_build_info(metrics.registry, "controller")
-    asyncio.run(run(settings))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run(settings))
+    finally:
+        _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop, grace_seconds: float = 5.0) -> None:
+    """asyncio.run's teardown, with a deadline: it waits for every task left
+    to end, and under load a task has been seen to wait forever on a Redis
+    write cut off by the cancellation, so that a stopped controller never
+    exited. What is left after the grace is abandoned: the work is idempotent
+    and a change is acknowledged only once it was done."""
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:
+        _, stuck = loop.run_until_complete(asyncio.wait(left, timeout=grace_seconds))
+        if stuck:
+            names = sorted(getattr(t.get_coro(), "__qualname__", "?") for t in stuck)
+            log.warning("tasks still running at exit; leaving them", extra={"tasks": names})
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
 
 
 if __name__ == "__main__":
