@@ -39,7 +39,7 @@ from bench.ghz import ROOT
 from tests.cluster.local import LocalCluster
 from tests.e2e.conftest import Cluster
 from tests.e2e.job_counter import JobCreations
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 from trainconductor_controller.jobs import build_job
@@ -57,6 +57,22 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _job_times(seen: JobCreations, submitted: dict[str, float], timeout: float) -> dict[str, float]:
+    """When the Job of each submitted training was first seen."""
+    wait_for(
+        f"a Job for each of {len(submitted)} trainings",
+        lambda: set(submitted) <= set(seen.first_seen),
+        timeout,
+        describe=lambda: f"{len(set(submitted) - set(seen.first_seen))} still without one",
+    )
+    seen.stop()
+    return {name: seen.first_seen[name] for name in submitted}
+
+
+def _latencies(submitted: dict[str, float], created: dict[str, float]) -> list[float]:
+    return [max(created[name] - at, 0.0) for name, at in submitted.items()]
+
+
 def burst(stack: Stack, count: int) -> dict[str, Any]:
     seen = JobCreations(stack.kube, stack.namespace)
     submitted: dict[str, float] = {}
@@ -68,22 +84,16 @@ def burst(stack: Stack, count: int) -> dict[str, Any]:
     start = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(submit, range(count)))
-    deadline = time.monotonic() + 120
-    while len(set(submitted) & set(seen.first_seen)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    seen.stop()
-    missing = set(submitted) - set(seen.first_seen)
-    if missing:
-        raise RuntimeError(f"{len(missing)} trainings got no Job within 120 s")
-    latencies = [max(seen.first_seen[name] - submitted[name], 0.0) for name in submitted]
-    created = sorted(seen.first_seen[name] for name in submitted)
+    created = _job_times(seen, submitted, timeout=120)
+    latencies = _latencies(submitted, created)
+    first, last = min(created.values()), max(created.values())
     return {
         "trainings": count,
         "p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "p99_ms": round(percentile(latencies, 99) * 1000, 1),
         "mean_ms": round(statistics.mean(latencies) * 1000, 1),
-        "seconds_to_last_job": round(created[-1] - start, 3),
-        "rate_per_second": round(count / (created[-1] - created[0]), 1),
+        "seconds_to_last_job": round(last - start, 3),
+        "rate_per_second": round(count / (last - first), 1),
     }
 
 
@@ -96,18 +106,12 @@ def paced(stack: Stack, count: int, per_second: float) -> dict[str, Any]:
         time.sleep(max(0.0, start + i / per_second - time.monotonic()))
         training = stack.create(lora_spec(f"paced-{i}"), request_id=f"paced-{i}")
         submitted[f"train-{training.id}"] = time.monotonic()
-    deadline = time.monotonic() + 60
-    while len(set(submitted) & set(seen.first_seen)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    seen.stop()
-    latencies = [seen.first_seen[n] - submitted[n] for n in submitted if n in seen.first_seen]
-    if len(latencies) < count:
-        raise RuntimeError(f"{count - len(latencies)} paced trainings got no Job within 60 s")
+    latencies = _latencies(submitted, _job_times(seen, submitted, timeout=60))
     return {
         "trainings": count,
         "per_second": per_second,
-        "p50_ms": round(percentile([max(x, 0.0) for x in latencies], 50) * 1000, 1),
-        "p99_ms": round(percentile([max(x, 0.0) for x in latencies], 99) * 1000, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
     }
 
 

@@ -27,6 +27,15 @@ class Certificates:
     rogue_ca: CertificateAuthority  # trusted by nobody
     rogue_alice: KeyPair  # CN=alice, signed by the rogue CA
 
+    def server_tls(self) -> dict[str, object]:
+        """API settings for TLS with the server's certificate."""
+        return {"tls_cert_file": self.server.cert, "tls_key_file": self.server.key}
+
+    def mtls(self) -> dict[str, object]:
+        """API settings for TLS that also checks client certificates against
+        the CA and takes their subject as the caller (auth mode `mtls`)."""
+        return {**self.server_tls(), "tls_client_ca_file": self.ca.cert, "auth_modes": ["mtls"]}
+
 
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:

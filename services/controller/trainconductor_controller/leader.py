@@ -67,8 +67,9 @@ class _LeaseLock(LeaseLock):
             except (urllib3.exceptions.HTTPError, OSError):
                 return False
 
-    def release(self, api: client.CoordinationV1Api) -> bool:
+    def release(self) -> bool:
         """Empties the Lease if this identity holds it; True when it did."""
+        api: client.CoordinationV1Api = self.api_instance
         with self.writing:
             self.released = True
             lease = api.read_namespaced_lease(self.name, self.namespace)
@@ -132,7 +133,7 @@ class LeaderElector:
         self._leading.clear()  # first: the elector's end is no loss now
         metrics.LEADER.set(0)
         try:
-            released = self._lock.release(self._lock.api_instance)
+            released = self._lock.release()
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
             log.warning(
                 "could not release the Lease; a follower takes over when it expires",

@@ -136,10 +136,7 @@ async def test_with_mtls_and_tokens_a_token_names_the_caller_and_a_wrong_one_is_
     static_tokens: StaticTokens,
 ) -> None:
     api = await start_api(
-        **{**token_api_settings, "auth_modes": ["mtls", "static-token"]},
-        tls_cert_file=certificates.server.cert,
-        tls_key_file=certificates.server.key,
-        tls_client_ca_file=certificates.ca.cert,
+        **{**token_api_settings, **certificates.mtls(), "auth_modes": ["mtls", "static-token"]}
     )
     async with tls_channel(api.port, certificates.ca.cert, certificates.alice) as channel:
         assert (await create(channel)).owner == "alice"

@@ -34,9 +34,7 @@ async def refused(channel: grpc.aio.Channel) -> grpc.StatusCode:
 async def test_tls_calls_succeed_and_plaintext_or_an_unknown_ca_is_refused(
     start_api: StartApi, certificates: Certificates
 ) -> None:
-    api = await start_api(
-        tls_cert_file=certificates.server.cert, tls_key_file=certificates.server.key
-    )
+    api = await start_api(**certificates.server_tls())
     async with tls_channel(api.port, certificates.ca.cert) as channel:
         training = await create_as(channel)
         assert training.owner == "anonymous"  # auth_modes stays "none" here
@@ -50,12 +48,7 @@ async def test_tls_calls_succeed_and_plaintext_or_an_unknown_ca_is_refused(
 async def test_mtls_identity_is_the_certificate_subject_and_no_cert_is_refused(
     start_api: StartApi, certificates: Certificates
 ) -> None:
-    api = await start_api(
-        tls_cert_file=certificates.server.cert,
-        tls_key_file=certificates.server.key,
-        tls_client_ca_file=certificates.ca.cert,
-        auth_modes=["mtls"],
-    )
+    api = await start_api(**certificates.mtls())
     async with tls_channel(api.port, certificates.ca.cert, certificates.alice) as channel:
         assert (await create_as(channel)).owner == "alice"
     # No certificate, or one from a CA the server does not trust: no handshake.
@@ -69,12 +62,7 @@ async def test_mtls_identity_is_the_certificate_subject_and_no_cert_is_refused(
 async def test_health_answers_over_mtls_without_credentials_beyond_the_certificate(
     start_api: StartApi, certificates: Certificates
 ) -> None:
-    api = await start_api(
-        tls_cert_file=certificates.server.cert,
-        tls_key_file=certificates.server.key,
-        tls_client_ca_file=certificates.ca.cert,
-        auth_modes=["mtls"],
-    )
+    api = await start_api(**certificates.mtls())
     async with tls_channel(api.port, certificates.ca.cert, certificates.alice) as channel:
         health: object = health_pb2_grpc.HealthStub(channel)
         response = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)  # type: ignore[attr-defined]

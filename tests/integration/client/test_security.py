@@ -25,11 +25,7 @@ async def test_tcctl_with_a_ca_and_a_token(
     token_api_settings: dict[str, object],
     static_tokens: StaticTokens,
 ) -> None:
-    api = await start_api(
-        **token_api_settings,
-        tls_cert_file=certificates.server.cert,
-        tls_key_file=certificates.server.key,
-    )
+    api = await start_api(**token_api_settings, **certificates.server_tls())
     address = f"127.0.0.1:{api.port}"
     tls = ("--tls", "--ca-file", str(certificates.ca.cert))
     token = ("--token", static_tokens.alice.token)
@@ -55,12 +51,7 @@ async def test_tcctl_with_a_ca_and_a_token(
 async def test_tcctl_with_a_client_certificate(
     start_api: StartApi, certificates: Certificates
 ) -> None:
-    api = await start_api(
-        tls_cert_file=certificates.server.cert,
-        tls_key_file=certificates.server.key,
-        tls_client_ca_file=certificates.ca.cert,
-        auth_modes=["mtls"],
-    )
+    api = await start_api(**certificates.mtls())
     address = f"127.0.0.1:{api.port}"
     ca = ("--ca-file", str(certificates.ca.cert))
     cert = ("--cert-file", str(certificates.alice.cert), "--key-file", str(certificates.alice.key))
@@ -80,11 +71,7 @@ async def test_the_python_client_with_tls_and_a_token_creates_lists_and_follows(
     token_api_settings: dict[str, object],
     static_tokens: StaticTokens,
 ) -> None:
-    api = await start_api(
-        **token_api_settings,
-        tls_cert_file=certificates.server.cert,
-        tls_key_file=certificates.server.key,
-    )
+    api = await start_api(**token_api_settings, **certificates.server_tls())
 
     token_file = tmp_path / "token"
 
