@@ -210,10 +210,9 @@ class Container:
     ) -> None:
         """Starts `command` and waits until its process is found."""
         self.process = subprocess.Popen(
-            self._command(command, env, volumes or {}),
+            die_with_parent(self._command(command, env, volumes or {})),
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
         )
         process = self.process
 

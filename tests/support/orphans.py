@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import ctypes
-import signal
+import shutil
 import threading
-from collections.abc import Callable
 
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """For Popen(preexec_fn=...): the kernel sends SIGTERM when the thread
-    that started the child ends; only right from the main thread."""
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+# The kernel's parent-death signal, set by util-linux's `setpriv` right before
+# it execs the command. Not a Popen(preexec_fn=...): that makes Python fork
+# instead of vfork, and a fork taken while gRPC's threads run in this process
+# can leave the child broken before its exec (seen in CI: redis-server never
+# started, its log holding gRPC's "epoll_wait error: Bad file descriptor").
+_SETPRIV = shutil.which("setpriv")
 
 
-def guard() -> Callable[[], None] | None:
-    """`die_with_parent` when called from the main thread, else nothing: the
-    kernel ties the signal to the starting *thread*, so a child started from
-    a worker thread would be stopped as soon as that thread ends."""
-    return die_with_parent if threading.current_thread() is threading.main_thread() else None
+def die_with_parent(argv: list[str]) -> list[str]:
+    """`argv` run so that the kernel sends it SIGTERM when the thread that
+    started it ends."""
+    if _SETPRIV is None:
+        raise RuntimeError("setpriv is missing: apt-get install util-linux")
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
+
+
+def guarded(argv: list[str]) -> list[str]:
+    """`die_with_parent(argv)` when called from the main thread, else `argv`:
+    the kernel ties the signal to the starting *thread*, so a child started
+    from a worker thread would be stopped as soon as that thread ends."""
+    return die_with_parent(argv) if threading.current_thread() is threading.main_thread() else argv

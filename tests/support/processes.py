@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.orphans import guard
+from tests.support.orphans import guarded
 
 
 class Service:
@@ -27,11 +27,10 @@ class Service:
     def start(self) -> Service:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
+            guarded([sys.executable, "-m", self.module]),
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=guard(),
         )
         return self
 

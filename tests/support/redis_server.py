@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.orphans import guard
+from tests.support.orphans import guarded
 from tests.support.ports import free_port
 
 
@@ -34,7 +34,7 @@ class RedisServer:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [
+            guarded([
                 self.binary,
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
@@ -43,10 +43,9 @@ class RedisServer:
                 "--appendfsync", "everysec",
                 "--save", "",
                 "--protected-mode", "no",
-            ],
+            ]),
             stdout=(self.data_dir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
-            preexec_fn=guard(),
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
