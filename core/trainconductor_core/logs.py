@@ -1,24 +1,70 @@
-"""JSON logs: one object per line, with the training and trace ids in scope."""
+"""JSON logs: one object per line, with the training and trace ids in scope.
+
+The API writes a line for every call, so a line must cost little: a line of
+python-json-logger with the record's defaults cost about a sixth of a
+CreateTraining's CPU under load (make bench). The formatter here is one
+`json.dumps`, and the record skips what no line shows (caller, thread and
+process), through the switches the logging HOWTO names for this.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import sys
+import time
 
 from opentelemetry import trace
-from pythonjsonlogger.json import JsonFormatter
 
 training_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("training_id", default="")
 
+# What every LogRecord carries; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
 
-class _ContextFilter(logging.Filter):
-    """Adds the ids of the current training and trace to every record."""
+
+class JsonLines(logging.Formatter):
+    """time (ISO 8601, UTC), level, logger, message, service, then the
+    record's extra fields, then the exception, if any."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: dict[str, object] = {
+            "time": f"{created}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "service": self._service,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES:
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class _TrainingFilter(logging.Filter):
+    """Adds the id of the training in scope to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         training_id = training_id_var.get()
         if training_id and not hasattr(record, "training_id"):
             record.training_id = training_id
+        return True
+
+
+class _TraceFilter(logging.Filter):
+    """Adds the ids of the current span; only installed when tracing is on,
+    since there are no spans otherwise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             record.trace_id = format(span.trace_id, "032x")
@@ -26,17 +72,16 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, service: str) -> None:
+def configure_logging(level: str, service: str, *, tracing: bool = False) -> None:
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # no caller lookup: no line shows it
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": service},
-        )
-    )
-    handler.addFilter(_ContextFilter())
+    handler.setFormatter(JsonLines(service))
+    handler.addFilter(_TrainingFilter())
+    if tracing:
+        handler.addFilter(_TraceFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

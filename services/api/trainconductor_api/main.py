@@ -32,7 +32,7 @@ async def serve(settings: ApiSettings, *, tracing: bool) -> None:
 
 def main() -> None:
     settings = load(ApiSettings)
-    configure_logging(settings.log_level, "api")
+    configure_logging(settings.log_level, "api", tracing=settings.tracing_enabled)
     tracing = configure_tracing("trainconductor-api", settings)
     _warn_of_weak_security(settings)
     # uvloop: the event loop most asyncio servers run on; about a third

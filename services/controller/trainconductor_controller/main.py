@@ -106,7 +106,7 @@ async def run(settings: ControllerSettings) -> None:
 
 def main() -> None:
     settings = load(ControllerSettings)
-    configure_logging(settings.log_level, "controller")
+    configure_logging(settings.log_level, "controller", tracing=settings.tracing_enabled)
     configure_tracing("trainconductor-controller", settings)
     from trainconductor_controller import metrics
 
