@@ -116,25 +116,33 @@ def chart_sample_ratio() -> float:
 
 
 def _paired(
-    baseline: str, server: str, method: str, data: dict[str, object], seconds: float, rounds: int
+    baseline: str,
+    server: str,
+    method: str,
+    data: dict[str, object],
+    seconds: float,
+    rounds: int,
+    redis_url: str,
 ) -> tuple[Load, Load]:
-    """`rounds` runs of each, alternating, so that a slow spell of this
-    machine hits both alike; the pair with the median ratio."""
-    pairs = [
-        (
-            run_ghz(baseline, method, data, seconds=seconds, concurrency=CONCURRENCY),
-            run_ghz(server, method, data, seconds=seconds, concurrency=CONCURRENCY),
-        )
-        for _ in range(rounds)
-    ]
+    """`rounds` runs of each, alternating which goes first, so that a slow
+    spell of this machine, or a store grown by the earlier runs, hits both
+    alike; the pair with the median ratio."""
+    pairs = []
+    for round_ in range(rounds):
+        order = (baseline, server) if round_ % 2 == 0 else (server, baseline)
+        loads = {}
+        for target in order:
+            _rewrite_aof(redis_url)
+            loads[target] = run_ghz(target, method, data, seconds=seconds, concurrency=CONCURRENCY)
+        pairs.append((loads[baseline], loads[server]))
     pairs.sort(key=lambda pair: pair[1].rps / pair[0].rps)
     return pairs[len(pairs) // 2]
 
 
 def _rewrite_aof(redis_url: str) -> None:
-    """Rewrites Redis's append-only file now and waits for the end: the tens
-    of thousands of trainings the throughput runs made would otherwise set
-    off the automatic rewrite (a fork) in the middle of a latency run."""
+    """Rewrites Redis's append-only file now and waits for the end, so that no
+    rewrite (a fork of Redis) lands inside a measured run: the bench turns the
+    automatic ones off (`_hold_aof_rewrites`) and calls this between runs."""
     with redis.Redis.from_url(redis_url) as client:
         client.bgrewriteaof()
         deadline = time.monotonic() + 120
@@ -142,8 +150,15 @@ def _rewrite_aof(redis_url: str) -> None:
             info = client.info("persistence")
             if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)
     raise RuntimeError("Redis did not finish rewriting its append-only file within 2 minutes")
+
+
+def _hold_aof_rewrites(redis_url: str) -> None:
+    """The tens of thousands of trainings the runs make would set off Redis's
+    automatic rewrites in the middle of whichever run is going on then."""
+    with redis.Redis.from_url(redis_url) as client:
+        client.config_set("auto-aof-rewrite-percentage", 0)
 
 
 def _measure(
@@ -154,12 +169,13 @@ def _measure(
         existing = stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec())).training
     create = json_format.MessageToDict(pb.CreateTrainingRequest(spec=lora_spec()))
     requests = {"CreateTraining": create, "GetTraining": {"id": existing.id}}
+    _hold_aof_rewrites(redis_url)
     results: dict[str, dict[str, object]] = {}
     ok = True
     print(f"{'method':<16}{'server':<8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for method, data in requests.items():
         run_ghz(api, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
-        baseline, peak = _paired(noop, api, method, data, seconds, rounds)
+        baseline, peak = _paired(noop, api, method, data, seconds, rounds, redis_url)
         half_rate = max(int(peak.rps / 2), 1)
         _rewrite_aof(redis_url)
         half = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate)
@@ -193,7 +209,7 @@ def _measure(
         run_ghz(target, "CreateTraining", data, seconds=2, concurrency=CONCURRENCY)  # warm up
     tracing: dict[str, object] = {"cost_target": TRACING_COST_TARGET}
     for ratio, target in traced.items():
-        off, on = _paired(api, target, "CreateTraining", data, seconds, rounds)
+        off, on = _paired(api, target, "CreateTraining", data, seconds, rounds, redis_url)
         cost = 1 - on.rps / off.rps
         judged = ratio == default_ratio
         met = cost <= TRACING_COST_TARGET

@@ -25,6 +25,7 @@ from trainconductor_api.interceptors.errors import ErrorInterceptor
 from trainconductor_api.interceptors.logging import LoggingInterceptor
 from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
+from trainconductor_api.interceptors.unsampled import UnsampledCallInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
 from trainconductor_api.service import TrainingService
 from trainconductor_api.settings import ApiSettings
@@ -122,7 +123,7 @@ def _interceptors(
         buckets = TokenBuckets(s.create_rate_per_second, s.create_burst)
         chain.append(RateLimitInterceptor(buckets, CREATE_METHODS))
     if tracing:
-        chain.insert(0, aio_server_interceptor())
+        chain[:0] = [aio_server_interceptor(), UnsampledCallInterceptor()]
     return chain
 
 
