@@ -46,8 +46,12 @@ class TrainingRecord:
     trace_context: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
-        spec = decode_spec(values["spec"])
+    def from_hash(
+        cls, values: dict[str, str], *, spec: pb.TrainingSpec | None = None
+    ) -> TrainingRecord:
+        """`spec`: the stored one, already decoded (the writer has it at hand)."""
+        if spec is None:
+            spec = decode_spec(values["spec"])
         conditions = tuple(Condition(**c) for c in json.loads(values.get("conditions") or "[]"))
         return cls(
             id=values["id"],

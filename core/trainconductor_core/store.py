@@ -254,7 +254,7 @@ class TrainingStore:
             raise ActiveTrainingsCapReached(owner, self._max_active_per_owner)
         if not created:  # an earlier call with this request id made it
             return await self.get(str(stored_id)), False
-        return TrainingRecord.from_hash(fields), True
+        return TrainingRecord.from_hash(fields, spec=spec), True
 
     @_unavailable_on_outage
     async def cancel(self, training_id: str) -> tuple[TrainingRecord, bool]:

@@ -42,6 +42,7 @@ _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # "%2e%2e" is ".." to whatever decodes the URL later.
 _ENCODED_DOT = re.compile(r"%2e", re.IGNORECASE)
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 LR_SCHEDULERS = frozenset(
     {
@@ -106,7 +107,7 @@ def _path(field: str, value: str, limits: Limits) -> Iterator[Violation]:
     elif (
         ".." in value.replace("\\", "/").split("/")
         or _ENCODED_DOT.search(value)
-        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+        or _CONTROL_CHARACTER.search(value)
     ):
         yield Violation(field, "must not contain '..' segments, encoded dots or control characters")
     elif limits.allowed_path_prefixes and not any(
