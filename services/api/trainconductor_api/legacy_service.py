@@ -40,7 +40,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             for v in validate_spec(spec, self._limits)
         ]
         if violations:
-            metrics.TRAININGS_SUBMITTED.labels("rejected").inc()
+            metrics.REJECTED.inc()
             await abort_invalid(context, violations)
         trace_context: dict[str, str] = {}
         propagate.inject(trace_context)
@@ -50,7 +50,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             request_id=f"server-{uuid.uuid4()}",
             trace_context=trace_context,
         )
-        metrics.TRAININGS_SUBMITTED.labels("created").inc()
+        metrics.CREATED.inc()
         return legacy.TrainingJob(training_id=record.id, model_name=record.spec.model_name)
 
     async def GetTrainingStatus(

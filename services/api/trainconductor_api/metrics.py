@@ -73,13 +73,11 @@ LIMITED = Counter(
 )
 
 
-def _initialize() -> None:
-    """Series with known label values exist from the start, at 0, so that
-    rates and alerts see the first increment instead of a series appearing."""
-    for outcome in ("created", "deduplicated", "rejected"):
-        TRAININGS_SUBMITTED.labels(outcome)
-    for method in ("WatchTraining", "WatchTrainings"):
-        ACTIVE_WATCHES.labels(method)
-
-
-_initialize()
+# Series with known label values exist from the start, at 0, so that rates
+# and alerts see the first increment instead of a series appearing; the
+# submission outcomes are resolved once, as they are counted on every create.
+CREATED = TRAININGS_SUBMITTED.labels("created")
+DEDUPLICATED = TRAININGS_SUBMITTED.labels("deduplicated")
+REJECTED = TRAININGS_SUBMITTED.labels("rejected")
+for _method in ("WatchTraining", "WatchTrainings"):
+    ACTIVE_WATCHES.labels(_method)

@@ -58,7 +58,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         violations = validate_request_id(request.request_id)
         violations += validate_spec(request.spec, self._limits)
         if violations:
-            metrics.TRAININGS_SUBMITTED.labels("rejected").inc()
+            metrics.REJECTED.inc()
             await abort_invalid(context, violations)
         trace_context: dict[str, str] = {}
         propagate.inject(trace_context)
@@ -72,7 +72,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             trace_context=trace_context,
         )
         training_id_var.set(record.id)
-        metrics.TRAININGS_SUBMITTED.labels("created" if created else "deduplicated").inc()
+        (metrics.CREATED if created else metrics.DEDUPLICATED).inc()
         return pb.CreateTrainingResponse(training=training_to_proto(record))
 
     async def GetTraining(

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from prometheus_client import Counter
 
 from trainconductor_api import metrics
 from trainconductor_api.interceptors.wrap import (
@@ -62,10 +63,15 @@ class MetricsInterceptor(WrappingInterceptor):
         received = metrics.GRPC_MSG_RECEIVED.labels(*labels)
         sent = metrics.GRPC_MSG_SENT.labels(*labels)
         seconds = metrics.GRPC_HANDLING_SECONDS.labels(*labels)
+        handled: dict[str, Counter] = {}  # by code, resolved on first use
 
         def done(context: grpc.aio.ServicerContext[Any, Any], start: float, outcome: str) -> None:
             seconds.observe(time.perf_counter() - start)
-            metrics.GRPC_HANDLED.labels(*labels, code_name(context, outcome)).inc()
+            code = code_name(context, outcome)
+            counter = handled.get(code)
+            if counter is None:
+                counter = handled[code] = metrics.GRPC_HANDLED.labels(*labels, code)
+            counter.inc()
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
