@@ -109,10 +109,12 @@ def _interceptors(
     tracing: bool, authenticator: Authenticator, s: ApiSettings
 ) -> list[grpc.aio.ServerInterceptor]:
     # Outermost first: the tracing span covers the rest, so access log lines
-    # carry its ids; metrics and the access log see the status the error
-    # interceptor chose, refusals by auth and rate limit included. Auth sits
-    # inside the error interceptor (a failing authenticator is a status, not a
-    # traceback) and outside the rate limit, whose buckets are per identity.
+    # carry its ids (a call it does not record runs with instrumentation
+    # suppressed: unsampled.py). Metrics and the access log see the status the
+    # error interceptor chose, refusals by auth and rate limit included. Auth
+    # sits inside the error interceptor (a failing authenticator is a status,
+    # not a traceback) and outside the rate limit, whose buckets are per
+    # identity.
     chain: list[grpc.aio.ServerInterceptor] = [
         MetricsInterceptor(),
         LoggingInterceptor(),
