@@ -20,7 +20,7 @@ from opentelemetry import trace
 training_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("training_id", default="")
 
 # What every LogRecord carries; anything else on a record came from `extra=`.
-_RECORD_ATTRIBUTES = frozenset(
+RECORD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
 
@@ -43,7 +43,7 @@ class JsonLines(logging.Formatter):
             "service": self._service,
         }
         for key, value in record.__dict__.items():
-            if key not in _RECORD_ATTRIBUTES:
+            if key not in RECORD_ATTRIBUTES:
                 line[key] = value
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)

@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from tests.support.security import StaticUser
+from trainconductor_core.logs import RECORD_ATTRIBUTES
 
 # The loggers of the services, the core and the client.
 PROJECT_LOGGERS = (
@@ -50,9 +51,6 @@ PROJECT_LOGGERS = (
 # Shorter values would be found by chance in unrelated text.
 MIN_SECRET_LENGTH = 8
 _BETWEEN_TESTS = "(outside any test)"
-_STANDARD_ATTRIBUTES = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
-)
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _render(record: logging.LogRecord) -> str:
     except (TypeError, ValueError):
         parts = [repr(record.msg), repr(record.args)]
     for name, value in record.__dict__.items():
-        if name not in _STANDARD_ATTRIBUTES:
+        if name not in RECORD_ATTRIBUTES:
             parts.append(f"{name}={value}")
     if record.exc_info and record.exc_info[1] is not None:
         parts.append("".join(traceback.format_exception(record.exc_info[1])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,13 @@ from trainconductor_api.interceptors.wrap import (
 )
 
 
+def _instrumentation_scope() -> contextlib.AbstractContextManager[None]:
+    """Instrumentation as usual under a recorded span, suppressed otherwise."""
+    if trace.get_current_span().is_recording():
+        return contextlib.nullcontext()
+    return suppress_instrumentation()
+
+
 class UnsampledCallInterceptor(WrappingInterceptor):
     """Sits right inside OpenTelemetry's server interceptor. When the call's
     span is not recorded (the sampler left this trace out), the call runs with
@@ -32,9 +40,7 @@ class UnsampledCallInterceptor(WrappingInterceptor):
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                if trace.get_current_span().is_recording():
-                    return await behavior(request, context)
-                with suppress_instrumentation():
+                with _instrumentation_scope():
                     return await behavior(request, context)
 
             return call
@@ -43,11 +49,7 @@ class UnsampledCallInterceptor(WrappingInterceptor):
             async def call(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                if trace.get_current_span().is_recording():
-                    async for response in responses(behavior(request, context)):
-                        yield response
-                    return
-                with suppress_instrumentation():
+                with _instrumentation_scope():
                     async for response in responses(behavior(request, context)):
                         yield response
 
