@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -147,6 +148,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                 events = await self._store.training_events(
                     record.id, after=after, block_ms=self._watch_poll_ms
                 )
+                _stop_if_cancelled()
                 for event in events:
                     yield pb.WatchTrainingResponse(event=event_to_proto(event))
                     after = event.event_id
@@ -168,9 +170,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         owned: dict[str, bool] = {}
         with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():
             while True:
-                for event in await self._store.all_events(
-                    after=after, block_ms=self._watch_poll_ms
-                ):
+                events = await self._store.all_events(after=after, block_ms=self._watch_poll_ms)
+                _stop_if_cancelled()
+                for event in events:
                     after = event.event_id
                     if owner is None:  # someone else's: the stream stays open and quiet
                         continue
@@ -189,6 +191,17 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             else:
                 cache[event.training_id] = record.owner == owner
         return cache[event.training_id]
+
+
+def _stop_if_cancelled() -> None:
+    """Ends a watch whose call was cancelled while a Redis command was being
+    sent. Python 3.11's `asyncio.wait_for`, which redis-py sends through,
+    drops a cancellation that lands as the send completes (fixed in 3.12);
+    the task still counts it, so the watch would otherwise go on for as long
+    as the server runs."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _check_event_id(context: grpc.aio.ServicerContext[Any, Any], event_id: str) -> None:
