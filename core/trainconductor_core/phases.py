@@ -25,11 +25,15 @@ class Phase(StrEnum):
         return self in FINAL_PHASES
 
     def to_proto(self) -> pb.Phase.ValueType:
-        return pb.Phase.Value(f"PHASE_{self.value}")
+        return _TO_PROTO[self]
 
     @classmethod
     def from_proto(cls, value: pb.Phase.ValueType) -> Phase:
         return cls(pb.Phase.Name(value).removeprefix("PHASE_"))
+
+
+# Looked up on every response; the enum wrapper's by-name lookup costs more.
+_TO_PROTO = {phase: pb.Phase.Value(f"PHASE_{phase.value}") for phase in Phase}
 
 
 FINAL_PHASES = frozenset({Phase.COMPLETED, Phase.CANCELED, Phase.FAILED})

@@ -254,7 +254,22 @@ class TrainingStore:
             raise ActiveTrainingsCapReached(owner, self._max_active_per_owner)
         if not created:  # an earlier call with this request id made it
             return await self.get(str(stored_id)), False
-        return TrainingRecord.from_hash(fields, spec=spec), True
+        return (
+            TrainingRecord(
+                id=training_id,
+                spec=spec,
+                owner=owner,
+                phase=Phase.PENDING,
+                reason=_SUBMITTED_REASON,
+                message=_SUBMITTED_MESSAGE,
+                generation=1,
+                observed_generation=0,
+                cancel_requested=False,
+                create_time_ms=now,
+                trace_context=dict(trace_context or {}),
+            ),
+            True,
+        )
 
     @_unavailable_on_outage
     async def cancel(self, training_id: str) -> tuple[TrainingRecord, bool]:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
@@ -62,7 +62,8 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
         trace_context: dict[str, str] = {}
-        propagate.inject(trace_context)
+        if trace.get_current_span().get_span_context().is_valid:  # else tracing is off
+            propagate.inject(trace_context)
         # Without a client request id, one is made here so that the store's
         # own retries after a lost reply cannot record the training twice.
         request_id = request.request_id or f"server-{uuid.uuid4()}"

@@ -59,6 +59,24 @@ LR_SCHEDULERS = frozenset(
 TORCH_DTYPES = frozenset({"auto", "float32", "float16", "bfloat16"})
 LORA_BIASES = frozenset({"none", "all", "lora_only"})
 PROMPT_TUNING_INITS = frozenset({"RANDOM", "TEXT"})
+PEFT_METHODS = frozenset(pb.PeftMethod.values())
+
+# Optional fields of FineTuningParameters, checked when set: numbers and
+# their ranges (low, high, whether low itself is excluded), names
+# from a fixed choice, and free text of bounded length.
+_NUMBERS: dict[str, tuple[float, float, bool]] = {
+    "num_train_epochs": (0, 1000, True),
+    "per_device_train_batch_size": (1, 4096, False),
+    "per_device_eval_batch_size": (1, 4096, False),
+    "gradient_accumulation_steps": (1, 4096, False),
+    "learning_rate": (0, 1, True),
+    "weight_decay": (0, 1, False),
+    "warmup_ratio": (0, 1, False),
+    "logging_steps": (0, 1e9, True),
+    "model_max_length": (1, 1 << 20, False),
+}
+_CHOICES = {"lr_scheduler_type": LR_SCHEDULERS, "torch_dtype": TORCH_DTYPES}
+_TEXTS = ("fsdp", "fsdp_config", "response_template", "dataset_text_field")
 
 
 def validate_request_id(request_id: str) -> list[Violation]:
@@ -133,44 +151,24 @@ def _parameters(p: pb.FineTuningParameters, limits: Limits) -> Iterator[Violatio
         yield Violation(prefix + "base_model", f"must be at most {MAX_STRING} characters")
     yield from _path(prefix + "data_path", p.data_path, limits)
 
-    def number(name: str, low: float, high: float, *, low_open: bool = False) -> None:
+    for name, (low, high, low_open) in _NUMBERS.items():
         if not p.HasField(name):  # type: ignore[arg-type]
-            return
+            continue
         value = float(getattr(p, name))
         if not math.isfinite(value):
-            problems.append(Violation(prefix + name, "must be a finite number"))
+            yield Violation(prefix + name, "must be a finite number")
         elif value < low or value > high or (low_open and value == low):
             bound = "(" if low_open else "["
-            problems.append(Violation(prefix + name, f"must be in {bound}{low:g}, {high:g}]"))
-
-    def choice(name: str, allowed: frozenset[str]) -> None:
+            yield Violation(prefix + name, f"must be in {bound}{low:g}, {high:g}]")
+    for name, allowed in _CHOICES.items():
         if p.HasField(name) and getattr(p, name) not in allowed:  # type: ignore[arg-type]
-            problems.append(
-                Violation(prefix + name, f"must be one of {', '.join(sorted(allowed))}")
-            )
-
-    def text(name: str) -> None:
+            yield Violation(prefix + name, f"must be one of {', '.join(sorted(allowed))}")
+    for name in _TEXTS:
         if p.HasField(name) and len(getattr(p, name)) > MAX_STRING:  # type: ignore[arg-type]
-            problems.append(Violation(prefix + name, f"must be at most {MAX_STRING} characters"))
-
-    problems: list[Violation] = []
-    number("num_train_epochs", 0, 1000, low_open=True)
-    number("per_device_train_batch_size", 1, 4096)
-    number("per_device_eval_batch_size", 1, 4096)
-    number("gradient_accumulation_steps", 1, 4096)
-    number("learning_rate", 0, 1, low_open=True)
-    number("weight_decay", 0, 1)
-    number("warmup_ratio", 0, 1)
-    number("logging_steps", 0, 1e9, low_open=True)
-    number("model_max_length", 1, 1 << 20)
-    choice("lr_scheduler_type", LR_SCHEDULERS)
-    choice("torch_dtype", TORCH_DTYPES)
-    for name in ("fsdp", "fsdp_config", "response_template", "dataset_text_field"):
-        text(name)
-    yield from problems
+            yield Violation(prefix + name, f"must be at most {MAX_STRING} characters")
 
     method = p.peft_method
-    if method not in pb.PeftMethod.values():
+    if method not in PEFT_METHODS:
         yield Violation(prefix + "peft_method", "is not a known PEFT method")
         return
     chosen = p.WhichOneof("peft_parameters")

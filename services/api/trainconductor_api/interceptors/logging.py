@@ -24,12 +24,19 @@ from trainconductor_core.logs import training_id_var
 log = logging.getLogger("trainconductor_api.access")
 
 
+# Which field of each request message names a training, if any: found once
+# per message type, since asking a message for a field it lacks raises inside.
+_ID_FIELD: dict[type, str | None] = {}
+
+
 def _training_id(request: Any) -> str:
-    for field in ("id", "training_id"):
-        value = getattr(request, field, "")
-        if isinstance(value, str) and value:
-            return value[:64]
-    return ""
+    kind = type(request)
+    if kind not in _ID_FIELD:
+        fields = getattr(getattr(kind, "DESCRIPTOR", None), "fields_by_name", {})
+        _ID_FIELD[kind] = next((f for f in ("id", "training_id") if f in fields), None)
+    field = _ID_FIELD[kind]
+    value = getattr(request, field) if field else ""
+    return value[:64] if isinstance(value, str) else ""
 
 
 class LoggingInterceptor(WrappingInterceptor):
