@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.cluster.local import binary
 from tests.support.ports import free_port
-from tests.support.processes import wait_http_ok
+from tests.support.processes import answers_ok
 
 _CONFIG = """
 service:
@@ -72,12 +72,21 @@ class Jaeger:
                 otlp=self.otlp_port,
             )
         )
+        log = work / "jaeger.log"
         self.process = subprocess.Popen(
             [binary("jaeger"), "--config", str(config)],
-            stdout=(work / "jaeger.log").open("wb"),
+            stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        wait_http_ok(f"http://127.0.0.1:{self.query_port}/api/services", timeout=60)
+        deadline = time.monotonic() + 60
+        while not answers_ok(f"http://127.0.0.1:{self.query_port}/api/services"):
+            if self.process.poll() is not None:
+                tail = log.read_text(errors="replace")[-1500:]
+                raise AssertionError(f"jaeger exited with {self.process.returncode}: {tail}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("jaeger's query API did not answer within 60s")
+            time.sleep(0.1)
 
     @property
     def otlp_endpoint(self) -> str:

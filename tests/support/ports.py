@@ -1,12 +1,40 @@
-"""Free loopback ports for the servers the tests start."""
+"""Free loopback ports for the servers the tests start.
+
+They come from just below the kernel's ephemeral range. A port found free by
+binding port 0 is an ephemeral one, which the kernel may give to an outgoing
+connection before the server that was meant to have it binds it; a test's
+Jaeger once lost its port that way.
+"""
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+_SPAN = 10_000  # how many ports below the ephemeral range are drawn from
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    high = _ephemeral_low()
+    low = max(1024, high - _SPAN)
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken
+        _handed_out.add(port)
         return port
+    raise AssertionError(f"no free loopback port in {low}-{high - 1}")

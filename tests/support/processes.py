@@ -58,15 +58,17 @@ class Service:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def wait_http_ok(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+    while not answers_ok(url):
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} did not answer 200 within {timeout}s")
         time.sleep(0.1)
