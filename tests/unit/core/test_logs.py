@@ -62,3 +62,18 @@ def test_an_exception_stays_within_its_line() -> None:
 
 def test_below_the_level_nothing_is_written() -> None:
     assert lines_of('logging.getLogger("trainconductor_api").debug("noise")') == []
+
+
+def test_values_json_has_no_type_for_still_make_a_line() -> None:
+    lines = lines_of(
+        """
+        from pathlib import Path
+        log = logging.getLogger("trainconductor_core")
+        log.info("odd values", extra={"path": Path("/mnt/data"), "count": 2**70})
+        log.info("after")
+        """
+    )
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["path"] == "/mnt/data"
+    assert entries[0]["count"] == 2**70
+    assert entries[1]["message"] == "after"
