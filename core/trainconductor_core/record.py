@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_core.phases import Phase
@@ -52,7 +53,7 @@ class TrainingRecord:
         """`spec`: the stored one, already decoded (the writer has it at hand)."""
         if spec is None:
             spec = decode_spec(values["spec"])
-        conditions = tuple(Condition(**c) for c in json.loads(values.get("conditions") or "[]"))
+        conditions = tuple(Condition(**c) for c in orjson.loads(values.get("conditions") or "[]"))
         return cls(
             id=values["id"],
             spec=spec,
@@ -69,7 +70,7 @@ class TrainingRecord:
             job_name=values.get("job_name", ""),
             attempts=int(values.get("attempts") or 0),
             conditions=conditions,
-            trace_context=json.loads(values.get("trace_context") or "{}"),
+            trace_context=orjson.loads(values.get("trace_context") or "{}"),
         )
 
 

@@ -34,6 +34,7 @@ from enum import Enum
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar, cast
 
+import orjson
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
@@ -235,9 +236,9 @@ class TrainingStore:
             "create_time": str(now),
             "attempts": "0",
             "request_id": request_id,
-            "trace_context": json.dumps(dict(trace_context or {})),
+            "trace_context": orjson.dumps(dict(trace_context or {})).decode(),
         }
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             training_id,
             now,
             self._request_id_ttl,
@@ -247,7 +248,7 @@ class TrainingStore:
             _SUBMITTED_REASON,
             _SUBMITTED_MESSAGE,
         ]
-        args.append(json.dumps(fields, separators=(",", ":")))
+        args.append(orjson.dumps(fields))
         args.append(self._max_active_per_owner)
         created, stored_id = await self._create(keys=keys, args=args)
         if created == -1:
