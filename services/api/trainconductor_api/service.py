@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -66,7 +66,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             propagate.inject(trace_context)
         # Without a client request id, one is made here so that the store's
         # own retries after a lost reply cannot record the training twice.
-        request_id = request.request_id or f"server-{uuid.uuid4()}"
+        request_id = request.request_id or f"server-{secrets.token_hex(16)}"
         record, created = await self._store.create(
             request.spec,
             owner=current_identity().user,
