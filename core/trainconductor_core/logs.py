@@ -34,8 +34,9 @@ class JsonLines(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
-        # The time up to its second, kept while the second lasts: the API
-        # writes hundreds of lines a second (format runs under the handler's lock).
+        # The time's text up to its second, reused while the second lasts:
+        # the API writes hundreds of lines a second. Only one thread at a
+        # time updates it: a handler formats under its lock.
         self._second = -1
         self._second_text = ""
 
