@@ -47,12 +47,8 @@ class TrainingRecord:
     trace_context: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_hash(
-        cls, values: dict[str, str], *, spec: pb.TrainingSpec | None = None
-    ) -> TrainingRecord:
-        """`spec`: the stored one, already decoded (the writer has it at hand)."""
-        if spec is None:
-            spec = decode_spec(values["spec"])
+    def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
+        spec = decode_spec(values["spec"])
         conditions = tuple(Condition(**c) for c in orjson.loads(values.get("conditions") or "[]"))
         return cls(
             id=values["id"],
@@ -72,6 +68,24 @@ class TrainingRecord:
             conditions=conditions,
             trace_context=orjson.loads(values.get("trace_context") or "{}"),
         )
+
+    def new_hash(self) -> dict[str, str]:
+        """The hash a new training is stored as, read back by `from_hash`
+        (what only the controller sets later is left out)."""
+        return {
+            "id": self.id,
+            "spec": encode_spec(self.spec),
+            "owner": self.owner,
+            "phase": self.phase.value,
+            "reason": self.reason,
+            "message": self.message,
+            "generation": str(self.generation),
+            "observed_generation": str(self.observed_generation),
+            "cancel_requested": "1" if self.cancel_requested else "0",
+            "create_time": str(self.create_time_ms),
+            "attempts": str(self.attempts),
+            "trace_context": orjson.dumps(self.trace_context).decode(),
+        }
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,6 @@ from trainconductor_core.record import (
     StatusUpdate,
     TrainingEvent,
     TrainingRecord,
-    encode_spec,
 )
 from trainconductor_core.store_metrics import REDIS_ERRORS, REDIS_OPERATION_SECONDS
 
@@ -223,21 +222,20 @@ class TrainingStore:
             *(self._k("idx", "phase", phase) for phase in ACTIVE_PHASES),
             *(self._k("idx", "label", f"{k}={v}") for k, v in sorted(labels.items())),
         ]
-        fields: dict[str, str] = {
-            "id": training_id,
-            "spec": encode_spec(spec),
-            "owner": owner,
-            "phase": Phase.PENDING.value,
-            "reason": _SUBMITTED_REASON,
-            "message": _SUBMITTED_MESSAGE,
-            "generation": "1",
-            "observed_generation": "0",
-            "cancel_requested": "0",
-            "create_time": str(now),
-            "attempts": "0",
-            "request_id": request_id,
-            "trace_context": orjson.dumps(dict(trace_context or {})).decode(),
-        }
+        record = TrainingRecord(
+            id=training_id,
+            spec=spec,
+            owner=owner,
+            phase=Phase.PENDING,
+            reason=_SUBMITTED_REASON,
+            message=_SUBMITTED_MESSAGE,
+            generation=1,
+            observed_generation=0,
+            cancel_requested=False,
+            create_time_ms=now,
+            trace_context=dict(trace_context or {}),
+        )
+        fields = {**record.new_hash(), "request_id": request_id}
         args: list[str | int | bytes] = [
             training_id,
             now,
@@ -255,22 +253,7 @@ class TrainingStore:
             raise ActiveTrainingsCapReached(owner, self._max_active_per_owner)
         if not created:  # an earlier call with this request id made it
             return await self.get(str(stored_id)), False
-        return (
-            TrainingRecord(
-                id=training_id,
-                spec=spec,
-                owner=owner,
-                phase=Phase.PENDING,
-                reason=_SUBMITTED_REASON,
-                message=_SUBMITTED_MESSAGE,
-                generation=1,
-                observed_generation=0,
-                cancel_requested=False,
-                create_time_ms=now,
-                trace_context=dict(trace_context or {}),
-            ),
-            True,
-        )
+        return record, True
 
     @_unavailable_on_outage
     async def cancel(self, training_id: str) -> tuple[TrainingRecord, bool]:

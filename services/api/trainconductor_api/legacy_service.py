@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
 import grpc
-from opentelemetry import propagate
 from train_conductor.service.training import training_pb2 as legacy
 from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 
@@ -14,6 +11,7 @@ from trainconductor_api.authorization import Access
 from trainconductor_api.identity import current_identity
 from trainconductor_api.legacy import legacy_field_name, spec_from_legacy, status_to_legacy
 from trainconductor_api.status import abort_invalid, check_training_id
+from trainconductor_api.submission import call_trace_context, server_request_id
 from trainconductor_api.validation import Limits, Violation, validate_spec
 from trainconductor_api.visibility import visible_training
 from trainconductor_core.record import TrainingRecord
@@ -42,13 +40,11 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         if violations:
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
-        trace_context: dict[str, str] = {}
-        propagate.inject(trace_context)
         record, _ = await self._store.create(
             spec,
             owner=current_identity().user,
-            request_id=f"server-{uuid.uuid4()}",
-            trace_context=trace_context,
+            request_id=server_request_id(),
+            trace_context=call_trace_context(),
         )
         metrics.CREATED.inc()
         return legacy.TrainingJob(training_id=record.id, model_name=record.spec.model_name)

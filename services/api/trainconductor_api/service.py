@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from opentelemetry import propagate, trace
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
@@ -18,6 +16,7 @@ from trainconductor_api.authorization import Access
 from trainconductor_api.convert import event_to_proto, training_to_proto
 from trainconductor_api.identity import current_identity
 from trainconductor_api.status import abort_invalid, check_training_id
+from trainconductor_api.submission import call_trace_context, server_request_id
 from trainconductor_api.validation import (
     Limits,
     Violation,
@@ -61,17 +60,11 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         if violations:
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
-        trace_context: dict[str, str] = {}
-        if trace.get_current_span().get_span_context().is_valid:  # else tracing is off
-            propagate.inject(trace_context)
-        # Without a client request id, one is made here so that the store's
-        # own retries after a lost reply cannot record the training twice.
-        request_id = request.request_id or f"server-{secrets.token_hex(16)}"
         record, created = await self._store.create(
             request.spec,
             owner=current_identity().user,
-            request_id=request_id,
-            trace_context=trace_context,
+            request_id=request.request_id or server_request_id(),
+            trace_context=call_trace_context(),
         )
         training_id_var.set(record.id)
         (metrics.CREATED if created else metrics.DEDUPLICATED).inc()
