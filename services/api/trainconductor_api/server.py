@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import start_http_server
 from train_conductor.service.training import training_pb2 as legacy_pb
 from train_conductor.service.training import training_pb2_grpc as legacy_grpc
@@ -25,7 +24,7 @@ from trainconductor_api.interceptors.errors import ErrorInterceptor
 from trainconductor_api.interceptors.logging import LoggingInterceptor
 from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
-from trainconductor_api.interceptors.unsampled import UnsampledCallInterceptor
+from trainconductor_api.interceptors.tracing import TracingInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
 from trainconductor_api.service import TrainingService
 from trainconductor_api.settings import ApiSettings
@@ -110,7 +109,7 @@ def _interceptors(
 ) -> list[grpc.aio.ServerInterceptor]:
     # Outermost first: the tracing span covers the rest, so access log lines
     # carry its ids (a call it does not record runs with instrumentation
-    # suppressed: unsampled.py). Metrics and the access log see the status the
+    # suppressed: tracing.py). Metrics and the access log see the status the
     # error interceptor chose, refusals by auth and rate limit included. Auth
     # sits inside the error interceptor (a failing authenticator is a status,
     # not a traceback) and outside the rate limit, whose buckets are per
@@ -125,7 +124,7 @@ def _interceptors(
         buckets = TokenBuckets(s.create_rate_per_second, s.create_burst)
         chain.append(RateLimitInterceptor(buckets, CREATE_METHODS))
     if tracing:
-        chain[:0] = [aio_server_interceptor(), UnsampledCallInterceptor()]
+        chain.insert(0, TracingInterceptor())
     return chain
 
 
