@@ -80,7 +80,7 @@ class TracingInterceptor(WrappingInterceptor):
     exception. A call left out skips it, and with it the attributes, context
     managers and context wrapper it would go through for a span that records
     nothing. At the chart's default sampling, this took tracing's cost from
-    13-17% of CreateTraining's throughput to 8-12% (make bench)."""
+    13-17% of CreateTraining's throughput to 8-15% (make bench)."""
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         super().__init__()
