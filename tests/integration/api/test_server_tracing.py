@@ -60,12 +60,20 @@ def handlers(seen: Seen) -> grpc.GenericRpcHandler:
         for i in range(3):
             yield bytes([i])
 
+    async def written(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        # A stream that writes its messages and returns nothing, as
+        # grpc_health's Watch does.
+        seen.look()
+        await context.write(b"a")
+        await context.write(b"b")
+
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
             "Down": grpc.unary_unary_rpc_method_handler(down),
             "Count": grpc.unary_stream_rpc_method_handler(count),
+            "Written": grpc.unary_stream_rpc_method_handler(written),
         },
     )
 
@@ -81,6 +89,9 @@ class Traced:
 
     def count(self) -> Callable[..., Any]:
         return self.channel.unary_stream(f"/{SERVICE}/Count")
+
+    def written(self) -> Callable[..., Any]:
+        return self.channel.unary_stream(f"/{SERVICE}/Written")
 
     def finished(self) -> tuple[ReadableSpan, ...]:
         return self.spans.get_finished_spans()
@@ -149,6 +160,15 @@ async def test_a_recorded_stream_has_one_span_around_its_messages(traced: Traced
     (span,) = traced.finished()
     assert span.name == f"/{SERVICE}/Count"
     assert traced.seen.instrumented == [True]
+
+
+@pytest.mark.parametrize("sampler", [ALWAYS_ON, ALWAYS_OFF])
+async def test_a_stream_that_writes_its_messages_is_served_recorded_or_not(
+    traced: Traced,
+) -> None:
+    messages = [m async for m in traced.written()(b"")]
+    assert messages == [b"a", b"b"]
+    assert len(traced.finished()) == traced.seen.instrumented.count(True)
 
 
 @pytest.mark.parametrize("sampler", [ParentBased(ALWAYS_OFF)])
