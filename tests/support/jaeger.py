@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.cluster.local import binary
 from tests.support.ports import free_port
-from tests.support.processes import answers_ok
+from tests.support.processes import wait_http_ok
 
 _CONFIG = """
 service:
@@ -78,15 +78,16 @@ class Jaeger:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while not answers_ok(f"http://127.0.0.1:{self.query_port}/api/services"):
-            if self.process.poll() is not None:
-                tail = log.read_text(errors="replace")[-1500:]
-                raise AssertionError(f"jaeger exited with {self.process.returncode}: {tail}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError("jaeger's query API did not answer within 60s")
-            time.sleep(0.1)
+        try:
+            wait_http_ok(
+                f"http://127.0.0.1:{self.query_port}/api/services",
+                timeout=60,
+                process=self.process,
+                log=log,
+            )
+        except AssertionError:
+            self.stop()
+            raise
 
     @property
     def otlp_endpoint(self) -> str:

@@ -66,9 +66,20 @@ def answers_ok(url: str) -> bool:
         return False
 
 
-def wait_http_ok(url: str, timeout: float = 30) -> None:
+def wait_http_ok(
+    url: str,
+    timeout: float = 30,
+    *,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Waits for `url` to answer 200; gives up at once, with the end of its
+    `log`, when the `process` meant to answer has exited."""
     deadline = time.monotonic() + timeout
     while not answers_ok(url):
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-1500:] if log else ""
+            raise AssertionError(f"the server of {url} exited with {process.returncode}: {tail}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} did not answer 200 within {timeout}s")
         time.sleep(0.1)

@@ -57,7 +57,6 @@ class _CallDetails(NamedTuple):
     names the span. The same for every call of a method."""
 
     method: str
-    invocation_metadata: tuple[Any, ...] = ()
 
 
 def _unrecorded(span: trace.Span, parent: otel_context.Context | None) -> otel_context.Context:
@@ -65,8 +64,9 @@ def _unrecorded(span: trace.Span, parent: otel_context.Context | None) -> otel_c
     context still reaches the controller and the log lines, with
     instrumentation suppressed, so that the Redis instrumentation returns at
     once instead of formatting each command for a span that would be dropped
-    anyway. At the chart's default of one trace in ten, this skipping was most
-    of tracing's cost (make bench)."""
+    anyway. The keys are those `suppress_instrumentation()` sets; set here in
+    the same context as the span, the call costs one attach instead of two
+    and that context manager's (4.8 µs against 8.3 µs, timeit)."""
     ctx = trace.set_span_in_context(span, parent)
     ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, ctx)
     return otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN, True, ctx)
@@ -100,7 +100,7 @@ class TracingInterceptor(WrappingInterceptor):
         """The caller's trace context, if the call carries one (most do not)."""
         metadata = context.invocation_metadata() or ()
         if any(key in self._trace_fields for key, _ in metadata):
-            return propagate.extract({key: value for key, value in metadata})
+            return propagate.extract(dict(metadata))
         return None
 
     def wrap_handler(
