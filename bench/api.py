@@ -34,7 +34,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 from bench.ghz import ROOT, Load, run_ghz
 from tests.support.jaeger import Jaeger
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 
@@ -64,7 +64,7 @@ def _start_api(name: str, redis_url: str, work: Path, **env: str) -> tuple[Servi
         },
         work,
     ).start()
-    wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+    api.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
     return api, f"127.0.0.1:{port}"
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,6 +99,36 @@ class CommonSettings(BaseSettings):
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
+class SettingsError(Exception):
+    """Settings a service can not start with; the text names each one."""
+
+
 def load(cls: type[SettingsT], **overrides: Any) -> SettingsT:
-    """Loads settings once at start; `overrides` are for tests."""
-    return cls(**overrides)
+    """Loads settings once at start; `overrides` are for tests.
+
+    Raises `SettingsError`, naming each refused setting by the variable an
+    operator sets (the values stay out: one may be a password).
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                message = f"{_variable(cls, error['loc'])}: {message}"
+            # else a rule across several settings, whose message names them
+            problems.append(message)
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def _variable(cls: type[CommonSettings], loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0])
+    field = cls.model_fields.get(name)
+    if field is None:  # not a setting, or already an alias (OTEL_*)
+        return name
+    if isinstance(field.validation_alias, str):
+        return field.validation_alias
+    if isinstance(field.validation_alias, AliasChoices):
+        return " or ".join(str(choice) for choice in field.validation_alias.choices)
+    return "TC_" + name.upper()

@@ -17,7 +17,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.e2e.conftest import Cluster
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 
 KWOK_TOLERATION = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
@@ -55,7 +55,7 @@ class Stack:
             **extra,
         }
         self.api = Service("api", "trainconductor_api.main", env, self.log_dir).start()
-        wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+        self.api.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.api_port}")
 
     def start_controller(self, identity: str = "controller-0", **extra: str) -> Service:
@@ -80,7 +80,7 @@ class Stack:
         service = Service(identity, "trainconductor_controller.main", env, self.log_dir).start()
         service.http_port = http_port
         self.controllers[identity] = service
-        wait_http_ok(f"http://127.0.0.1:{http_port}/readyz")
+        service.wait_http_ok(f"http://127.0.0.1:{http_port}/readyz")
         return service
 
     def stop_all(self) -> None:

@@ -30,7 +30,7 @@ from tests.cluster.local import ROOT, binary
 from tests.e2e.conftest import Cluster
 from tests.e2e.stack import wait_for
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 
@@ -1422,7 +1422,8 @@ def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(
             "TC_HTTP_PORT": str(api_http),
             "TC_KUBECONFIG": str(api_kubeconfig),
         }
-        services.append(Service("api", "trainconductor_api.main", api_env, tmp_path).start())
+        api = Service("api", "trainconductor_api.main", api_env, tmp_path)
+        services.append(api.start())
 
         account = scenario.service_account("controller")
         kubeconfig = service_account_kubeconfig(
@@ -1435,10 +1436,10 @@ def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(
             "TC_HTTP_PORT": str(controller_http),
             "TC_IDENTITY": identity,
         }
-        services.append(Service("controller", "trainconductor_controller.main", env, tmp_path))
-        services[-1].start()
-        wait_http_ok(f"http://127.0.0.1:{controller_http}/readyz")
-        wait_http_ok(f"http://127.0.0.1:{api_http}/metrics")
+        controller = Service("controller", "trainconductor_controller.main", env, tmp_path)
+        services.append(controller.start())
+        controller.wait_http_ok(f"http://127.0.0.1:{controller_http}/readyz")
+        api.wait_http_ok(f"http://127.0.0.1:{api_http}/metrics")
 
         lease = client.CoordinationV1Api(kube)
         name = scenario.name("controller")

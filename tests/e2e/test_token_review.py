@@ -24,7 +24,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.e2e.conftest import Cluster
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 
@@ -74,7 +74,7 @@ def api(cluster: Cluster, tmp_path: Path) -> Iterator[Api]:
         tmp_path,
     ).start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+        service.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield Api(service, channel)
     finally:

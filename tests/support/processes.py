@@ -48,6 +48,11 @@ class Service:
     def stop(self) -> int | None:
         return self.signal(signal.SIGTERM)
 
+    def wait_http_ok(self, url: str, timeout: float = 30) -> None:
+        """Waits for this service to answer 200 on `url`; a service that exits
+        first fails the wait at once, with the end of its log."""
+        wait_http_ok(url, timeout, process=self.process, log=self.log_path)
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

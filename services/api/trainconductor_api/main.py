@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 import uvloop
 
 from trainconductor_api.server import build_server
 from trainconductor_api.settings import ApiSettings
 from trainconductor_core.logs import configure_logging
-from trainconductor_core.settings import load
+from trainconductor_core.settings import SettingsError, load
 from trainconductor_core.tracing import configure_tracing
 
 log = logging.getLogger("trainconductor_api")
@@ -31,7 +32,10 @@ async def serve(settings: ApiSettings, *, tracing: bool) -> None:
 
 
 def main() -> None:
-    settings = load(ApiSettings)
+    try:
+        settings = load(ApiSettings)
+    except SettingsError as err:  # the message, not a traceback, in `kubectl logs`
+        sys.exit(f"trainconductor-api: {err}")
     configure_logging(settings.log_level, "api", tracing=settings.tracing_enabled)
     tracing = configure_tracing("trainconductor-api", settings)
     _warn_of_weak_security(settings)

@@ -18,7 +18,7 @@ from trainconductor_core import build_info
 from trainconductor_core.errors import TrainConductorError
 from trainconductor_core.logs import configure_logging
 from trainconductor_core.redis_connection import connect
-from trainconductor_core.settings import load
+from trainconductor_core.settings import SettingsError, load
 from trainconductor_core.store import TrainingStore
 from trainconductor_core.tracing import configure_tracing
 
@@ -105,7 +105,10 @@ async def run(settings: ControllerSettings) -> None:
 
 
 def main() -> None:
-    settings = load(ControllerSettings)
+    try:
+        settings = load(ControllerSettings)
+    except SettingsError as err:  # the message, not a traceback, in `kubectl logs`
+        sys.exit(f"trainconductor-controller: {err}")
     configure_logging(settings.log_level, "controller", tracing=settings.tracing_enabled)
     configure_tracing("trainconductor-controller", settings)
     from trainconductor_controller import metrics

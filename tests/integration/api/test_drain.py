@@ -14,7 +14,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 
@@ -36,7 +36,7 @@ def test_sigterm_drains_then_exits_zero(redis_server: RedisServer, tmp_path: Pat
         },
         tmp_path,
     ).start()
-    wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+    api.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         trainings = pb_grpc.TrainingServiceStub(channel)
         # The typed stubs of grpc_health list no methods.

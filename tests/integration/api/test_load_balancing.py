@@ -13,7 +13,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 
@@ -33,7 +33,7 @@ def start_replica(name: str, redis_server: RedisServer, port: int, http_port: in
         },
         log_dir,
     ).start()
-    wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+    replica.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
     return replica
 
 

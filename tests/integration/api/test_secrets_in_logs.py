@@ -21,7 +21,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.integration.api.test_redis_acl import documented_acl
 from tests.support.ports import free_port
-from tests.support.processes import Service, wait_http_ok
+from tests.support.processes import Service
 from tests.support.redis_server import RedisServer
 from tests.support.secret_scan import SecretRegistry
 from tests.support.security import static_user, write_static_tokens
@@ -48,7 +48,7 @@ def start_api(log_dir: Path, name: str, **env: str) -> tuple[Service, int]:
         log_dir,
     ).start()
     api.http_port = http_port
-    wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
+    api.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
     return api, port
 
 

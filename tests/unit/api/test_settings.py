@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from trainconductor_api.settings import ApiSettings
+from trainconductor_core.settings import SettingsError, load
 
 FILES: dict[str, Any] = {"tls_cert_file": Path("/c.pem"), "tls_key_file": Path("/k.pem")}
 
@@ -62,3 +63,22 @@ def test_a_refused_setting_does_not_print_the_redis_password() -> None:
         ApiSettings(redis_password="hunter2-and-more", auth_modes=["none", "mtls"])
     assert "hunter" not in str(err.value)
     assert "can not be combined" in str(err.value)
+
+
+def test_load_names_each_refused_setting_by_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TC_GRPC_PORT", "eighty")
+    monkeypatch.setenv("TC_WATCH_POLL_MS", "-1")
+    monkeypatch.setenv("TC_REDIS_PASSWORD", "hunter2-and-more")
+    with pytest.raises(SettingsError) as err:
+        load(ApiSettings)
+    message = str(err.value)
+    assert message.startswith("invalid settings: "), message
+    assert "TC_GRPC_PORT: Input should be a valid integer" in message
+    assert "TC_WATCH_POLL_MS: Input should be greater than 0" in message
+    assert "eighty" not in message
+    assert "hunter" not in message
+
+
+def test_load_gives_a_rule_across_settings_in_its_own_words() -> None:
+    with pytest.raises(SettingsError, match=r"^invalid settings: auth_modes 'none' can not be"):
+        load(ApiSettings, auth_modes=["none", "mtls"])
