@@ -115,6 +115,8 @@ def load(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         problems = []
         for error in err.errors():
             message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":  # a key of the YAML file
+                message = "is not a setting"
             if error["loc"]:
                 message = f"{_variable(cls, error['loc'])}: {message}"
             # else a rule across several settings, whose message names them
@@ -123,6 +125,7 @@ def load(cls: type[SettingsT], **overrides: Any) -> SettingsT:
 
 
 def _variable(cls: type[CommonSettings], loc: tuple[int | str, ...]) -> str:
+    """The setting's name as the YAML file has it, and its environment variable."""
     name = str(loc[0])
     field = cls.model_fields.get(name)
     if field is None:  # not a setting, or already an alias (OTEL_*)
@@ -131,4 +134,4 @@ def _variable(cls: type[CommonSettings], loc: tuple[int | str, ...]) -> str:
         return field.validation_alias
     if isinstance(field.validation_alias, AliasChoices):
         return " or ".join(str(choice) for choice in field.validation_alias.choices)
-    return "TC_" + name.upper()
+    return f"{name} ({cls.model_config.get('env_prefix', '')}{name.upper()})"

@@ -35,6 +35,6 @@ def test_a_bad_setting_stops_the_service_naming_it(
     lines = service.log_path.read_text().splitlines()
     assert len(lines) == 1, lines
     line = lines[0]
-    assert f"invalid settings: {setting}: " in line, line
+    assert f"invalid settings: {setting.lower()[3:]} ({setting}): " in line, line
     assert complaint in line, line
     assert PASSWORD not in line

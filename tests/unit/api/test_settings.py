@@ -73,8 +73,8 @@ def test_load_names_each_refused_setting_by_its_variable(monkeypatch: pytest.Mon
         load(ApiSettings)
     message = str(err.value)
     assert message.startswith("invalid settings: "), message
-    assert "TC_GRPC_PORT: Input should be a valid integer" in message
-    assert "TC_WATCH_POLL_MS: Input should be greater than 0" in message
+    assert "grpc_port (TC_GRPC_PORT): Input should be a valid integer" in message
+    assert "watch_poll_ms (TC_WATCH_POLL_MS): Input should be greater than 0" in message
     assert "eighty" not in message
     assert "hunter" not in message
 
@@ -82,3 +82,13 @@ def test_load_names_each_refused_setting_by_its_variable(monkeypatch: pytest.Mon
 def test_load_gives_a_rule_across_settings_in_its_own_words() -> None:
     with pytest.raises(SettingsError, match=r"^invalid settings: auth_modes 'none' can not be"):
         load(ApiSettings, auth_modes=["none", "mtls"])
+
+
+def test_load_names_a_key_of_the_yaml_file_that_is_no_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "api.yaml"
+    config.write_text("grpc_port: 5\nredis_ulr: redis://redis:6379/0\n")
+    monkeypatch.setenv("TC_CONFIG_FILE", str(config))
+    with pytest.raises(SettingsError, match=r"^invalid settings: redis_ulr: is not a setting$"):
+        load(ApiSettings)
