@@ -17,5 +17,10 @@ def new_training_id(now_ms: int) -> str:
     return f"{now_ms:012x}{secrets.token_hex(4)}"
 
 
+def created_ms(training_id: str) -> int:
+    """When the training with this id was recorded (ms since the epoch)."""
+    return int(training_id[:12], 16)
+
+
 def is_training_id(value: str) -> bool:
     return bool(_ID.match(value))

@@ -413,6 +413,15 @@ class TrainingStore:
             counts: list[int] = await pipe.execute()
         return dict(zip(Phase, counts, strict=True))
 
+    @_unavailable_on_outage
+    async def oldest_in_phase(self, phase: Phase) -> str | None:
+        """The id of the earliest recorded training now in `phase`: ids sort
+        by creation time, and so does each phase index."""
+        ids = await self._redis.zrange(
+            self._k("idx", "phase", phase), "-", "+", bylex=True, offset=0, num=1
+        )
+        return str(ids[0]) if ids else None
+
     # events, for the watch calls
 
     @_unavailable_on_outage

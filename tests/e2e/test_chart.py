@@ -962,6 +962,34 @@ def test_an_upgrade_from_the_previous_versions_defaults_then_an_uninstall_leave_
             "redis.users.api",
             id="a user of your own Redis given to the bundled one",
         ),
+        pytest.param(
+            ["redis.url=redis://:hunter2@redis:6379/0"],
+            "redis.url carries a password",
+            id="a password in the Redis URL, which would land in a ConfigMap",
+        ),
+        pytest.param(
+            ["api.resources.requests.memory=128ki"],
+            "/api/resources/requests/memory",
+            id="a quantity Kubernetes would refuse",
+        ),
+        pytest.param(
+            ["api.pdb.minAvailable=2"], "api.pdb.minAvailable", id="a budget no eviction can meet"
+        ),
+        pytest.param(
+            ["controller.serviceAccount.create=false"],
+            "controller.serviceAccount.name",
+            id="the controller's rights bound to the default ServiceAccount",
+        ),
+        pytest.param(
+            ["fullnameOverride=" + "x" * 37],
+            "fullnameOverride",
+            id="a name too long to derive from",
+        ),
+        pytest.param(
+            ["prometheusRule.enabled=true"],
+            "serviceMonitor",
+            id="alerts on job names no ServiceMonitor gives",
+        ),
     ],
 )
 def test_a_wrong_value_fails_the_install_naming_it(values: list[str], named: str) -> None:
@@ -969,6 +997,56 @@ def test_a_wrong_value_fails_the_install_naming_it(values: list[str], named: str
     result = helm("template", RELEASE, str(CHART), *ALLOW_NONE, *sets)
     assert result.returncode != 0, "the chart accepted it"
     assert named in result.stderr, result.stderr
+
+
+def test_an_image_tag_given_as_a_number_is_refused_not_rounded() -> None:
+    # YAML reads `tag: 1.10` as the number 1.1, which would name another image.
+    result = helm("template", RELEASE, str(CHART), "--set-json", "api.image.tag=1.10")
+    assert result.returncode != 0, "the chart accepted it"
+    assert "/api/image/tag" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3])
+def test_a_disruption_budget_is_made_only_where_a_pod_can_still_be_evicted(replicas: int) -> None:
+    manifests = render(
+        "--set", f"api.replicas={replicas}", "--set", f"controller.replicas={replicas}"
+    )
+    budgets = {
+        m["metadata"]["name"]: m["spec"] for m in manifests if m["kind"] == "PodDisruptionBudget"
+    }
+    if replicas == 1:  # a budget would refuse every eviction: node drains would hang
+        assert budgets == {}
+    else:
+        assert budgets.keys() == {
+            f"{RELEASE}-train-conductor-api",
+            f"{RELEASE}-train-conductor-controller",
+        }
+        assert all(spec["minAvailable"] < replicas for spec in budgets.values()), budgets
+
+
+def api_prestop(manifests: list[Manifest]) -> list[str] | None:
+    """The command of the API container's preStop hook, if it has one."""
+    deployment = find(manifests, "Deployment", f"{RELEASE}-train-conductor-api")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    hook = container.get("lifecycle", {}).get("preStop")
+    return None if hook is None else list(hook["exec"]["command"])
+
+
+def test_a_terminating_api_serves_on_while_kubernetes_forgets_it() -> None:
+    assert api_prestop(render()) == ["sleep", "5"]
+    assert api_prestop(render("--set", "api.preStopSleepSeconds=0")) is None
+    refused = helm("template", RELEASE, str(CHART), "--set", "api.preStopSleepSeconds=21")
+    assert refused.returncode != 0, "a grace period shorter than preStop plus drain passed"
+    assert "api.preStopSleepSeconds (21) plus api.drainSeconds (10)" in refused.stderr
+
+
+def test_resources_take_any_quantity_kubernetes_takes() -> None:
+    quantities = {"cpu": "1500m", "memory": "131072Ki"}
+    sets = [f"api.resources.requests.{name}={value}" for name, value in quantities.items()]
+    manifests = render(*(arg for value in sets for arg in ("--set", value)))
+    deployment = find(manifests, "Deployment", f"{RELEASE}-train-conductor-api")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == quantities
 
 
 @pytest.mark.parametrize(

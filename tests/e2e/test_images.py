@@ -36,6 +36,7 @@ from kubernetes import client
 from tests.cluster.local import ROOT
 from tests.e2e.conftest import Cluster
 from tests.e2e.stack import KWOK_TOLERATION, wait_for
+from tests.e2e.test_chart import api_prestop, render
 from tests.support.orphans import die_with_parent
 from tests.support.ports import free_port
 from tests.support.processes import wait_http_ok
@@ -365,6 +366,15 @@ def health(channel: grpc.Channel, service: str = "") -> int:
         return -1
     status: int = response.status
     return status
+
+
+def test_the_api_image_runs_the_charts_prestop_hook(images: Images, tmp_path: Path) -> None:
+    command = api_prestop(render("--set", "api.preStopSleepSeconds=1"))
+    assert command is not None, "the chart renders no preStop hook"
+    with container(images.api, tmp_path) as api:
+        started = time.monotonic()
+        api.run(command)
+        assert time.monotonic() - started >= 1
 
 
 @pytest.mark.parametrize("variant", ["api", "api_without_client"])

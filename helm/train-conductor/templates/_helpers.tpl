@@ -394,8 +394,8 @@ Deployment, which every install renders.
 {{- if and $tls.clientCA (not $tls.enabled) }}
 {{- fail "api.tls.clientCA (mTLS) needs api.tls.enabled=true." }}
 {{- end }}
-{{- if le (float64 .Values.api.terminationGracePeriodSeconds) (float64 .Values.api.drainSeconds) }}
-{{- fail (printf "api.terminationGracePeriodSeconds (%v) must exceed api.drainSeconds (%v), or Kubernetes kills the API while it drains." .Values.api.terminationGracePeriodSeconds .Values.api.drainSeconds) }}
+{{- if le (float64 .Values.api.terminationGracePeriodSeconds) (addf .Values.api.preStopSleepSeconds .Values.api.drainSeconds) }}
+{{- fail (printf "api.terminationGracePeriodSeconds (%v) must exceed api.preStopSleepSeconds (%v) plus api.drainSeconds (%v), or Kubernetes kills the API while it drains." .Values.api.terminationGracePeriodSeconds .Values.api.preStopSleepSeconds .Values.api.drainSeconds) }}
 {{- end }}
 {{- if and .Values.redis.enabled .Values.redis.sentinel.hosts }}
 {{- fail "redis.sentinel.hosts points at your own Sentinels; the bundled Redis (redis.enabled) is a single instance without Sentinel. Set one or the other." }}
@@ -418,6 +418,28 @@ Deployment, which every install renders.
 {{- end }}
 {{- if ge (int .Values.controller.leaderElection.renewDeadlineSeconds) (int .Values.controller.leaderElection.leaseDurationSeconds) }}
 {{- fail "controller.leaderElection.renewDeadlineSeconds must be below leaseDurationSeconds." }}
+{{- end }}
+{{- range $component := list "api" "controller" }}
+{{- $values := index $.Values $component }}
+{{- $pdb := $values.pdb }}
+{{- if and $pdb.enabled (gt (int $values.replicas) 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int $values.replicas)) }}
+{{- fail (printf "%s.pdb.minAvailable (%v) must be below %s.replicas (%v), or no pod of it can ever be evicted and node drains hang." $component $pdb.minAvailable $component $values.replicas) }}
+{{- end }}
+{{- $bound := or (eq $component "controller") (has "token-review" $modes) }}
+{{- if and $bound (not $values.serviceAccount.create) (not $values.serviceAccount.name) }}
+{{- fail (printf "%s.serviceAccount.create=false needs %s.serviceAccount.name, the ServiceAccount to run as; the chart would otherwise bind its rights to the namespace's default ServiceAccount, which every pod there (trainings included) runs as." $component $component) }}
+{{- end }}
+{{- end }}
+{{- /* The longest name the chart makes is <fullname>-controller-leader-election (27 more characters); past 63, names are cut and two objects would share one. */}}
+{{- $fullname := include "train-conductor.fullname" . }}
+{{- if gt (len $fullname) 36 }}
+{{- fail (printf "The release's full name %q is %d characters; the chart needs at most 36 to keep the names it derives from it (up to 63 characters) apart. Choose a shorter release name or set fullnameOverride." $fullname (len $fullname)) }}
+{{- end }}
+{{- if regexMatch "://[^/@]*:[^/@]+@" (toString .Values.redis.url) }}
+{{- fail "redis.url carries a password, which would land in a ConfigMap; give it through redis.users.<api|controller>.existingSecret or redis.existingSecret instead." }}
+{{- end }}
+{{- if and .Values.prometheusRule.enabled (not (and .Values.api.serviceMonitor.enabled .Values.controller.serviceMonitor.enabled)) }}
+{{- fail "prometheusRule.enabled needs api.serviceMonitor.enabled and controller.serviceMonitor.enabled: the alerts select the job names those ServiceMonitors give, and without them would page that the services are down." }}
 {{- end }}
 {{- end }}
 

@@ -38,7 +38,7 @@ class HealthReporter:
         self._serving: bool | None = None
         self._draining = False
 
-    async def _set(self, serving: bool) -> None:
+    async def _set(self, serving: bool, why: str = "") -> None:
         if serving == self._serving:
             return
         self._serving = serving
@@ -49,16 +49,20 @@ class HealthReporter:
             logging.INFO if serving else logging.WARNING,
             "health is now %s",
             "SERVING" if serving else "NOT_SERVING",
+            extra={"why": why} if why else None,
         )
 
     async def probe_once(self) -> None:
         if self._draining:
             return
+        timeout = max(self._interval, 1.0)
         try:
-            await asyncio.wait_for(self._store.ping(), timeout=max(self._interval, 1.0))
+            await asyncio.wait_for(self._store.ping(), timeout=timeout)
             await self._set(True)
-        except (StoreUnavailable, TimeoutError):
-            await self._set(False)
+        except StoreUnavailable as err:  # its text names the error, never a secret
+            await self._set(False, str(err))
+        except TimeoutError:
+            await self._set(False, f"Redis did not answer a PING within {timeout:g} s")
 
     async def run(self) -> None:
         while not self._draining:
@@ -67,4 +71,4 @@ class HealthReporter:
 
     async def drain(self) -> None:
         self._draining = True
-        await self._set(False)
+        await self._set(False, "draining")

@@ -17,6 +17,8 @@ from trainconductor_controller.reconciler import NotLeader, Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.errors import TrainConductorError
+from trainconductor_core.ids import created_ms
+from trainconductor_core.phases import Phase
 from trainconductor_core.store import TrainingStore
 
 log = logging.getLogger(__name__)
@@ -115,11 +117,15 @@ class Controller:
             await asyncio.sleep(self._settings.resync_seconds)
 
     async def _count_phases_forever(self, every_seconds: float = 15.0) -> None:
-        """Keeps the trainings-by-phase gauge current (cheap: one ZCARD each)."""
+        """Keeps the trainings-by-phase gauge current (cheap: one ZCARD each),
+        and the age of the oldest PENDING training (one ZRANGE)."""
         while True:
             try:
                 for phase, count in (await self._store.count_by_phase()).items():
                     metrics.TRAININGS.labels(phase).set(count)
+                oldest = await self._store.oldest_in_phase(Phase.PENDING)
+                age = time.time() - created_ms(oldest) / 1000 if oldest else 0.0
+                metrics.OLDEST_PENDING_SECONDS.set(max(age, 0.0))
             except TrainConductorError as err:
                 log.warning("could not count trainings by phase", extra={"error": str(err)})
             await asyncio.sleep(every_seconds)

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from trainconductor_core.phases import Phase
+
 registry: CollectorRegistry = REGISTRY  # includes the process and platform collectors
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Waits that are short when all is well and long after an outage or under a
+# backlog, which a p99 must still show.
+_WAIT = (*_LATENCY, 60, 300, 900, 3600)
 _LONG = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400)
 
 RECONCILES = Counter(
@@ -32,10 +37,16 @@ QUEUE_RETRIES = Counter(
 QUEUE_WAIT_SECONDS = Histogram(
     "trainconductor_controller_workqueue_wait_seconds",
     "Time a training waited in the queue before a worker took it.",
-    buckets=_LATENCY,
+    buckets=_WAIT,
 )
 TRAININGS = Gauge(
     "trainconductor_trainings", "Recorded trainings by phase (from the store).", ["phase"]
+)
+OLDEST_PENDING_SECONDS = Gauge(
+    "trainconductor_trainings_oldest_pending_seconds",
+    "Time since the earliest PENDING training was submitted (0: none is PENDING). A training "
+    "stays PENDING while its Job can not be created: refused by the Kubernetes API (a quota, "
+    "an invalid spec) or the controller down.",
 )
 PHASE_TRANSITIONS = Counter(
     "trainconductor_controller_phase_transitions_total",
@@ -45,11 +56,11 @@ PHASE_TRANSITIONS = Counter(
 SUBMIT_TO_JOB_SECONDS = Histogram(
     "trainconductor_controller_submit_to_job_created_seconds",
     "Time from CreateTraining to its Job being created.",
-    buckets=_LATENCY,
+    buckets=_WAIT,
 )
-QUEUED_SECONDS = Histogram(
-    "trainconductor_controller_queued_seconds",
-    "Time from the Job being created to the training running (time spent QUEUED).",
+SUBMIT_TO_RUNNING_SECONDS = Histogram(
+    "trainconductor_controller_submit_to_running_seconds",
+    "Time from CreateTraining to the training running (PENDING and QUEUED together).",
     buckets=_LONG,
 )
 RUN_SECONDS = Histogram(
@@ -92,6 +103,12 @@ def _initialize() -> None:
     for resource in ("jobs", "pods"):
         for cause in ("gone", "error", "timeout"):
             WATCH_RESTARTS.labels(resource, cause)
+    # A new leader's first transitions count too (alerts take increase()).
+    for source in Phase:
+        if not source.is_final:
+            for target in Phase:
+                if target is not source:
+                    PHASE_TRANSITIONS.labels(source, target)
 
 
 _initialize()

@@ -117,7 +117,8 @@ class Reconciler:
             now = self._clock()
             if update.phase == Phase.RUNNING and update.start_time_ms:
                 created = desired.create_time_ms / 1000
-                metrics.QUEUED_SECONDS.observe(max(update.start_time_ms / 1000 - created, 0.0))
+                waited = max(update.start_time_ms / 1000 - created, 0.0)
+                metrics.SUBMIT_TO_RUNNING_SECONDS.observe(waited)
             if update.phase.is_final:
                 started = (
                     update.start_time_ms or desired.start_time_ms or desired.create_time_ms

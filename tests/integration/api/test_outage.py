@@ -49,7 +49,9 @@ async def wait_for_health(health: HealthClient, want: int, within: float = 10) -
         await asyncio.sleep(0.05)
 
 
-async def test_redis_restart_gives_unavailable_then_full_service(own_redis: RedisServer) -> None:
+async def test_redis_restart_gives_unavailable_then_full_service(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     api = build_server(api_settings(own_redis, "outage:"), serve_metrics=False)
     await api.start()
     try:
@@ -69,6 +71,11 @@ async def test_redis_restart_gives_unavailable_then_full_service(own_redis: Redi
                 await trainings.GetTraining(pb.GetTrainingRequest(id=before.training.id))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             await wait_for_health(health, health_pb2.HealthCheckResponse.NOT_SERVING)
+            # The operator paged for it reads why in the log line of the change.
+            turned = [r for r in caplog.records if r.getMessage() == "health is now NOT_SERVING"]
+            assert [getattr(r, "why", "") for r in turned] == [
+                "Redis is unavailable: ConnectionError"
+            ]
 
             own_redis.start()
             await wait_for_health(health, health_pb2.HealthCheckResponse.SERVING)

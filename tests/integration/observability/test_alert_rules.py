@@ -16,6 +16,7 @@ from tests.cluster.local import ROOT, binary
 
 API = 'job="tc-train-conductor-api", namespace="ml"'
 CONTROLLER = 'job="tc-train-conductor-controller", namespace="ml"'
+REDIS_ERRORS = "trainconductor_redis_errors_total"
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,22 @@ def run_case(rules_file: Path, series: list[dict[str, str]], minutes: int,
                       {"series": f'grpc_server_handled_total{{{API}, grpc_code="NotFound"}}',
                        "values": "0+20x30"}],
                      25, False, id="client errors such as NotFound stay quiet"),
+        pytest.param("TrainConductorRedisErrors",
+                     [{"series": f'{REDIS_ERRORS}{{{CONTROLLER}, operation="read_changes"}}',
+                       "values": "0+25x30"}],
+                     20, True, id="a controller that keeps failing to reach Redis alerts"),
+        pytest.param("TrainConductorRedisErrors",
+                     [{"series": f'{REDIS_ERRORS}{{{API}, operation="get"}}',
+                       "values": "0x10 3x20"}],
+                     14, False, id="one Redis blip stays quiet while its rate shows it"),
+        pytest.param("TrainConductorTrainingsStuckPending",
+                     [{"series": f"trainconductor_trainings_oldest_pending_seconds{{{CONTROLLER}}}",
+                       "values": "0+60x40"}],
+                     30, True, id="a training PENDING for half an hour alerts"),
+        pytest.param("TrainConductorTrainingsStuckPending",
+                     [{"series": f"trainconductor_trainings_oldest_pending_seconds{{{CONTROLLER}}}",
+                       "values": "0 2 0 1 3 0x36"}],
+                     30, False, id="trainings that leave PENDING within seconds stay quiet"),
         pytest.param("TrainConductorWorkQueueBacklog",
                      [{"series": f"trainconductor_controller_workqueue_depth{{{CONTROLLER}}}",
                        "values": "500x40"}],
