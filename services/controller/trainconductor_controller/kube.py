@@ -28,8 +28,8 @@ class KubernetesError(TrainConductorError):
     """A Kubernetes API call failed; `retryable` says whether to try again."""
 
     def __init__(self, verb: str, resource: str, status: int, reason: str) -> None:
-        # Bodies are cut short: they can echo back what was sent.
-        super().__init__(f"{verb} {resource}: HTTP {status} {reason[:200]}")
+        # Cut short: the API server's message can echo back what was sent.
+        super().__init__(f"{verb} {resource}: HTTP {status} {reason[:300]}")
         self.status = status
         self.retryable = status == 0 or status == 429 or status >= 500
 
@@ -73,7 +73,7 @@ class Kube:
         except ApiException as err:
             code = str(err.status or 0)
             cls = Gone if err.status == 410 else KubernetesError
-            raise cls(verb, resource, err.status or 0, str(err.reason or "")) from err
+            raise cls(verb, resource, err.status or 0, _why(err)) from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise KubernetesError(verb, resource, 0, type(err).__name__) from err
         finally:
@@ -175,3 +175,15 @@ class Kube:
             "jobs": self._batch.list_namespaced_job,
             "pods": self._core.list_namespaced_pod,
         }[resource]
+
+
+def _why(err: ApiException) -> str:
+    """The HTTP reason, and the message of the Status the API server sent
+    back (what a quota or an admission webhook says), when there is one."""
+    reason = str(err.reason or "")
+    try:
+        status = json.loads(err.body or b"")
+    except (ValueError, TypeError):
+        return reason
+    message = status.get("message") if isinstance(status, dict) else None
+    return f"{reason}: {message}" if isinstance(message, str) and message else reason

@@ -11,7 +11,7 @@ from opentelemetry import propagate, trace
 
 from trainconductor_controller import metrics
 from trainconductor_controller.jobs import build_job
-from trainconductor_controller.kube import Kube
+from trainconductor_controller.kube import Kube, KubernetesError
 from trainconductor_controller.names import job_name
 from trainconductor_controller.observe import Informer, slim
 from trainconductor_controller.plan import Action, CreateJob, DeleteJob, WriteStatus, plan
@@ -19,7 +19,7 @@ from trainconductor_controller.settings import ControllerSettings
 from trainconductor_core.errors import TrainConductorError, TrainingNotFound
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.phases import Phase
-from trainconductor_core.record import TrainingRecord
+from trainconductor_core.record import StatusUpdate, TrainingRecord
 from trainconductor_core.store import TrainingStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ tracer = trace.get_tracer("trainconductor.controller")
 
 # Phases in which the training's Job should exist.
 _WITH_JOB = frozenset({Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED})
+_REFUSED = "JobRefused"
 
 
 class NotLeader(TrainConductorError):
@@ -85,7 +86,12 @@ class Reconciler:
                     manifest["metadata"]["annotations"]["trainconductor.dev/traceparent"] = carrier[
                         "traceparent"
                     ]
-                created = await asyncio.to_thread(self._kube.create_job, manifest)
+                try:
+                    created = await asyncio.to_thread(self._kube.create_job, manifest)
+                except KubernetesError as err:
+                    if not err.retryable:
+                        await self._record_refusal(action.training, err)
+                    raise  # retried with backoff: a quota may free up, a webhook be fixed
             if created:
                 waited = self._clock() - action.training.create_time_ms / 1000
                 metrics.SUBMIT_TO_JOB_SECONDS.observe(max(waited, 0.0))
@@ -97,6 +103,22 @@ class Reconciler:
                 log.info("job deleted", extra={"job": action.name, "why": action.why})
         elif isinstance(action, WriteStatus) and desired is not None:
             await self._write_status(desired, action)
+
+    async def _record_refusal(self, training: TrainingRecord, err: KubernetesError) -> None:
+        """Says on the training why it stays PENDING: the Kubernetes API
+        refused its Job (a ResourceQuota, a LimitRange, an admission webhook,
+        an invalid manifest). Written once per distinct refusal."""
+        message = f"Kubernetes refused its Job; retrying: {err}"
+        if training.reason == _REFUSED and training.message == message:
+            return
+        update = StatusUpdate(
+            observed_generation=training.generation,
+            phase=Phase.PENDING,
+            reason=_REFUSED,
+            message=message,
+        )
+        if await self._store.write_status(training.id, update) == WriteResult.CHANGED:
+            log.warning("job refused", extra={"error": str(err)})
 
     async def _write_status(self, desired: TrainingRecord, action: WriteStatus) -> None:
         update = action.update
