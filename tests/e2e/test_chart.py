@@ -507,7 +507,6 @@ def test_controller_role_grants_exactly_what_it_needs(
     assert rules_of(jobs_role) == {
         ("batch", "jobs", "*"): {"create", "delete", "get", "list", "watch"},
         ("", "pods", "*"): {"get", "list", "watch"},
-        ("", "events", "*"): {"get", "list", "watch"},
     }
     lease_role = rbac.read_namespaced_role(f"{name}-leader-election", installed.namespace)
     assert rules_of(lease_role) == {
@@ -620,7 +619,6 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
     work = {
         ("jobs.batch", "[]", "[create delete get list watch]"),
         ("pods", "[]", "[get list watch]"),
-        ("events", "[]", "[get list watch]"),
     }
     election = {(leases, "[]", "[create]"), (leases, f"[{lease}]", "[get update]")}
     expected = {ns: work | election} if training == ns else {training: work, ns: election}
