@@ -102,7 +102,9 @@ class Controller:
                 log.warning(
                     "reconcile failed; will retry",
                     extra={"training_id": key, "error": str(err)[:300], "retry_in": delay},
-                    exc_info=not getattr(err, "retryable", False),
+                    # A traceback only for the unforeseen: a refused Job or an
+                    # unreachable Redis is told by its message, every retry.
+                    exc_info=not isinstance(err, TrainConductorError),
                 )
             finally:
                 metrics.RECONCILE_SECONDS.observe(time.perf_counter() - start)
