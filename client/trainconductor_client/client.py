@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 FINAL_PHASES = frozenset({pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED})
 SERVICE_NAME = "trainconductor.v1.TrainingService"
+# A watch stream open this long was working when it ended.
+STEADY_STREAM_SECONDS = 5.0
 
 
 class _Token:
@@ -216,15 +218,24 @@ class Client:
             )
         )
 
-    def watch(self, training_id: str, *, after_event_id: str = "") -> Iterator[pb.TrainingEvent]:
+    def watch(
+        self, training_id: str, *, after_event_id: str = "", timeout: float | None = None
+    ) -> Iterator[pb.TrainingEvent]:
         """The training's events until its final phase, reconnecting (from the
-        last event seen) when the connection drops."""
+        last event seen) when the connection drops; `TimeoutError` once
+        `timeout` seconds have passed, events or not."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         last = after_event_id
         failures = 0
         while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"training {training_id} did not finish within {timeout:g}s")
+            opened = time.monotonic()
             stream = self._stub.WatchTraining(
                 pb.WatchTrainingRequest(id=training_id, after_event_id=last),
                 metadata=self._metadata,
+                timeout=remaining,
             )
             try:
                 for response in stream:
@@ -233,7 +244,14 @@ class Client:
                     yield response.event
                 return
             except grpc.RpcError as err:
+                if deadline is not None and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    continue  # the loop's first check says so
                 error = from_rpc_error(err)
+                if time.monotonic() - opened > STEADY_STREAM_SECONDS:
+                    # It had been working: the server's connection age (the
+                    # API closes connections every few minutes to rebalance)
+                    # or a proxy's idle limit ended it, not a failure in a row.
+                    failures = 0
                 if not isinstance(error, Unavailable) or failures >= self.retries:
                     raise error from None
                 failures += 1
@@ -242,13 +260,11 @@ class Client:
                 stream.cancel()
 
     def wait(self, training_id: str, timeout: float | None = None) -> pb.Training:
-        """Follows the training to its final phase and returns it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for event in self.watch(training_id):
+        """Follows the training to its final phase and returns it;
+        `TimeoutError` when it has not finished within `timeout` seconds."""
+        for event in self.watch(training_id, timeout=timeout):
             if event.phase in FINAL_PHASES:
                 break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"training {training_id} did not finish within {timeout}s")
         return self.get(training_id)
 
     def health(self, services: Sequence[str] = ("", SERVICE_NAME)) -> dict[str, str]:

@@ -89,6 +89,13 @@ def output_option(command: F) -> F:
     )(command)  # fmt: skip
 
 
+def wait_timeout_option(command: F) -> F:
+    return click.option(
+        "--wait-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        help="Stop following after this long (exit 9); the training goes on.",
+    )(command)  # fmt: skip
+
+
 def is_tty() -> bool:
     return sys.stdout.isatty()
 
@@ -194,6 +201,7 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Follow the training to its end; exit non-zero unless it COMPLETED.",
 )
+@wait_timeout_option
 @output_option
 @click.pass_context
 @handle_errors
@@ -210,6 +218,7 @@ def create(
     labels: tuple[str, ...],
     request_id: str | None,
     wait: bool,
+    wait_timeout: float | None,
     output: str,
 ) -> None:
     """Submit a training, from a spec file and/or flags (flags win)."""
@@ -232,21 +241,24 @@ def create(
     client = client_of(ctx)
     training = client.create(spec, request_id=request_id)
     if not wait:
-        click.echo(render([training], output, colour=is_tty(), single=True))
+        click.echo(render([training], output, tty=is_tty(), single=True))
         return
+    # The id first, wherever the output goes: Ctrl-C or a timeout stops the
+    # following, not the training, which the id then finds.
+    click.echo(
+        f"training {training.id} created; following it (Ctrl-C stops following, not the training)",
+        err=output != "table",
+    )
     if output == "table":
-        click.echo(
-            f"training {training.id} created; following it "
-            "(Ctrl-C stops following, not the training)"
-        )
-        follow(client.watch(training.id), tty=is_tty(), started=time.time())
+        events = client.watch(training.id, timeout=wait_timeout)
+        follow(events, tty=is_tty(), started=time.time())
         final = client.get(training.id)
         click.echo(
             f"{training.id} {phase_name(final.phase)}: {final.reason} {final.message}".rstrip()
         )
     else:
-        final = client.wait(training.id)
-        click.echo(render([final], output, colour=False, single=True))
+        final = client.wait(training.id, timeout=wait_timeout)
+        click.echo(render([final], output, tty=False, single=True))
     _exit_for(final)
 
 
@@ -266,7 +278,8 @@ def get(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
     """Show trainings by id."""
     client = client_of(ctx)
     trainings = [client.get(i) for i in training_ids]
-    click.echo(render(trainings, output, colour=is_tty(), single=len(trainings) == 1))
+    single = len(trainings) == 1
+    click.echo(render(trainings, output, tty=is_tty(), single=single, detail=single))
 
 
 @cli.command(name="list")
@@ -311,7 +324,7 @@ def list_(
             page_size=page_size or 50, page_token=page_token,
         )  # fmt: skip
         if trainings or output != "table":
-            click.echo(render(trainings, output, colour=is_tty()))
+            click.echo(render(trainings, output, tty=is_tty()))
         if token:
             click.echo(f"next page: --page-token {token}", err=True)
         return
@@ -321,7 +334,7 @@ def list_(
     if not found and output == "table":
         click.echo("no trainings found", err=True)
         return
-    click.echo(render(found, output, colour=is_tty()))
+    click.echo(render(found, output, tty=is_tty()))
 
 
 @cli.command()
@@ -334,7 +347,7 @@ def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> No
     client = client_of(ctx)
     trainings = [client.cancel(i) for i in training_ids]
     if output != "table":
-        click.echo(render(trainings, output, colour=False, single=len(trainings) == 1))
+        click.echo(render(trainings, output, tty=False, single=len(trainings) == 1))
         return
     for t in trainings:
         if t.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED):
@@ -345,13 +358,15 @@ def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> No
 
 @cli.command()
 @click.argument("training_id")
+@wait_timeout_option
 @click.pass_context
 @handle_errors
-def watch(ctx: click.Context, training_id: str) -> None:
+def watch(ctx: click.Context, training_id: str, wait_timeout: float | None) -> None:
     """Follow a training live until it finishes; exit as --wait does."""
     client = client_of(ctx)
     training = client.get(training_id)
-    follow(client.watch(training_id), tty=is_tty(), started=training.create_time.ToSeconds())
+    events = client.watch(training_id, timeout=wait_timeout)
+    follow(events, tty=is_tty(), started=training.create_time.ToSeconds())
     _exit_for(client.get(training_id))
 
 

@@ -6,11 +6,13 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import click
 import yaml
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 from trainconductor.v1 import training_service_pb2 as pb
 
 FORMATS = ("table", "json", "yaml", "name")
@@ -49,8 +51,16 @@ def age(training: pb.Training, now: float | None = None) -> str:
 
 
 def render(
-    trainings: Sequence[pb.Training], fmt: str, *, colour: bool, single: bool = False
+    trainings: Sequence[pb.Training],
+    fmt: str,
+    *,
+    tty: bool,
+    single: bool = False,
+    detail: bool = False,
 ) -> str:
+    """`tty`: colours, and the table's messages cut to the terminal's width
+    (in a pipe or a log they stay whole). `detail`: one training, every
+    field on a line of its own."""
     if fmt == "name":
         return "\n".join(t.id for t in trainings)
     if fmt in ("json", "yaml"):
@@ -58,29 +68,76 @@ def render(
         if fmt == "json":
             return json.dumps(data, indent=2, sort_keys=True)
         return yaml.safe_dump(data, sort_keys=True).rstrip()
-    return table(trainings, colour=colour)
+    if detail:
+        return details(trainings[0], colour=tty)
+    return table(trainings, colour=tty, fit=tty)
 
 
-def table(trainings: Sequence[pb.Training], *, colour: bool) -> str:
+def _phase_text(training: pb.Training) -> str:
+    """The phase, marked while a cancel is on its way."""
+    name = phase_name(training.phase)
+    finished = training.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED)
+    return f"{name} (canceling)" if training.cancel_requested and not finished else name
+
+
+def table(trainings: Sequence[pb.Training], *, colour: bool, fit: bool = True) -> str:
     headers = ["ID", "MODEL", "PHASE", "REASON", "OWNER", "AGE", "MESSAGE"]
     rows = [
-        [t.id, t.spec.model_name, phase_name(t.phase), t.reason, t.owner, age(t), t.message]
+        [t.id, t.spec.model_name, _phase_text(t), t.reason, t.owner, age(t), t.message]
         for t in trainings
     ]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    # The message takes what the terminal has left, and is cut to fit.
-    used = sum(widths[:-1]) + 2 * (len(headers) - 1)
-    widths[-1] = max(10, shutil.get_terminal_size((120, 24)).columns - used)
+    if fit:  # the message takes what the terminal has left, and is cut to fit
+        used = sum(widths[:-1]) + 2 * (len(headers) - 1)
+        widths[-1] = max(10, shutil.get_terminal_size((120, 24)).columns - used)
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
+    for training, row in zip(trainings, rows, strict=True):
         cells = [
             cell[:w].ljust(w) if i < 6 else _cut(cell, w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         if colour:
-            cells[2] = click.style(cells[2], fg=_COLOURS.get(row[2]))
+            cells[2] = click.style(cells[2], fg=_COLOURS.get(phase_name(training.phase)))
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def details(training: pb.Training, *, colour: bool) -> str:
+    """`tcctl get ID`: what a person asks of one training, why it is where it
+    is first, and nothing cut."""
+    phase = _phase_text(training)
+    fields = [
+        ("ID", training.id),
+        ("Model", training.spec.model_name),
+        (
+            "Phase",
+            click.style(phase, fg=_COLOURS.get(phase_name(training.phase))) if colour else phase,
+        ),
+        ("Reason", training.reason),
+        ("Message", training.message),
+        ("Owner", training.owner),
+        ("Labels", ", ".join(f"{k}={v}" for k, v in sorted(training.spec.labels.items()))),
+        ("Created", f"{_when(training.create_time)} ({age(training)} ago)"),
+        ("Started", _when(training.start_time)),
+        ("Finished", _when(training.finish_time)),
+        ("Job", training.job_name),
+        ("Attempts", str(training.attempts) if training.job_name else ""),
+    ]
+    for condition in training.conditions:
+        fields.append(
+            (
+                f"Condition {condition.type}",
+                f"{condition.status} {condition.reason}: {condition.message}".rstrip(": "),
+            )
+        )
+    width = max(len(name) for name, _ in fields) + 2
+    return "\n".join(f"{name + ':':<{width}}{value}".rstrip() for name, value in fields if value)
+
+
+def _when(stamp: Timestamp) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return ""
+    return stamp.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _cut(text: str, width: int) -> str:

@@ -155,6 +155,10 @@ def build_server(
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
             ("grpc.max_connection_age_grace_ms", int(settings.drain_seconds * 1000)),
             ("grpc.so_reuseport", 0),
+            # Clients keep a quiet watch alive with a ping every 30 s (tcctl,
+            # the client library); gRPC's default minimum, 5 minutes, would
+            # answer them with GOAWAY "too_many_pings".
+            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ],
     )
     _configure_services(server, store, settings)

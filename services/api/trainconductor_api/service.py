@@ -67,6 +67,20 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             trace_context=call_trace_context(),
         )
         training_id_var.set(record.id)
+        if not created and record.spec != request.spec:
+            # A retry sends what it sent before; another spec under the same
+            # id is a mistake that returning the first training would hide.
+            metrics.REJECTED.inc()
+            await abort_invalid(
+                context,
+                [
+                    Violation(
+                        "request_id",
+                        f"was used for training {record.id}, of another spec; "
+                        "a new training needs a new request id",
+                    )
+                ],
+            )
         (metrics.CREATED if created else metrics.DEDUPLICATED).inc()
         return pb.CreateTrainingResponse(training=training_to_proto(record))
 

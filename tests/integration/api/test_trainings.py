@@ -55,6 +55,19 @@ async def test_a_retry_with_the_same_request_id_returns_the_first_training(
     assert again == first
 
 
+async def test_a_request_id_reused_for_another_spec_is_refused_naming_it(
+    trainings: Stub,
+) -> None:
+    first = await create(trainings, lora_spec(team="nlp"), request_id="run-42")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create(trainings, lora_spec(team="vision"), request_id="run-42")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violated_fields(err.value) == ["request_id"]
+    assert first.id in (err.value.details() or "")
+    listed = await trainings.ListTrainings(pb.ListTrainingsRequest(page_size=10))
+    assert [t.id for t in listed.trainings] == [first.id]
+
+
 async def test_fifty_concurrent_identical_calls_make_one_training(
     trainings: Stub, api: object
 ) -> None:

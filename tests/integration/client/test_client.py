@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from trainconductor.v1 import training_service_pb2 as pb
@@ -84,5 +85,58 @@ async def test_errors_carry_the_code_and_the_fields(
 
     try:
         await asyncio.to_thread(calls)
+    finally:
+        await api.drain_and_stop()
+
+
+async def test_a_quiet_watch_outlives_the_apis_connection_age(
+    redis_server: RedisServer, key_prefix: str, store: TrainingStore
+) -> None:
+    """The API closes each connection after its age (to rebalance clients),
+    letting calls run on for the grace: a watch of a training that stays
+    quiet for hours is cut that often, and each cut is no failure."""
+    port = free_port()
+    settings = api_settings(
+        redis_server, key_prefix, grpc_port=port, max_connection_age_seconds=2, drain_seconds=4
+    )
+    api = build_server(settings, serve_metrics=False)
+    await api.start()
+    training, _ = await store.create(lora_spec(), owner="anonymous")
+
+    def follow() -> list[int]:
+        # One retry only: two cuts in a row counted as failures would end it.
+        with Client(f"127.0.0.1:{port}", retries=1) as client:
+            return [event.phase for event in client.watch(training.id)]
+
+    try:
+        following = asyncio.create_task(asyncio.to_thread(follow))
+        await asyncio.sleep(14)  # two connection ages and their graces, and more
+        assert not following.done(), following.result()
+        await store.write_status(training.id, StatusUpdate(1, Phase.COMPLETED, "Completed", ""))
+        assert await asyncio.wait_for(following, timeout=10) == [
+            pb.PHASE_PENDING,
+            pb.PHASE_COMPLETED,
+        ]
+    finally:
+        await api.drain_and_stop()
+
+
+async def test_waiting_ends_at_its_timeout_though_nothing_happens(
+    redis_server: RedisServer, key_prefix: str, store: TrainingStore
+) -> None:
+    port = free_port()
+    api = build_server(api_settings(redis_server, key_prefix, grpc_port=port), serve_metrics=False)
+    await api.start()
+    training, _ = await store.create(lora_spec(), owner="anonymous")
+
+    def wait() -> float:
+        with Client(f"127.0.0.1:{port}") as client:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match=r"did not finish within 1\.5s"):
+                client.wait(training.id, timeout=1.5)
+            return time.monotonic() - started
+
+    try:
+        assert 1.5 <= await asyncio.to_thread(wait) < 5
     finally:
         await api.drain_and_stop()

@@ -10,8 +10,11 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.support.tcctl import EXAMPLES, tcctl_async
 from trainconductor_api.server import ApiServer
+from trainconductor_core.phases import Phase
+from trainconductor_core.record import StatusUpdate
+from trainconductor_core.store import TrainingStore
 
-EXIT_NOT_FOUND, EXIT_INVALID, EXIT_UNAVAILABLE = 3, 4, 5
+EXIT_NOT_FOUND, EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_TIMEOUT = 3, 4, 5, 9
 
 
 def address(api: ApiServer) -> str:
@@ -39,7 +42,7 @@ async def test_a_spec_with_an_unknown_field_is_refused(api: ApiServer, tmp_path:
     spec.write_text("model_name: x\nouput_path: /mnt/out\n")
     run = await tcctl_async(address(api), "create", "-f", str(spec))
     assert run.code == EXIT_INVALID
-    assert "ouput_path" in run.err
+    assert "spec.ouput_path: is not a field of TrainingSpec; did you mean output_path?" in run.err
 
 
 async def test_get_json_matches_the_api(
@@ -103,3 +106,37 @@ async def test_an_unreachable_api_exits_5() -> None:
     run = await tcctl_async("127.0.0.1:1", "--timeout", "1", "list")
     assert run.code == EXIT_UNAVAILABLE
     assert "unavailable" in run.err
+
+
+async def test_get_shows_one_training_whole_and_a_cancel_on_its_way(
+    api: ApiServer, store: TrainingStore
+) -> None:
+    created = await tcctl_async(
+        address(api), "create", "-f", str(EXAMPLES / "lora.yaml"), "-o", "name"
+    )
+    training_id = created.out.strip()
+    why = "exit code 1: torch.cuda.OutOfMemoryError: CUDA out of memory. " + "x" * 200
+    await store.write_status(training_id, StatusUpdate(1, Phase.RUNNING, "Running", why))
+    await tcctl_async(address(api), "cancel", training_id)
+
+    shown = await tcctl_async(address(api), "get", training_id)
+    assert shown.code == 0, shown.err
+    fields = dict(line.split(":", 1) for line in shown.out.splitlines())
+    assert fields["ID"].strip() == training_id
+    assert fields["Phase"].strip() == "RUNNING (canceling)"
+    assert fields["Message"].strip() == why  # whole, though longer than any terminal
+    listed = await tcctl_async(address(api), "list")
+    assert why in listed.out  # a pipe cuts nothing
+
+
+async def test_a_wait_that_times_out_exits_9_and_told_the_id_first(api: ApiServer) -> None:
+    run = await tcctl_async(
+        address(api), "create", "-f", str(EXAMPLES / "lora.yaml"),
+        "--wait", "--wait-timeout", "1", "-o", "json",
+    )  # fmt: skip
+    assert run.code == EXIT_TIMEOUT, run.err
+    first, last = run.err.strip().splitlines()
+    training_id = first.split()[1]
+    assert first.startswith(f"training {training_id} created")
+    assert last == f"tcctl: timed out: training {training_id} did not finish within 1s"
+    assert run.out == ""

@@ -594,7 +594,9 @@ class CreateTrainingRequest(_message.Message):
     SPEC_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Makes retries safe: the same id returns the first call's training."""
+    """Makes retries safe: the same id returns the first call's training.
+    Unique per owner; reusing it for another spec is an error.
+    """
     @_builtins.property
     def spec(self) -> Global___TrainingSpec: ...
     def __init__(

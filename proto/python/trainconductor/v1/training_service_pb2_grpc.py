@@ -75,7 +75,8 @@ class TrainingServiceServicer:
 
     def CreateTraining(self, request, context):
         """Validates and records a training. A retry with the same request_id
-        returns the training the first call created instead of a second one.
+        returns the training the first call created instead of a second one;
+        the same request_id with another spec is refused (INVALID_ARGUMENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,8 @@ class TrainingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TrainingServiceAsyncStub: ...
     CreateTraining: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.CreateTrainingRequest, _training_service_pb2.CreateTrainingResponse]
     """Validates and records a training. A retry with the same request_id
-    returns the training the first call created instead of a second one.
+    returns the training the first call created instead of a second one;
+    the same request_id with another spec is refused (INVALID_ARGUMENT).
     """
     GetTraining: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetTrainingRequest, _training_service_pb2.GetTrainingResponse]
     """Returns a training with its latest observed status."""
@@ -65,7 +66,8 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTraining: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CreateTrainingRequest, _training_service_pb2.CreateTrainingResponse]  # type: ignore[assignment]
     """Validates and records a training. A retry with the same request_id
-    returns the training the first call created instead of a second one.
+    returns the training the first call created instead of a second one;
+    the same request_id with another spec is refused (INVALID_ARGUMENT).
     """
     GetTraining: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetTrainingRequest, _training_service_pb2.GetTrainingResponse]  # type: ignore[assignment]
     """Returns a training with its latest observed status."""
@@ -94,7 +96,8 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_training_service_pb2.CreateTrainingResponse, _abc.Awaitable[_training_service_pb2.CreateTrainingResponse]]:
         """Validates and records a training. A retry with the same request_id
-        returns the training the first call created instead of a second one.
+        returns the training the first call created instead of a second one;
+        the same request_id with another spec is refused (INVALID_ARGUMENT).
         """
 
     @_abc_1.abstractmethod
