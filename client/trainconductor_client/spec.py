@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,9 @@ def _is_int(value: Any) -> bool:
 
 
 def load_spec(path: Path) -> pb.TrainingSpec:
+    """A spec from a file; `-` reads standard input."""
     try:
-        text = path.read_text()
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
     except OSError as err:
         raise SpecError(FieldViolation(str(path), f"cannot be read: {err.strerror}")) from err
     try:

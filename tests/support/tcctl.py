@@ -38,16 +38,17 @@ def tcctl(address: str, *args: str, timeout: float = 90) -> Run:
     return Run(result.returncode, result.stdout, result.stderr)
 
 
-async def tcctl_async(address: str, *args: str, user: str = "") -> Run:
+async def tcctl_async(address: str, *args: str, user: str = "", stdin: str = "") -> Run:
     """For tests whose API server runs in the test's own event loop."""
     extra = {"TC_USER": user} if user else {}
     process = await asyncio.create_subprocess_exec(
         tcctl_path(),
         *args,
         env=env(address, **extra),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=60)
     assert process.returncode is not None
     return Run(process.returncode, out.decode(), err.decode())

@@ -33,7 +33,7 @@ def follow(
     if not tty:
         last = None
         for event in events:
-            when = event.time.ToDatetime().strftime("%H:%M:%S")
+            when = event.time.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")  # UTC, said so
             click.echo(f"{when}  {phase_name(event.phase):<9}  {event.reason}  {event.message}")
             last = event
         return last

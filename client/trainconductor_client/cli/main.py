@@ -185,7 +185,7 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     "--file",
     "spec_file",
     type=click.Path(path_type=Path),
-    help="A training spec, YAML or JSON (see examples/).",
+    help="A training spec, YAML or JSON (see examples/); - reads standard input.",
 )
 @click.option("--model", help="Name of the fine-tuned model (spec.model_name).")
 @click.option("--base-model", help="Model to start from (spec.parameters.base_model).")
@@ -222,6 +222,11 @@ def create(
     output: str,
 ) -> None:
     """Submit a training, from a spec file and/or flags (flags win)."""
+    if spec_file is None and model is None:
+        raise click.UsageError(
+            "give a spec file (-f FILE, or -f - for standard input; see examples/) "
+            "or at least --model"
+        )
     spec = load_spec(spec_file) if spec_file else pb.TrainingSpec()
     if model:
         spec.model_name = model

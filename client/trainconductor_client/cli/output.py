@@ -15,6 +15,8 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 from trainconductor.v1 import training_service_pb2 as pb
 
+from trainconductor_client.client import FINAL_PHASES
+
 FORMATS = ("table", "json", "yaml", "name")
 
 _COLOURS = {
@@ -76,7 +78,7 @@ def render(
 def _phase_text(training: pb.Training) -> str:
     """The phase, marked while a cancel is on its way."""
     name = phase_name(training.phase)
-    finished = training.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED)
+    finished = training.phase in FINAL_PHASES
     return f"{name} (canceling)" if training.cancel_requested and not finished else name
 
 
@@ -124,12 +126,10 @@ def details(training: pb.Training, *, colour: bool) -> str:
         ("Attempts", str(training.attempts) if training.job_name else ""),
     ]
     for condition in training.conditions:
-        fields.append(
-            (
-                f"Condition {condition.type}",
-                f"{condition.status} {condition.reason}: {condition.message}".rstrip(": "),
-            )
-        )
+        said = " ".join(filter(None, (condition.status, condition.reason)))
+        if condition.message:
+            said += f": {condition.message}"
+        fields.append((f"Condition {condition.type}", said))
     width = max(len(name) for name, _ in fields) + 2
     return "\n".join(f"{name + ':':<{width}}{value}".rstrip() for name, value in fields if value)
 

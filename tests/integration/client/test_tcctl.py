@@ -140,3 +140,16 @@ async def test_a_wait_that_times_out_exits_9_and_told_the_id_first(api: ApiServe
     assert first.startswith(f"training {training_id} created")
     assert last == f"tcctl: timed out: training {training_id} did not finish within 1s"
     assert run.out == ""
+
+
+async def test_a_spec_comes_from_standard_input_and_none_at_all_is_a_usage_error(
+    api: ApiServer,
+) -> None:
+    piped = await tcctl_async(
+        address(api), "create", "-f", "-", "-o", "name", stdin=(EXAMPLES / "lora.yaml").read_text()
+    )
+    assert piped.code == 0, piped.err
+    assert len(piped.out.strip()) == 20
+    bare = await tcctl_async(address(api), "create")
+    assert bare.code == 2
+    assert "give a spec file (-f FILE" in bare.err
