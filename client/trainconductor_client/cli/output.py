@@ -125,13 +125,19 @@ def details(training: pb.Training, *, colour: bool) -> str:
         ("Job", training.job_name),
         ("Attempts", str(training.attempts) if training.job_name else ""),
     ]
-    for condition in training.conditions:
-        said = " ".join(filter(None, (condition.status, condition.reason)))
-        if condition.message:
-            said += f": {condition.message}"
-        fields.append((f"Condition {condition.type}", said))
     width = max(len(name) for name, _ in fields) + 2
-    return "\n".join(f"{name + ':':<{width}}{value}".rstrip() for name, value in fields if value)
+    lines = [f"{name + ':':<{width}}{value}" for name, value in fields if value]
+    if training.conditions:
+        lines.append("Conditions:")
+        kinds = max(len(c.type) for c in training.conditions) + 2
+        for c in training.conditions:
+            said = " ".join(filter(None, (c.status, c.reason)))
+            lines.append(
+                f"  {c.type:<{kinds}}{said}: {c.message}"
+                if c.message
+                else f"  {c.type:<{kinds}}{said}"
+            )
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _when(stamp: Timestamp) -> str:
