@@ -30,7 +30,7 @@ cleanup() {
   if ((started_cluster)); then
     (cd "$root" && "$python" -m tests.cluster down >/dev/null 2>&1) || true
   fi
-  if ((code != 0 && code != 130)); then
+  if ((code != 0)); then
     for f in "$run"/*.log; do
       [[ -f $f ]] && { echo "--- $f"; tail -n 20 "$f"; } >&2
     done
@@ -38,7 +38,7 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 0' INT TERM HUP  # a stop asked for is a clean end
 
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
