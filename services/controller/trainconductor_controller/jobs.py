@@ -114,7 +114,10 @@ def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
         pod_spec["priorityClassName"] = s.priority_class
     job_spec: dict[str, Any] = {
         "backoffLimit": s.backoff_limit,
-        "ttlSecondsAfterFinished": s.ttl_seconds_after_finished,
+        # No ttlSecondsAfterFinished: were Kubernetes to delete a finished Job
+        # before its verdict was recorded (the controller down for longer),
+        # the training would look deleted mid-run. The controller deletes it
+        # after recording the verdict (plan.py).
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     if deadline:

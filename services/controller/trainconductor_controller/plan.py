@@ -27,7 +27,7 @@ class CreateJob:
 @dataclass(frozen=True)
 class DeleteJob:
     name: str
-    why: str  # "canceled" or "orphan"
+    why: str  # "canceled", "finished" (kept long enough) or "orphan"
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,15 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
 
 
 def plan(
-    desired: TrainingRecord | None, job: Object | None, pods: list[Object], now_ms: int
+    desired: TrainingRecord | None,
+    job: Object | None,
+    pods: list[Object],
+    now_ms: int,
+    *,
+    keep_finished_ms: int,
 ) -> list[Action]:
+    """`keep_finished_ms`: how long a finished training's Job stays after
+    its final status was recorded."""
     if desired is None:
         # A Job with our label and no record is an orphan.
         if job is not None and not _deleting(job):
@@ -81,9 +88,15 @@ def plan(
 
     name = job_name(desired.id)
     if desired.phase.is_final:
-        # Final phases never change; a canceled training's Job must be gone.
-        if desired.phase == Phase.CANCELED and job is not None and not _deleting(job):
+        # Final phases never change; a canceled training's Job must be gone,
+        # and a finished one's goes once it has been kept long enough.
+        if job is None or _deleting(job):
+            return []
+        if desired.phase == Phase.CANCELED:
             return [DeleteJob(name, "canceled")]
+        finished = desired.finish_time_ms
+        if finished is not None and now_ms - finished >= keep_finished_ms:
+            return [DeleteJob(name, "finished")]
         return []
 
     seen = observe(job, pods) if job is not None else None

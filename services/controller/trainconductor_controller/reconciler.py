@@ -70,7 +70,13 @@ class Reconciler:
                 # API server before concluding the Job is gone.
                 live = await asyncio.to_thread(self._kube.get_job, job_name(training_id))
                 job = slim(live) if live else None
-            actions = plan(desired, job, self._pods.get(training_id), int(self._clock() * 1000))
+            actions = plan(
+                desired,
+                job,
+                self._pods.get(training_id),
+                int(self._clock() * 1000),
+                keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
+            )
             for action in actions:
                 await self._act(action, desired)
 

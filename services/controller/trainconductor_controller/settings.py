@@ -95,5 +95,6 @@ class ControllerSettings(CommonSettings):
     ttl_seconds_after_finished: int = Field(
         3600,
         ge=0,
-        description="Finished Jobs are deleted after this (their status stays in Redis).",
+        description="A finished training's Job is deleted this long after its final status "
+        "was recorded (the status stays in Redis).",
     )

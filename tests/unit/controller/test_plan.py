@@ -34,6 +34,7 @@ def summary(actions: list[Any]) -> list[str]:
 
 
 CANCELED = record(Phase.QUEUED, cancel_requested=True, generation=2)
+KEEP = 3_600_000  # a finished training's Job is kept an hour
 COMPLETE = ("Complete", "CompletionsReached", "")
 
 
@@ -76,6 +77,14 @@ COMPLETE = ("Complete", "CompletionsReached", "")
                      id="a finished training whose Job is gone is left alone"),
         pytest.param(record(Phase.FAILED), job(COMPLETE), [], [],
                      id="a final phase never changes"),
+        pytest.param(record(Phase.COMPLETED, finish_time_ms=NOW - KEEP + 1000), job(COMPLETE),
+                     [], [], id="a finished training's Job is kept a while"),
+        pytest.param(record(Phase.COMPLETED, finish_time_ms=NOW - KEEP), job(COMPLETE), [],
+                     ["delete:finished"], id="then the controller deletes it"),
+        pytest.param(record(Phase.FAILED, finish_time_ms=NOW - KEEP), job(deleting=True), [],
+                     [], id="a finished training's Job already being deleted"),
+        pytest.param(record(Phase.COMPLETED, finish_time_ms=NOW - KEEP), None, [], [],
+                     id="a finished training's Job already gone"),
         pytest.param(None, job(), [], ["delete:orphan"], id="a Job without a record is deleted"),
         pytest.param(None, job(deleting=True), [], [], id="an orphan already being deleted"),
         pytest.param(None, None, [], [], id="neither record nor Job"),
@@ -95,11 +104,11 @@ def test_plan(
     pods: list[dict[str, Any]],
     expected: list[str],
 ) -> None:
-    assert summary(plan(desired, observed_job, pods, NOW)) == expected
+    assert summary(plan(desired, observed_job, pods, NOW, keep_finished_ms=KEEP)) == expected
 
 
 def test_status_is_written_as_of_the_generation_acted_on() -> None:
-    actions = plan(CANCELED, job(), [], NOW)
+    actions = plan(CANCELED, job(), [], NOW, keep_finished_ms=KEEP)
     written = [a for a in actions if isinstance(a, WriteStatus)]
     assert written[0].update.observed_generation == 2
     assert written[0].update.finish_time_ms == NOW
@@ -115,10 +124,11 @@ def test_an_older_observed_generation_is_brought_up_to_date() -> None:
         generation=3,
         observed_generation=2,
     )
-    actions = plan(stale, job(active=1), [pod("Running")], NOW)
+    actions = plan(stale, job(active=1), [pod("Running")], NOW, keep_finished_ms=KEEP)
     assert [a.update.observed_generation for a in actions if isinstance(a, WriteStatus)] == [3]
 
 
 def test_the_created_status_names_the_job() -> None:
-    written = [a for a in plan(record(), None, [], NOW) if isinstance(a, WriteStatus)]
+    actions = plan(record(), None, [], NOW, keep_finished_ms=KEEP)
+    written = [a for a in actions if isinstance(a, WriteStatus)]
     assert written[0].update.job_name == NAME
