@@ -20,6 +20,8 @@ Object = dict[str, Any]
 _IMAGE_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
+# Waiting reasons of a container on its normal way to running.
+_STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,26 @@ def _terminated(pods: list[Object]) -> Object | None:
     return latest
 
 
+def _disruption(pods: list[Object]) -> str:
+    """What Kubernetes said when it stopped a pod itself (an eviction, a
+    preemption, a lost node), newest first; '' when none was."""
+    for pod in sorted(
+        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
+    ):
+        status = pod.get("status", {})
+        for c in status.get("conditions") or []:
+            if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
+                return f"{c.get('reason') or 'Disrupted'}: {c.get('message') or ''}".rstrip(": ")
+        if status.get("phase") == "Failed" and status.get("reason"):
+            return f"{status['reason']}: {status.get('message') or ''}".rstrip(": ")
+    return ""
+
+
 def _failure_message(condition: Object, pods: list[Object]) -> str:
     message = condition.get("message") or "the Job failed"
+    disrupted = _disruption(pods)
+    if disrupted:  # not the trainer's doing: its exit code would mislead
+        return f"{message}; Kubernetes stopped its pod ({disrupted})"
     terminated = _terminated(pods)
     if terminated:
         message += f"; the trainer exited with code {terminated.get('exitCode')}"
@@ -104,8 +124,13 @@ def _waiting(pods: list[Object]) -> tuple[str, str]:
                 ) or "no node fits the pod"
         for cs in status.get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in _IMAGE_REASONS:
-                return waiting["reason"], waiting.get("message") or "the image can not be pulled"
+            reason = waiting.get("reason")
+            if reason in _IMAGE_REASONS:
+                return reason, waiting.get("message") or "the image can not be pulled"
+            if reason and reason not in _STARTING_REASONS:
+                # CreateContainerConfigError (a missing Secret, runAsNonRoot)
+                # and the like: the container will not start until fixed.
+                return reason, waiting.get("message") or "the container can not be created"
         if pod.get("spec", {}).get("nodeName"):
             return "ContainerCreating", f"scheduled on {pod['spec']['nodeName']}; starting"
         return "Pending", "waiting for the scheduler"

@@ -114,6 +114,12 @@ def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
         pod_spec["priorityClassName"] = s.priority_class
     job_spec: dict[str, Any] = {
         "backoffLimit": s.backoff_limit,
+        # A pod Kubernetes stops itself (a drain, a preemption, an eviction,
+        # a lost node) is replaced, not counted against backoffLimit: the
+        # trainer did not fail.
+        "podFailurePolicy": {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        },
         # No ttlSecondsAfterFinished: were Kubernetes to delete a finished Job
         # before its verdict was recorded (the controller down for longer),
         # the training would look deleted mid-run. The controller deletes it

@@ -49,3 +49,41 @@ def test_a_job_without_pods_yet_is_queued() -> None:
 def test_a_trainer_that_exited_stays_running_until_the_jobs_verdict() -> None:
     seen = observe(job(active=0), [pod("Succeeded")])
     assert (seen.phase, seen.reason) == (Phase.RUNNING, "Finishing")
+
+
+def test_a_pod_kubernetes_stopped_is_told_as_such_not_as_the_trainers_exit() -> None:
+    evicted = failed_pod(137, "Error")
+    evicted["status"]["conditions"] = [
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+        }
+    ]
+    seen = observe(job(("Failed", "BackoffLimitExceeded", "backoff limit")), [evicted])
+    assert seen.phase == Phase.FAILED
+    assert seen.message == (
+        "backoff limit; Kubernetes stopped its pod (EvictionByEvictionAPI: Eviction API: evicting)"
+    )
+    assert "137" not in seen.message
+
+
+def test_a_container_that_can_not_be_created_says_why() -> None:
+    stuck = pod(
+        "Pending",
+        containerStatuses=[
+            {
+                "state": {
+                    "waiting": {
+                        "reason": "CreateContainerConfigError",
+                        "message": 'secret "hf-token" not found',
+                    }
+                }
+            }
+        ],
+    )
+    stuck["spec"] = {"nodeName": "kwok-gpu-0"}
+    seen = observe(job(), [stuck])
+    assert (seen.phase, seen.reason) == (Phase.QUEUED, "CreateContainerConfigError")
+    assert seen.message == 'secret "hf-token" not found'

@@ -1,0 +1,18 @@
+"""build_job(): the Job a training becomes, in what a user of it relies on."""
+
+from __future__ import annotations
+
+from tests.unit.controller.factories import record
+from trainconductor_controller.jobs import build_job
+from trainconductor_controller.settings import ControllerSettings
+
+
+def test_kubernetes_neither_deletes_the_job_nor_counts_its_own_disruptions() -> None:
+    spec = build_job(record(), ControllerSettings())["spec"]
+    # Deleted by the controller once the verdict is recorded (plan.py).
+    assert "ttlSecondsAfterFinished" not in spec
+    # A drain, preemption or eviction restarts the pod instead of failing it.
+    assert spec["podFailurePolicy"] == {
+        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+    }
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"  # which the policy needs
