@@ -17,6 +17,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor_controller.names import (
     CONTAINER_NAME,
     GENERATION_ANNOTATION,
+    INSTANCE_LABEL,
     MANAGED_BY,
     MANAGED_BY_VALUE,
     TRACEPARENT_ANNOTATION,
@@ -65,7 +66,11 @@ def _resources(spec: pb.TrainingSpec, s: ControllerSettings) -> dict[str, Any]:
 
 def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
     config = json.dumps(trainer_config(record.spec), sort_keys=True, separators=(",", ":"))
-    labels = {MANAGED_BY: MANAGED_BY_VALUE, TRAINING_ID_LABEL: record.id}
+    labels = {
+        MANAGED_BY: MANAGED_BY_VALUE,
+        TRAINING_ID_LABEL: record.id,
+        INSTANCE_LABEL: s.lease_name,
+    }
     annotations = {GENERATION_ANNOTATION: str(record.generation)}
     if "traceparent" in record.trace_context:
         annotations[TRACEPARENT_ANNOTATION] = record.trace_context["traceparent"]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "train-conductor"
 MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGED_BY_VALUE}"
 TRAINING_ID_LABEL = "trainconductor.dev/training-id"
+# Which install made the Job (its controllers' Lease name): installs sharing
+# a namespace must not take each other's Jobs for orphans.
+INSTANCE_LABEL = "trainconductor.dev/instance"
 GENERATION_ANNOTATION = "trainconductor.dev/generation"
 TRACEPARENT_ANNOTATION = "trainconductor.dev/traceparent"
 CONTAINER_NAME = "trainer"
@@ -15,3 +20,10 @@ def job_name(training_id: str) -> str:
     """Derived from the id, so a create repeated after a crash finds the
     first Job (AlreadyExists) instead of making a second."""
     return f"train-{training_id}"
+
+
+def made_by(job: dict[str, Any], instance: str) -> bool:
+    """Whether `instance` made the Job; one labelled by no install is taken
+    as its own (Jobs made before the label existed)."""
+    made = job.get("metadata", {}).get("labels", {}).get(INSTANCE_LABEL)
+    return made is None or made == instance

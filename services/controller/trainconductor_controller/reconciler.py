@@ -12,7 +12,7 @@ from opentelemetry import propagate, trace
 from trainconductor_controller import metrics
 from trainconductor_controller.jobs import build_job
 from trainconductor_controller.kube import Kube, KubernetesError
-from trainconductor_controller.names import job_name
+from trainconductor_controller.names import job_name, made_by
 from trainconductor_controller.observe import Informer, slim
 from trainconductor_controller.plan import Action, CreateJob, DeleteJob, WriteStatus, plan
 from trainconductor_controller.settings import ControllerSettings
@@ -63,8 +63,9 @@ class Reconciler:
         context = propagate.extract(desired.trace_context) if desired else None
         with tracer.start_as_current_span("reconcile", context=context) as span:
             span.set_attribute("trainconductor.training_id", training_id)
-            jobs = self._jobs.get(training_id)
-            job = jobs[0] if jobs else None
+            instance = self._settings.lease_name
+            mine = [j for j in self._jobs.get(training_id) if made_by(j, instance)]
+            job = mine[0] if mine else None  # another install's Job is none of ours
             if job is None and desired is not None and desired.phase in _WITH_JOB:
                 # The cache may lag behind a Job created moments ago: ask the
                 # API server before concluding the Job is gone.

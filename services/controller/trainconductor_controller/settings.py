@@ -37,7 +37,13 @@ class ControllerSettings(CommonSettings):
     identity: str = Field(
         default_factory=socket.gethostname, description="This replica's name in the Lease."
     )
-    lease_name: str = Field("train-conductor-controller", description="The Lease's name.")
+    lease_name: str = Field(
+        "train-conductor-controller",
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The Lease's name. It also labels this install's Jobs, so that installs "
+        "sharing a namespace leave each other's alone.",
+    )
     lease_namespace: str = Field("default", description="Namespace of the Lease.")
     lease_duration_seconds: int = Field(
         15,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.unit.controller.factories import record
 from trainconductor_controller.jobs import build_job
+from trainconductor_controller.names import INSTANCE_LABEL, made_by
 from trainconductor_controller.settings import ControllerSettings
 
 
@@ -16,3 +17,13 @@ def test_kubernetes_neither_deletes_the_job_nor_counts_its_own_disruptions() -> 
         "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
     }
     assert spec["template"]["spec"]["restartPolicy"] == "Never"  # which the policy needs
+
+
+def test_a_job_is_labelled_with_the_install_that_made_it() -> None:
+    labels = build_job(record(), ControllerSettings(lease_name="ml-a-controller"))["metadata"][
+        "labels"
+    ]
+    assert labels[INSTANCE_LABEL] == "ml-a-controller"
+    assert made_by({"metadata": {"labels": labels}}, "ml-a-controller")
+    assert not made_by({"metadata": {"labels": labels}}, "ml-b-controller")
+    assert made_by({"metadata": {"labels": {}}}, "ml-b-controller")  # made before the label
