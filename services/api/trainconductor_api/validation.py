@@ -31,13 +31,17 @@ MAX_NAME = 253
 MAX_LABELS = 32
 MAX_TARGET_MODULES = 64
 MAX_DEADLINE_SECONDS = 30 * 24 * 3600
+# Well above the largest spec the field limits allow (about 160 KB); what
+# goes beyond is fields this server does not know, kept as sent. Bounded so
+# that a training always fits the responses that carry it.
+MAX_SPEC_BYTES = 256 * 1024
 
 # Patterns are applied with fullmatch: `$` alone also matches before a
 # trailing newline, which would let "team\n" pass as a label key.
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # "%2e%2e" is ".." to whatever decodes the URL later.
@@ -90,6 +94,10 @@ def validate_spec(spec: pb.TrainingSpec, limits: Limits) -> list[Violation]:
 
 
 def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
+    if spec.ByteSize() > MAX_SPEC_BYTES:
+        yield Violation(
+            "spec", f"must encode to at most {MAX_SPEC_BYTES} bytes (fields unknown here count)"
+        )
     if not spec.model_name:
         yield Violation("spec.model_name", "is required")
     elif (
@@ -109,11 +117,11 @@ def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
         yield from _parameters(spec.parameters, limits)
     yield from _resources(spec.resources, limits)
     if spec.HasField("deadline"):
-        seconds = spec.deadline.seconds + spec.deadline.nanos / 1e9
-        if not 0 < seconds <= MAX_DEADLINE_SECONDS:
-            yield Violation(
-                "spec.deadline", f"must be positive and at most {MAX_DEADLINE_SECONDS}s"
-            )
+        # Whole seconds are what a Job's activeDeadlineSeconds takes; nanos
+        # outside [0, 1e9) make a Duration no JSON client can print.
+        deadline = spec.deadline
+        if not (1 <= deadline.seconds <= MAX_DEADLINE_SECONDS and 0 <= deadline.nanos < 10**9):
+            yield Violation("spec.deadline", f"must be between 1s and {MAX_DEADLINE_SECONDS}s")
     yield from _labels(spec.labels)
 
 
@@ -216,9 +224,17 @@ def _resources(r: pb.Resources, limits: Limits) -> Iterator[Violation]:
     if not 0 <= r.gpus <= limits.max_gpus:
         yield Violation("spec.resources.gpus", f"must be in [0, {limits.max_gpus}]")
     for name, value in (("cpu", r.cpu), ("memory", r.memory)):
-        if value and (len(value) > 32 or not _QUANTITY.fullmatch(value)):
+        if not value:
+            continue
+        quantity = _QUANTITY.fullmatch(value) if len(value) <= 32 else None
+        if quantity is None:
             yield Violation(
                 f"spec.resources.{name}", "must be a Kubernetes quantity such as 4, 500m or 16Gi"
+            )
+        elif float(quantity["number"]) == 0:
+            # "0" would give the pod no request and, for memory, no limit at all.
+            yield Violation(
+                f"spec.resources.{name}", "must be more than 0; leave it out for the default"
             )
 
 

@@ -39,7 +39,11 @@ async def test_none_trusts_the_claimed_name_and_ignores_tokens() -> None:
     identity = await auth.authenticate(Credentials(bearer_token="x", claimed_user="ada"))
     assert (identity.user, identity.authenticated) == ("ada", False)
     assert (await auth.authenticate(Credentials())).user == "anonymous"
-    assert (await auth.authenticate(Credentials(claimed_user="ada\n"))).user == "anonymous"
+    # A name it can not take is refused, not made anonymous: the caller would
+    # not find their trainings under their name.
+    for bad in ("ada\n", "jane doe", "jane/doe", "a" * 129):
+        with pytest.raises(Unauthenticated, match="x-tc-user must be"):
+            await auth.authenticate(Credentials(claimed_user=bad))
 
 
 async def test_a_static_token_then_a_token_review(static_tokens: StaticTokens) -> None:

@@ -143,10 +143,44 @@ def test_each_bad_field_is_named(mutate: Mutation, field: str) -> None:
     assert fields == [field]
 
 
-def test_deadline_must_be_positive() -> None:
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        pytest.param(-5, 0, id="negative"),
+        pytest.param(0, 500_000_000, id="under a second, which no Job deadline can be"),
+        pytest.param(0, 2_000_000_000, id="nanos past a second, which JSON can not print"),
+        pytest.param(5, -1, id="nanos of the other sign"),
+    ],
+)
+def test_a_deadline_is_whole_seconds_a_job_can_take(seconds: int, nanos: int) -> None:
     spec = lora_spec()
-    spec.deadline.seconds = -5
+    spec.deadline.seconds, spec.deadline.nanos = seconds, nanos
     assert [v.field for v in validate_spec(spec, Limits())] == ["spec.deadline"]
+
+
+@pytest.mark.parametrize("quantity", ["0", "0.0", "0m", "0Gi"])
+def test_a_zero_quantity_is_refused(quantity: str) -> None:
+    # It would leave the pod without a request, and without a memory limit.
+    spec = lora_spec()
+    spec.resources.memory = quantity
+    assert [v.field for v in validate_spec(spec, Limits())] == ["spec.resources.memory"]
+
+
+def test_a_spec_too_large_for_the_responses_that_carry_it_is_refused() -> None:
+    spec = lora_spec()
+    # Fields this server does not know (here number 1007, 300 KB of bytes)
+    # are kept as sent, and count.
+    unknown = pb.TrainingSpec.FromString(b"\xfa\x3e" + _varint(300_000) + b"x" * 300_000)
+    spec.MergeFrom(unknown)
+    assert [v.field for v in validate_spec(spec, Limits())] == ["spec"]
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
 
 
 def test_paths_outside_the_allowed_prefixes_are_refused() -> None:

@@ -88,10 +88,16 @@ def build_authenticator(settings: ApiSettings) -> Authenticator:
 
 
 def _claimed(user: str | None) -> Identity:
-    """Auth mode "none": the name in x-tc-user, trusted as given."""
-    if user and _CLAIMED_USER.fullmatch(user):
-        return Identity(user)
-    return ANONYMOUS
+    """Auth mode "none": the name in x-tc-user, trusted as given; a name it
+    can not take is refused rather than turned into `anonymous`, whose
+    trainings the caller would then not find under their name."""
+    if not user:
+        return ANONYMOUS
+    if not _CLAIMED_USER.fullmatch(user):
+        raise Unauthenticated(
+            "x-tc-user must be at most 128 characters of letters, digits and . _ @ : -"
+        )
+    return Identity(user)
 
 
 def _checked(identity: Identity) -> Identity:
