@@ -31,6 +31,7 @@ from trainconductor_api.settings import ApiSettings
 from trainconductor_api.tls import ReloadingCertificates
 from trainconductor_api.token_bucket import TokenBuckets
 from trainconductor_api.validation import Limits
+from trainconductor_api.watch_slots import WatchSlots
 from trainconductor_core.build_info import register_build_info
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.store import TrainingStore
@@ -80,7 +81,14 @@ def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSet
     limits = Limits(max_gpus=s.max_gpus_per_training, allowed_path_prefixes=s.allowed_path_prefixes)
     access = Access.of(s.admin_groups)
     pb_grpc.add_TrainingServiceServicer_to_server(
-        TrainingService(store, limits, access, watch_poll_ms=s.watch_poll_ms), server
+        TrainingService(
+            store,
+            limits,
+            access,
+            watch_poll_ms=s.watch_poll_ms,
+            watch_slots=WatchSlots(s.watch_limit),
+        ),
+        server,
     )
     legacy_grpc.add_TrainConductorServicer_to_server(
         LegacyTrainConductor(store, limits, access), server

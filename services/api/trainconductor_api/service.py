@@ -25,6 +25,7 @@ from trainconductor_api.validation import (
     validate_spec,
 )
 from trainconductor_api.visibility import visible_training
+from trainconductor_api.watch_slots import WatchSlots
 from trainconductor_core.errors import InvalidCursor, TrainingNotFound
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.phases import Phase
@@ -40,12 +41,27 @@ _EVENT_ID = "0123456789-"
 
 class TrainingService(pb_grpc.TrainingServiceServicer):
     def __init__(
-        self, store: TrainingStore, limits: Limits, access: Access, *, watch_poll_ms: int
+        self,
+        store: TrainingStore,
+        limits: Limits,
+        access: Access,
+        *,
+        watch_poll_ms: int,
+        watch_slots: WatchSlots,
     ) -> None:
         self._store = store
         self._limits = limits
         self._access = access
         self._watch_poll_ms = watch_poll_ms
+        self._watch_slots = watch_slots
+
+    async def _take_watch_slot(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if not self._watch_slots.take():
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this API replica serves at most {self._watch_slots.limit} watches at once; "
+                "retry shortly",
+            )
 
     async def _visible(self, training_id: str) -> TrainingRecord:
         return await visible_training(self._store, self._access, training_id)
@@ -151,19 +167,23 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         if request.after_event_id:
             await self._store.check_events_kept(request.after_event_id, record.id)
         after = request.after_event_id or "0"
-        with metrics.ACTIVE_WATCHES.labels("WatchTraining").track_inprogress():
-            while True:
-                events = await self._store.training_events(
-                    record.id, after=after, block_ms=self._watch_poll_ms
-                )
-                _stop_if_cancelled()
-                for event in events:
-                    yield pb.WatchTrainingResponse(event=event_to_proto(event))
-                    after = event.event_id
-                    if event.phase.is_final:
-                        return
-                if not events and (await self._store.get(record.id)).phase.is_final:
-                    return  # the client already saw the final event
+        await self._take_watch_slot(context)
+        try:
+            with metrics.ACTIVE_WATCHES.labels("WatchTraining").track_inprogress():
+                while True:
+                    events = await self._store.training_events(
+                        record.id, after=after, block_ms=self._watch_poll_ms
+                    )
+                    _stop_if_cancelled()
+                    for event in events:
+                        yield pb.WatchTrainingResponse(event=event_to_proto(event))
+                        after = event.event_id
+                        if event.phase.is_final:
+                            return
+                    if not events and (await self._store.get(record.id)).phase.is_final:
+                        return  # the client already saw the final event
+        finally:
+            self._watch_slots.give_back()
 
     async def WatchTrainings(
         self,
@@ -176,17 +196,21 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             await self._store.check_events_kept(request.after_event_id)
         after = request.after_event_id or await self._store.last_event_id()
         owned: dict[str, bool] = {}
-        with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():
-            while True:
-                events = await self._store.all_events(after=after, block_ms=self._watch_poll_ms)
-                _stop_if_cancelled()
-                for event in events:
-                    after = event.event_id
-                    if owner is None:  # someone else's: the stream stays open and quiet
-                        continue
-                    if owner and not await self._owned_by(event, owner, owned):
-                        continue
-                    yield pb.WatchTrainingsResponse(event=event_to_proto(event))
+        await self._take_watch_slot(context)
+        try:
+            with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():
+                while True:
+                    events = await self._store.all_events(after=after, block_ms=self._watch_poll_ms)
+                    _stop_if_cancelled()
+                    for event in events:
+                        after = event.event_id
+                        if owner is None:  # someone else's: the stream stays open and quiet
+                            continue
+                        if owner and not await self._owned_by(event, owner, owned):
+                            continue
+                        yield pb.WatchTrainingsResponse(event=event_to_proto(event))
+        finally:
+            self._watch_slots.give_back()
 
     async def _owned_by(self, event: TrainingEvent, owner: str, cache: dict[str, bool]) -> bool:
         if event.training_id not in cache:

@@ -53,6 +53,12 @@ class ApiSettings(CommonSettings):
     watch_poll_ms: int = Field(
         2000, gt=0, description="Longest blocking read of a watch before it checks the client."
     )
+    max_watches: int | None = Field(
+        None,
+        gt=0,
+        description="Watches served at once; past it, RESOURCE_EXHAUSTED. Each holds a Redis "
+        "connection, so it must stay below redis_max_connections; unset: three quarters of it.",
+    )
     max_gpus_per_training: int = Field(8, ge=0, description="Most GPUs one training may ask for.")
     allowed_path_prefixes: list[str] = Field(
         default_factory=list,
@@ -168,7 +174,17 @@ class ApiSettings(CommonSettings):
                 f"watch_poll_ms ({self.watch_poll_ms}) must be shorter than "
                 f"redis_socket_timeout_seconds ({self.redis_socket_timeout_seconds:g} s)"
             )
+        if self.max_watches is not None and self.max_watches >= self.redis_max_connections:
+            # Watches would take every connection; the other calls need some.
+            raise ValueError(
+                f"max_watches ({self.max_watches}) must be below redis_max_connections "
+                f"({self.redis_max_connections})"
+            )
         return self
+
+    @property
+    def watch_limit(self) -> int:
+        return self.max_watches or max(self.redis_max_connections * 3 // 4, 1)
 
     @property
     def tls_enabled(self) -> bool:

@@ -176,3 +176,38 @@ async def test_concurrent_creates_never_pass_the_cap_together(
         for r in results
         if isinstance(r, grpc.aio.AioRpcError)
     )
+
+
+async def test_watches_past_the_replicas_bound_are_refused_and_other_calls_go_on(
+    start_api: StartApi,
+) -> None:
+    # Each watch holds a Redis connection: unbounded, quiet watches would
+    # empty the pool, and every call (health's too) would fail as if Redis
+    # were down.
+    api = await start_api(max_watches=3)
+    async with plain_channel(api.port) as channel:
+        stub = pb_grpc.TrainingServiceStub(channel)
+        first = await stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()))
+        since_start = pb.WatchTrainingsRequest(after_event_id="0-1")
+        watches = [stub.WatchTrainings(since_start) for _ in range(3)]
+        for watch in watches:  # each has its slot once it has seen an event
+            response = await watch.read()
+            assert isinstance(response, pb.WatchTrainingsResponse)
+            assert response.event.training_id == first.training.id
+
+        refused = stub.WatchTrainings(pb.WatchTrainingsRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await refused.read()
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "at most 3 watches" in (err.value.details() or "")
+        await stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()))  # unary calls go on
+
+        watches[0].cancel()
+        await asyncio.sleep(0.5)  # the server sees the cancel at its next poll at the latest
+        one = stub.WatchTraining(pb.WatchTrainingRequest(id=first.training.id))
+        response = await one.read()
+        assert isinstance(response, pb.WatchTrainingResponse)
+        assert response.event.phase == pb.PHASE_PENDING
+        one.cancel()
+        for watch in watches[1:]:
+            watch.cancel()

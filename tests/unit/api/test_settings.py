@@ -51,6 +51,11 @@ def test_the_single_mode_of_an_earlier_release_still_works() -> None:
             r"watch_poll_ms \(2000\) must be shorter than redis_socket_timeout_seconds \(2 s\)",
             id="watches that would outlast the socket timeout",
         ),
+        pytest.param(
+            {"max_watches": 512},
+            r"max_watches \(512\) must be below redis_max_connections \(512\)",
+            id="watches that could take every Redis connection",
+        ),
     ],
 )
 def test_contradictions_are_refused(values: dict[str, object], complaint: str) -> None:
@@ -92,3 +97,8 @@ def test_load_names_a_key_of_the_yaml_file_that_is_no_setting(
     monkeypatch.setenv("TC_CONFIG_FILE", str(config))
     with pytest.raises(SettingsError, match=r"^invalid settings: redis_ulr: is not a setting$"):
         load(ApiSettings)
+
+
+def test_watches_get_three_quarters_of_the_pool_unless_told() -> None:
+    assert ApiSettings(redis_max_connections=100).watch_limit == 75
+    assert ApiSettings(redis_max_connections=100, max_watches=10).watch_limit == 10
