@@ -358,6 +358,11 @@ class TrainingStore:
         # Bounded work per call: hand back what was found and where to go on.
         return page, self._encode_page_token(upper[1:], where)
 
+    def page_token_after(self, training_id: str, where: ListFilter) -> str:
+        """The token of the page that starts after `training_id`: for a caller
+        that hands back less of a page than it was given."""
+        return self._encode_page_token(training_id, where)
+
     def _index_for(self, where: ListFilter) -> str:
         if where.labels:
             key, value = sorted(where.labels.items())[0]

@@ -87,6 +87,8 @@ def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSet
             access,
             watch_poll_ms=s.watch_poll_ms,
             watch_slots=WatchSlots(s.watch_limit),
+            # Room left for the rest of the response and gRPC's framing.
+            response_bytes=s.max_message_bytes * 3 // 4,
         ),
         server,
     )

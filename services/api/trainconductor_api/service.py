@@ -48,12 +48,14 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         *,
         watch_poll_ms: int,
         watch_slots: WatchSlots,
+        response_bytes: int,
     ) -> None:
         self._store = store
         self._limits = limits
         self._access = access
         self._watch_poll_ms = watch_poll_ms
         self._watch_slots = watch_slots
+        self._response_bytes = response_bytes
 
     async def _take_watch_slot(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if not self._watch_slots.take():
@@ -140,9 +142,17 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         except InvalidCursor as err:
             await abort_invalid(context, [Violation("page_token", str(err))])
             raise
-        return pb.ListTrainingsResponse(
-            trainings=[training_to_proto(r) for r in records], next_page_token=token
-        )
+        trainings = [training_to_proto(r) for r in records]
+        size = 0
+        for kept, training in enumerate(trainings):
+            size += training.ByteSize() + 8  # and its field's tag and length
+            if size > self._response_bytes and kept:
+                # The rest would not fit the largest message gRPC may send:
+                # they come with the next page.
+                token = self._store.page_token_after(trainings[kept - 1].id, where)
+                trainings = trainings[:kept]
+                break
+        return pb.ListTrainingsResponse(trainings=trainings, next_page_token=token)
 
     async def CancelTraining(
         self,

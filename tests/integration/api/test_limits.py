@@ -211,3 +211,32 @@ async def test_watches_past_the_replicas_bound_are_refused_and_other_calls_go_on
         one.cancel()
         for watch in watches[1:]:
             watch.cancel()
+
+
+async def test_a_list_page_ends_where_its_response_would_outgrow_the_message_limit(
+    start_api: StartApi,
+) -> None:
+    api = await start_api(max_message_bytes=64 * 1024)
+    large = lora_spec()
+    large.output_path = "/mnt/output/" + "o" * 4000
+    large.parameters.data_path = "/mnt/data/" + "d" * 4000
+    large.parameters.base_model = "b" * 4000  # about 12 KB a training
+    async with plain_channel(api.port) as channel:
+        stub = pb_grpc.TrainingServiceStub(channel)
+        created = {
+            (await stub.CreateTraining(pb.CreateTrainingRequest(spec=large))).training.id
+            for _ in range(12)
+        }
+        seen: list[str] = []
+        pages = 0
+        token = ""
+        while True:
+            page = await stub.ListTrainings(pb.ListTrainingsRequest(page_size=12, page_token=token))
+            assert page.ByteSize() <= 64 * 1024
+            pages += 1
+            seen += [t.id for t in page.trainings]
+            token = page.next_page_token
+            if not token:
+                break
+    assert pages > 1
+    assert sorted(seen) == sorted(created)  # every one, once
