@@ -157,6 +157,9 @@ def _parameters(p: pb.FineTuningParameters, limits: Limits) -> Iterator[Violatio
         yield Violation(prefix + "base_model", "is required")
     elif len(p.base_model) > MAX_STRING:
         yield Violation(prefix + "base_model", f"must be at most {MAX_STRING} characters")
+    elif _CONTROL_CHARACTER.search(p.base_model):
+        # A hub id or a path, handed to the trainer as is: no line breaks or NULs.
+        yield Violation(prefix + "base_model", "must not hold control characters")
     yield from _path(prefix + "data_path", p.data_path, limits)
 
     for name, (low, high, low_open) in _NUMBERS.items():

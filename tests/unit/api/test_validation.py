@@ -61,6 +61,11 @@ def test_a_good_spec_has_no_violations() -> None:
         ),
         pytest.param(_set("output_path", ""), "spec.output_path", id="missing output path"),
         pytest.param(
+            _set("parameters.base_model", "m\nx"),
+            "spec.parameters.base_model",
+            id="a line break in the base model",
+        ),
+        pytest.param(
             _set("output_path", "/mnt/output/../etc"), "spec.output_path", id="output path with .."
         ),
         pytest.param(_clear("parameters"), "spec.parameters", id="no parameters at all"),
