@@ -127,7 +127,8 @@ def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
         # Whole seconds are what a Job's activeDeadlineSeconds takes; nanos
         # outside [0, 1e9) make a Duration no JSON client can print.
         deadline = spec.deadline
-        if not (1 <= deadline.seconds <= MAX_DEADLINE_SECONDS and 0 <= deadline.nanos < 10**9):
+        within = (1, 0) <= (deadline.seconds, deadline.nanos) <= (MAX_DEADLINE_SECONDS, 0)
+        if not (within and 0 <= deadline.nanos < 10**9):
             yield Violation("spec.deadline", f"must be between 1s and {MAX_DEADLINE_SECONDS}s")
     yield from _labels(spec.labels)
 

@@ -155,6 +155,7 @@ def test_each_bad_field_is_named(mutate: Mutation, field: str) -> None:
         pytest.param(0, 500_000_000, id="under a second, which no Job deadline can be"),
         pytest.param(0, 2_000_000_000, id="nanos past a second, which JSON can not print"),
         pytest.param(5, -1, id="nanos of the other sign"),
+        pytest.param(30 * 24 * 3600, 1, id="a nanosecond past the longest"),
     ],
 )
 def test_a_deadline_is_whole_seconds_a_job_can_take(seconds: int, nanos: int) -> None:
