@@ -45,11 +45,6 @@ def spec_from_dict(data: Any, source: str = "spec") -> pb.TrainingSpec:
         raise SpecError(FieldViolation(source, str(err))) from err
 
 
-# What YAML reads without quotes that a spec field takes as text or seconds:
-# `cpu: 4`, `priority: 1` in labels, `deadline: 7200`. Not floats or
-# booleans: `1.10` would arrive as "1.1", `yes` as "True".
-
-
 def _fields(data: dict[str, Any], message: Descriptor, path: str) -> dict[str, Any]:
     """`data` with the names of `message` checked and its values in the
     forms protobuf's JSON parser takes."""
@@ -101,6 +96,9 @@ def _single(field: FieldDescriptor, value: Any, path: str) -> Any:
 
 
 def _scalar(field: FieldDescriptor, value: Any, path: str) -> Any:
+    """A whole number YAML read unquoted is the text a string field wants
+    (`cpu: 4`, `priority: 1`); a float or a boolean is refused, since its
+    text is not what was written (`1.10` reads as 1.1, `yes` as True)."""
     if field.type != FieldDescriptor.TYPE_STRING or isinstance(value, str):
         return value
     if _is_int(value):
