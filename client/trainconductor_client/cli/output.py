@@ -35,9 +35,12 @@ def phase_name(phase: int) -> str:
 
 
 def coloured_phase(phase: int, colour: bool, width: int = 0) -> str:
-    name = phase_name(phase)
-    padded = name.ljust(width)
-    return click.style(padded, fg=_COLOURS.get(name)) if colour else padded
+    return _painted(phase_name(phase).ljust(width), phase, colour)
+
+
+def _painted(text: str, phase: int, colour: bool) -> str:
+    """`text` in the colour of `phase`, on a terminal."""
+    return click.style(text, fg=_COLOURS.get(phase_name(phase))) if colour else text
 
 
 def as_dict(training: pb.Training) -> dict[str, Any]:
@@ -98,8 +101,7 @@ def table(trainings: Sequence[pb.Training], *, colour: bool, fit: bool = True) -
             cell[:w].ljust(w) if i < 6 else _cut(cell, w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
-        if colour:
-            cells[2] = click.style(cells[2], fg=_COLOURS.get(phase_name(training.phase)))
+        cells[2] = _painted(cells[2], training.phase, colour)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -107,14 +109,10 @@ def table(trainings: Sequence[pb.Training], *, colour: bool, fit: bool = True) -
 def details(training: pb.Training, *, colour: bool) -> str:
     """`tcctl get ID`: what a person asks of one training, why it is where it
     is first, and nothing cut."""
-    phase = _phase_text(training)
     fields = [
         ("ID", training.id),
         ("Model", training.spec.model_name),
-        (
-            "Phase",
-            click.style(phase, fg=_COLOURS.get(phase_name(training.phase))) if colour else phase,
-        ),
+        ("Phase", _painted(_phase_text(training), training.phase, colour)),
         ("Reason", training.reason),
         ("Message", training.message),
         ("Owner", training.owner),

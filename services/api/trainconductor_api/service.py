@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -57,13 +58,23 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         self._watch_slots = watch_slots
         self._response_bytes = response_bytes
 
-    async def _take_watch_slot(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    @asynccontextmanager
+    async def _watching(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str
+    ) -> AsyncIterator[None]:
+        """One of the replica's watch slots, or RESOURCE_EXHAUSTED; and the
+        open-watches gauge while the watch lasts."""
         if not self._watch_slots.take():
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"this API replica serves at most {self._watch_slots.limit} watches at once; "
                 "retry shortly",
             )
+        try:
+            with metrics.ACTIVE_WATCHES.labels(method).track_inprogress():
+                yield
+        finally:
+            self._watch_slots.give_back()
 
     async def _visible(self, training_id: str) -> TrainingRecord:
         return await visible_training(self._store, self._access, training_id)
@@ -177,23 +188,19 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         if request.after_event_id:
             await self._store.check_events_kept(request.after_event_id, record.id)
         after = request.after_event_id or "0"
-        await self._take_watch_slot(context)
-        try:
-            with metrics.ACTIVE_WATCHES.labels("WatchTraining").track_inprogress():
-                while True:
-                    events = await self._store.training_events(
-                        record.id, after=after, block_ms=self._watch_poll_ms
-                    )
-                    _stop_if_cancelled()
-                    for event in events:
-                        yield pb.WatchTrainingResponse(event=event_to_proto(event))
-                        after = event.event_id
-                        if event.phase.is_final:
-                            return
-                    if not events and (await self._store.get(record.id)).phase.is_final:
-                        return  # the client already saw the final event
-        finally:
-            self._watch_slots.give_back()
+        async with self._watching(context, "WatchTraining"):
+            while True:
+                events = await self._store.training_events(
+                    record.id, after=after, block_ms=self._watch_poll_ms
+                )
+                _stop_if_cancelled()
+                for event in events:
+                    yield pb.WatchTrainingResponse(event=event_to_proto(event))
+                    after = event.event_id
+                    if event.phase.is_final:
+                        return
+                if not events and (await self._store.get(record.id)).phase.is_final:
+                    return  # the client already saw the final event
 
     async def WatchTrainings(
         self,
@@ -206,21 +213,17 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             await self._store.check_events_kept(request.after_event_id)
         after = request.after_event_id or await self._store.last_event_id()
         owned: dict[str, bool] = {}
-        await self._take_watch_slot(context)
-        try:
-            with metrics.ACTIVE_WATCHES.labels("WatchTrainings").track_inprogress():
-                while True:
-                    events = await self._store.all_events(after=after, block_ms=self._watch_poll_ms)
-                    _stop_if_cancelled()
-                    for event in events:
-                        after = event.event_id
-                        if owner is None:  # someone else's: the stream stays open and quiet
-                            continue
-                        if owner and not await self._owned_by(event, owner, owned):
-                            continue
-                        yield pb.WatchTrainingsResponse(event=event_to_proto(event))
-        finally:
-            self._watch_slots.give_back()
+        async with self._watching(context, "WatchTrainings"):
+            while True:
+                events = await self._store.all_events(after=after, block_ms=self._watch_poll_ms)
+                _stop_if_cancelled()
+                for event in events:
+                    after = event.event_id
+                    if owner is None:  # someone else's: the stream stays open and quiet
+                        continue
+                    if owner and not await self._owned_by(event, owner, owned):
+                        continue
+                    yield pb.WatchTrainingsResponse(event=event_to_proto(event))
 
     async def _owned_by(self, event: TrainingEvent, owner: str, cache: dict[str, bool]) -> bool:
         if event.training_id not in cache:

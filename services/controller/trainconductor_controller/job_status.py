@@ -79,19 +79,25 @@ def _terminated(pods: list[Object]) -> Object | None:
     return latest
 
 
+def _newest_first(pods: list[Object]) -> list[Object]:
+    return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+
+
 def _disruption(pods: list[Object]) -> str:
     """What Kubernetes said when it stopped a pod itself (an eviction, a
     preemption, a lost node), newest first; '' when none was."""
-    for pod in sorted(
-        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
-    ):
+    for pod in _newest_first(pods):
         status = pod.get("status", {})
         for c in status.get("conditions") or []:
             if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
-                return f"{c.get('reason') or 'Disrupted'}: {c.get('message') or ''}".rstrip(": ")
+                return _reason_and_message(c.get("reason") or "Disrupted", c.get("message"))
         if status.get("phase") == "Failed" and status.get("reason"):
-            return f"{status['reason']}: {status.get('message') or ''}".rstrip(": ")
+            return _reason_and_message(status["reason"], status.get("message"))
     return ""
+
+
+def _reason_and_message(reason: str, message: str | None) -> str:
+    return f"{reason}: {message}" if message else reason
 
 
 def _failure_message(condition: Object, pods: list[Object]) -> str:
@@ -111,9 +117,7 @@ def _failure_message(condition: Object, pods: list[Object]) -> str:
 
 def _waiting(pods: list[Object]) -> tuple[str, str]:
     """Why the newest pending pod is not running yet."""
-    for pod in sorted(
-        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
-    ):
+    for pod in _newest_first(pods):
         status = pod.get("status", {})
         if status.get("phase") != "Pending":
             continue
