@@ -507,6 +507,7 @@ def test_controller_role_grants_exactly_what_it_needs(
     assert rules_of(jobs_role) == {
         ("batch", "jobs", "*"): {"create", "delete", "get", "list", "watch"},
         ("", "pods", "*"): {"get", "list", "watch"},
+        ("", "events", "*"): {"list", "watch"},
     }
     lease_role = rbac.read_namespaced_role(f"{name}-leader-election", installed.namespace)
     assert rules_of(lease_role) == {
@@ -520,6 +521,8 @@ def test_controller_role_grants_exactly_what_it_needs(
     ns = installed.namespace
     assert allowed(kube, user, "create", "jobs", ns, group="batch")
     assert allowed(kube, user, "watch", "pods", ns)
+    assert allowed(kube, user, "watch", "events", ns)
+    assert not allowed(kube, user, "create", "events", ns)
     assert allowed(kube, user, "update", "leases", ns, group="coordination.k8s.io", name=lease)
     assert not allowed(kube, user, "update", "leases", ns, group="coordination.k8s.io", name="x")
     assert not allowed(kube, user, "create", "pods", ns)
@@ -586,6 +589,7 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
             *((controller, (verb, "jobs.batch", "-n", training))
               for verb in ("create", "delete", "get", "list", "watch")),
             *((controller, (verb, "pods", "-n", training)) for verb in ("get", "list", "watch")),
+            *((controller, (verb, "events", "-n", training)) for verb in ("list", "watch")),
             *((controller, (verb, f"{leases}/{lease}", "-n", ns))
               for verb in ("get", "create", "update")),
         ]
@@ -619,6 +623,7 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
     work = {
         ("jobs.batch", "[]", "[create delete get list watch]"),
         ("pods", "[]", "[get list watch]"),
+        ("events", "[]", "[list watch]"),
     }
     election = {(leases, "[]", "[create]"), (leases, f"[{lease}]", "[get update]")}
     expected = {ns: work | election} if training == ns else {training: work, ns: election}

@@ -1,5 +1,6 @@
 """A Job the Kubernetes API refuses (here a ResourceQuota allowing none):
-the training stays PENDING and says why, then starts once the refusal ends."""
+the training stays PENDING and says why, then starts once the refusal ends.
+Likewise a Job whose pod is refused: the training stays QUEUED and says why."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from tests.e2e.stack import Stack, wait_for
 from tests.support.specs import lora_spec
 
 QUOTA = "tc-e2e-no-jobs"
+POD_QUOTA = "tc-e2e-no-pods"
+
+
+def _quota(stack: Stack, name: str, hard: dict[str, str]) -> client.CoreV1Api:
+    core = client.CoreV1Api(stack.kube)
+    quota = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name=name), spec=client.V1ResourceQuotaSpec(hard=hard)
+    )
+    core.create_namespaced_resource_quota(stack.namespace, quota)
+    wait_for(
+        "the quota controller to fill in the quota's status",
+        lambda: core.read_namespaced_resource_quota(name, stack.namespace).status.hard,
+    )
+    return core
 
 
 def test_a_refused_job_is_told_on_the_training_and_retried(stack: Stack) -> None:
-    core = client.CoreV1Api(stack.kube)
-    quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name=QUOTA),
-        spec=client.V1ResourceQuotaSpec(hard={"count/jobs.batch": "0"}),
-    )
-    core.create_namespaced_resource_quota(stack.namespace, quota)
+    core = _quota(stack, QUOTA, {"count/jobs.batch": "0"})
     try:
-        wait_for(
-            "the quota controller to fill in the quota's status",
-            lambda: core.read_namespaced_resource_quota(QUOTA, stack.namespace).status.hard,
-        )
         training = stack.create(lora_spec())
         refused = wait_for(
             "the refusal on the training",
@@ -42,3 +48,26 @@ def test_a_refused_job_is_told_on_the_training_and_retried(stack: Stack) -> None
         training.id, {pb.PHASE_QUEUED, pb.PHASE_RUNNING, pb.PHASE_COMPLETED}, timeout=90
     )
     assert started.reason != "JobRefused"
+
+
+def test_a_refused_pod_is_told_on_the_training_until_it_is_created(stack: Stack) -> None:
+    """The Job is created; the Job controller may not create its pod. Only
+    a FailedCreate event on the Job says so, and the training passes it on."""
+    core = _quota(stack, POD_QUOTA, {"pods": "0"})
+    try:
+        training = stack.create(lora_spec())
+        refused = wait_for(
+            "the pod's refusal on the training",
+            lambda: (t := stack.get(training.id)).reason == "PodRefused" and t,
+            describe=lambda: str(stack.get(training.id)),
+        )
+        assert refused.phase == pb.PHASE_QUEUED
+        assert refused.message.startswith("Kubernetes refused its pod"), refused.message
+        assert "exceeded quota" in refused.message, refused.message
+        assert POD_QUOTA in refused.message, refused.message
+    finally:
+        core.delete_namespaced_resource_quota(POD_QUOTA, stack.namespace)
+
+    # The Job controller retries with backoff (at most a minute apart).
+    started = stack.wait_for_phase(training.id, {pb.PHASE_RUNNING, pb.PHASE_COMPLETED}, timeout=120)
+    assert started.reason != "PodRefused"

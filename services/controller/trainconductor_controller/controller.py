@@ -12,7 +12,12 @@ from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
 from trainconductor_controller.health_server import Readiness
 from trainconductor_controller.kube import Kube
-from trainconductor_controller.observe import Informer, wait_synced
+from trainconductor_controller.observe import (
+    Informer,
+    slim_refusal,
+    training_id_of_refusal,
+    wait_synced,
+)
 from trainconductor_controller.reconciler import NotLeader, Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue
@@ -51,11 +56,19 @@ class Controller:
 
         self.jobs = Informer(self._kube, "jobs", enqueue_from_thread)
         self.pods = Informer(self._kube, "pods", enqueue_from_thread)
-        self.jobs.start()
-        self.pods.start()
+        self.refusals = Informer(
+            self._kube,
+            "events",
+            enqueue_from_thread,
+            key_of=training_id_of_refusal,
+            slim=slim_refusal,
+        )
+        informers = [self.jobs, self.pods, self.refusals]
+        for informer in informers:
+            informer.start()
         start = time.monotonic()
-        while not await asyncio.to_thread(wait_synced, [self.jobs, self.pods], 5.0):
-            log.warning("waiting for the Job and pod caches to sync")
+        while not await asyncio.to_thread(wait_synced, informers, 5.0):
+            log.warning("waiting for the Job, pod and event caches to sync")
         self._readiness.synced = True
         log.info("caches synced", extra={"seconds": round(time.monotonic() - start, 3)})
 
@@ -74,6 +87,7 @@ class Controller:
             self._kube,
             self.jobs,
             self.pods,
+            self.refusals,
             self._settings,
             is_leader=self._is_leader,
         )

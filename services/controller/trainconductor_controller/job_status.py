@@ -3,7 +3,8 @@
 The reason is a CamelCase word (Kubernetes style), the message a sentence
 that tells a person why a training waits or failed: the scheduler's words
 for an unschedulable pod, the kubelet's for an image that will not pull,
-the exit code and termination message of a failed container.
+the Job controller's for a pod refused by a quota, the exit code and
+termination message of a failed container.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def _failure_message(condition: Object, pods: list[Object]) -> str:
     return message
 
 
-def _waiting(pods: list[Object]) -> tuple[str, str]:
-    """Why the newest pending pod is not running yet."""
+def _waiting(pods: list[Object], refusals: list[Object]) -> tuple[str, str]:
+    """Why the newest pending pod is not running yet, or why there is none."""
     for pod in _newest_first(pods):
         status = pod.get("status", {})
         if status.get("phase") != "Pending":
@@ -138,10 +139,14 @@ def _waiting(pods: list[Object]) -> tuple[str, str]:
         if pod.get("spec", {}).get("nodeName"):
             return "ContainerCreating", f"scheduled on {pod['spec']['nodeName']}; starting"
         return "Pending", "waiting for the scheduler"
+    if refusals:
+        newest = max(refusals, key=lambda event: event.get("lastTimestamp") or "")
+        return "PodRefused", f"Kubernetes refused its pod; the Job retries: {newest['message']}"
     return "JobCreated", "the Job was created; waiting for its pod"
 
 
-def observe(job: Object, pods: list[Object]) -> Observed:
+def observe(job: Object, pods: list[Object], refusals: list[Object] | None = None) -> Observed:
+    """`refusals`: the Job controller's FailedCreate events on the Job."""
     status = job.get("status", {})
     seen = Observed(
         Phase.QUEUED,
@@ -187,5 +192,5 @@ def observe(job: Object, pods: list[Object]) -> Observed:
             reason="Finishing",
             message="the trainer exited; waiting for the Job's verdict",
         )
-    reason, message = _waiting(pods)
+    reason, message = _waiting(pods, refusals or [])
     return replace(seen, reason=reason, message=message)

@@ -23,6 +23,16 @@ from trainconductor_core.errors import TrainConductorError
 
 Object = dict[str, Any]
 
+# What the controller lists and watches: its Jobs and their pods, by label;
+# and the Job controller's FailedCreate events, the only place Kubernetes
+# tells that a Job's pod was refused (by a quota, a LimitRange, an admission
+# policy): no Job or pod status carries it.
+_SELECTORS: dict[str, dict[str, str]] = {
+    "jobs": {"label_selector": MANAGED_SELECTOR},
+    "pods": {"label_selector": MANAGED_SELECTOR},
+    "events": {"field_selector": "involvedObject.kind=Job,reason=FailedCreate"},
+}
+
 
 class KubernetesError(TrainConductorError):
     """A Kubernetes API call failed; `retryable` says whether to try again."""
@@ -131,7 +141,8 @@ class Kube:
         return job
 
     def list(self, resource: str, *, page_size: int = 500) -> tuple[list[Object], str]:
-        """Every managed Job or pod, paged; and the resourceVersion to watch from."""
+        """Every object of `resource` the controller reads (`_SELECTORS`),
+        paged; and the resourceVersion to watch from."""
         method = self._list_method(resource)
         items: list[Object] = []
         token: str | None = None
@@ -139,7 +150,7 @@ class Kube:
             with self._call("list", resource):
                 response = method(
                     self.namespace,
-                    label_selector=MANAGED_SELECTOR,
+                    **_SELECTORS[resource],
                     limit=page_size,
                     _continue=token,
                     _preload_content=False,
@@ -157,7 +168,7 @@ class Kube:
         with self._call("watch", resource):
             return method(
                 self.namespace,
-                label_selector=MANAGED_SELECTOR,
+                **_SELECTORS[resource],
                 watch=True,
                 allow_watch_bookmarks=True,
                 resource_version=resource_version,
@@ -174,6 +185,7 @@ class Kube:
         return {
             "jobs": self._batch.list_namespaced_job,
             "pods": self._core.list_namespaced_pod,
+            "events": self._core.list_namespaced_event,
         }[resource]
 
 

@@ -14,12 +14,18 @@ INSTANCE_LABEL = "trainconductor.dev/instance"
 GENERATION_ANNOTATION = "trainconductor.dev/generation"
 TRACEPARENT_ANNOTATION = "trainconductor.dev/traceparent"
 CONTAINER_NAME = "trainer"
+_JOB_PREFIX = "train-"
 
 
 def job_name(training_id: str) -> str:
     """Derived from the id, so a create repeated after a crash finds the
     first Job (AlreadyExists) instead of making a second."""
-    return f"train-{training_id}"
+    return f"{_JOB_PREFIX}{training_id}"
+
+
+def training_id_of_job(name: str) -> str:
+    """The training whose Job is named `name`; '' for a Job not named by `job_name`."""
+    return name.removeprefix(_JOB_PREFIX) if name.startswith(_JOB_PREFIX) else ""
 
 
 def made_by(job: dict[str, Any], instance: str) -> bool:

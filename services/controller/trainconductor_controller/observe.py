@@ -1,10 +1,15 @@
-"""List+watch of the managed Jobs and pods into an in-memory cache.
+"""List+watch of the managed Jobs, their pods and the refusals of their
+pods into an in-memory cache, by training.
 
 One thread per resource: list (paged), then watch from the list's
 resourceVersion with bookmarks; a watch that times out resumes from the
 last version seen, one that answers 410 Gone relists. Every change calls
 `on_change(training_id)`. Objects are slimmed to what the controller reads,
 so 10,000 Jobs fit in little memory.
+
+A refusal is the Job controller's FailedCreate event on a Job: a quota, a
+LimitRange or an admission policy refused the Job's pod. The Job's status
+does not say so, and without it a training would wait with no reason given.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from trainconductor_controller import metrics
 from trainconductor_controller.kube import Gone, Kube, KubernetesError
-from trainconductor_controller.names import TRAINING_ID_LABEL
+from trainconductor_controller.names import TRAINING_ID_LABEL, training_id_of_job
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,28 @@ def training_id_of(obj: Object) -> str:
     return str(obj.get("metadata", {}).get("labels", {}).get(TRAINING_ID_LABEL, ""))
 
 
+def slim_refusal(event: Object) -> Object:
+    """Keeps what job_status reads of a FailedCreate event: what it said, and
+    when it last said it (a repeated event counts up in one object)."""
+    metadata = event.get("metadata", {})
+    last = (
+        (event.get("series") or {}).get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or metadata.get("creationTimestamp")
+        or ""
+    )
+    return {
+        "metadata": {k: metadata[k] for k in ("name", "resourceVersion") if k in metadata},
+        "message": str(event.get("message") or "")[:1024],
+        "lastTimestamp": last,
+    }
+
+
+def training_id_of_refusal(event: Object) -> str:
+    return training_id_of_job(str(event.get("involvedObject", {}).get("name", "")))
+
+
 class Informer:
     def __init__(
         self,
@@ -56,11 +83,17 @@ class Informer:
         resource: str,
         on_change: Callable[[str], None],
         *,
+        key_of: Callable[[Object], str] = training_id_of,
+        slim: Callable[[Object], Object] = slim,
         watch_timeout_seconds: int = 300,
     ) -> None:
+        """`key_of` gives the training an object belongs to ('' for none of
+        ours); `slim` what the cache keeps of it."""
         self._kube = kube
         self.resource = resource
         self._on_change = on_change
+        self._key_of = key_of
+        self._slim = slim
         self._watch_timeout = watch_timeout_seconds
         self._by_training: dict[str, dict[str, Object]] = {}
         self._lock = threading.Lock()
@@ -121,9 +154,9 @@ class Informer:
         items, version = self._kube.list(self.resource)
         fresh: dict[str, dict[str, Object]] = {}
         for item in items:
-            key = training_id_of(item)
+            key = self._key_of(item)
             if key:
-                fresh.setdefault(key, {})[item["metadata"]["name"]] = slim(item)
+                fresh.setdefault(key, {})[item["metadata"]["name"]] = self._slim(item)
         with self._lock:
             changed = set(self._by_training) | set(fresh)
             self._by_training = fresh
@@ -162,7 +195,7 @@ class Informer:
         return version
 
     def _apply(self, kind: str, obj: Object) -> None:
-        key = training_id_of(obj)
+        key = self._key_of(obj)
         if not key:
             return
         name = obj["metadata"]["name"]
@@ -173,7 +206,7 @@ class Informer:
                 if not objects:
                     del self._by_training[key]
             else:
-                objects[name] = slim(obj)
+                objects[name] = self._slim(obj)
         self._on_change(key)
 
 

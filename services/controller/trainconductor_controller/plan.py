@@ -77,9 +77,11 @@ def plan(
     now_ms: int,
     *,
     keep_finished_ms: int,
+    refusals: list[Object] | None = None,
 ) -> list[Action]:
     """`keep_finished_ms`: how long a finished training's Job stays after
-    its final status was recorded."""
+    its final status was recorded; `refusals`: the FailedCreate events on
+    the Job (its pod refused)."""
     if desired is None:
         # A Job with our label and no record is an orphan.
         if job is not None and not _deleting(job):
@@ -99,7 +101,7 @@ def plan(
             return [DeleteJob(name, "finished")]
         return []
 
-    seen = observe(job, pods) if job is not None else None
+    seen = observe(job, pods, refusals) if job is not None else None
     if seen is not None and seen.phase.is_final:
         # Finished before the cancellation reached it: it stays as it finished.
         return [WriteStatus(_update(desired, seen, name))]

@@ -41,6 +41,7 @@ class Reconciler:
         kube: Kube,
         jobs: Informer,
         pods: Informer,
+        refusals: Informer,
         settings: ControllerSettings,
         *,
         is_leader: Callable[[], bool],
@@ -50,6 +51,7 @@ class Reconciler:
         self._kube = kube
         self._jobs = jobs
         self._pods = pods
+        self._refusals = refusals
         self._settings = settings
         self._is_leader = is_leader
         self._clock = clock
@@ -77,6 +79,7 @@ class Reconciler:
                 self._pods.get(training_id),
                 int(self._clock() * 1000),
                 keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
+                refusals=self._refusals.get(training_id),
             )
             for action in actions:
                 await self._act(action, desired)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.unit.controller.factories import (
+    NAME,
     failed_pod,
     image_pull_pod,
     job,
@@ -87,3 +88,30 @@ def test_a_container_that_can_not_be_created_says_why() -> None:
     seen = observe(job(), [stuck])
     assert (seen.phase, seen.reason) == (Phase.QUEUED, "CreateContainerConfigError")
     assert seen.message == 'secret "hf-token" not found'
+
+
+def _refusal(message: str, at: str) -> dict[str, object]:
+    return {"metadata": {"name": f"{NAME}.{at}"}, "message": message, "lastTimestamp": at}
+
+
+def test_a_pod_the_job_controller_could_not_create_says_why() -> None:
+    """A ResourceQuota or an admission policy refused the pod: the Job's
+    status says nothing, the FailedCreate event does; the newest one speaks."""
+    seen = observe(
+        job(),
+        [],
+        [
+            _refusal("Error creating: pods is forbidden: old news", "2027-01-15T08:00:00Z"),
+            _refusal("Error creating: exceeded quota: gpus", "2027-01-15T08:01:00Z"),
+        ],
+    )
+    assert (seen.phase, seen.reason) == (Phase.QUEUED, "PodRefused")
+    assert seen.message == (
+        "Kubernetes refused its pod; the Job retries: Error creating: exceeded quota: gpus"
+    )
+
+
+def test_a_refusal_that_ended_gives_way_to_the_pod() -> None:
+    refusals = [_refusal("Error creating: exceeded quota: gpus", "2027-01-15T08:00:00Z")]
+    assert observe(job(), [unschedulable_pod()], refusals).reason == "Unschedulable"
+    assert observe(job(active=1), [pod("Running")], refusals).phase == Phase.RUNNING
