@@ -472,13 +472,17 @@ def test_api_is_reachable_through_its_services(
     service = core.read_namespaced_service(installed.scenario.name("api"), installed.namespace)
     assert service.spec.type == "ClusterIP"
     assert service.spec.cluster_ip not in (None, "None")
-    ports = {p.name: p.port for p in service.spec.ports}
-    assert ports == {"grpc": values["grpc"]["port"], "http-metrics": values["metrics"]["port"]}
+    # gRPC only: the metrics stay inside the cluster even when this
+    # Service is made a LoadBalancer.
+    assert {p.name: p.port for p in service.spec.ports} == {"grpc": values["grpc"]["port"]}
 
     headless_name = f"{installed.scenario.name('api')}-headless"
     headless = core.read_namespaced_service(headless_name, installed.namespace)
     assert headless.spec.cluster_ip == "None"
-    assert {p.name: p.port for p in headless.spec.ports} == {"grpc": values["grpc"]["port"]}
+    assert {p.name: p.port for p in headless.spec.ports} == {
+        "grpc": values["grpc"]["port"],
+        "http-metrics": values["metrics"]["port"],
+    }
     assert headless.spec.selector == service.spec.selector
 
     # The headless name resolves to every ready API pod.
@@ -1086,11 +1090,22 @@ def test_monitoring_renders_where_the_prometheus_operator_is(scenario: Scenario)
         monitored = ("ServiceMonitor", scenario.name(component)) in kinds
         assert monitored == values[component]["serviceMonitor"]["enabled"], component
         if monitored:
+            # What the operator scrapes: the named port of every Service
+            # whose labels the monitor selects. Exactly one Service per
+            # component, and for the API the in-cluster headless one, never
+            # the Service that may face outside.
             monitor = find(manifests, "ServiceMonitor", scenario.name(component))
-            service = find(manifests, "Service", scenario.name(component))
             port = monitor["spec"]["endpoints"][0]["port"]
-            assert port in {p["name"] for p in service["spec"]["ports"]}
-            assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+            wanted = monitor["spec"]["selector"]["matchLabels"].items()
+            scraped = [
+                m["metadata"]["name"]
+                for m in manifests
+                if m["kind"] == "Service"
+                and wanted <= m["metadata"]["labels"].items()
+                and port in {p["name"] for p in m["spec"]["ports"]}
+            ]
+            name = scenario.name(component)
+            assert scraped == [f"{name}-headless" if component == "api" else name], component
     if values["prometheusRule"]["enabled"]:
         rule = find(manifests, "PrometheusRule", f"{RELEASE}-train-conductor")
         alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
