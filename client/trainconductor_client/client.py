@@ -28,6 +28,8 @@ FINAL_PHASES = frozenset({pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED
 SERVICE_NAME = "trainconductor.v1.TrainingService"
 # A watch stream open this long was working when it ended.
 STEADY_STREAM_SECONDS = 5.0
+# WatchTrainings' initial metadata: the event its stream starts after.
+RESUME_POINT_KEY = "x-tc-after-event-id"
 
 
 class _Token:
@@ -224,19 +226,53 @@ class Client:
         """The training's events until its final phase, reconnecting (from the
         last event seen) when the connection drops; `TimeoutError` once
         `timeout` seconds have passed, events or not."""
+
+        def open_stream(after: str, remaining: float | None) -> Any:
+            return self._stub.WatchTraining(
+                pb.WatchTrainingRequest(id=training_id, after_event_id=after),
+                metadata=self._metadata,
+                timeout=remaining,
+            )
+
+        return self._follow(
+            open_stream, after_event_id, timeout, f"training {training_id} did not finish within"
+        )
+
+    def watch_all(
+        self, *, owner: str = "", after_event_id: str = "", timeout: float | None = None
+    ) -> Iterator[pb.TrainingEvent]:
+        """The events of every training the caller may see (of `owner`'s only,
+        when given), from now or after `after_event_id`, reconnecting as
+        `watch` does; `TimeoutError` once `timeout` seconds have passed."""
+
+        def open_stream(after: str, remaining: float | None) -> Any:
+            return self._stub.WatchTrainings(
+                pb.WatchTrainingsRequest(owner=owner, after_event_id=after),
+                metadata=self._metadata,
+                timeout=remaining,
+            )
+
+        return self._follow(open_stream, after_event_id, timeout, "watched all trainings for")
+
+    def _follow(
+        self,
+        open_stream: Callable[[str, float | None], Any],
+        after_event_id: str,
+        timeout: float | None,
+        late: str,
+    ) -> Iterator[pb.TrainingEvent]:
+        """The events of the streams `open_stream(after, remaining_seconds)`
+        opens, each resuming where the one before broke; `late` begins the
+        message of the `TimeoutError`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last = after_event_id
         failures = 0
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"training {training_id} did not finish within {timeout:g}s")
+                raise TimeoutError(f"{late} {timeout:g}s")
             opened = time.monotonic()
-            stream = self._stub.WatchTraining(
-                pb.WatchTrainingRequest(id=training_id, after_event_id=last),
-                metadata=self._metadata,
-                timeout=remaining,
-            )
+            stream = open_stream(last, remaining)
             try:
                 for response in stream:
                     failures = 0
@@ -244,6 +280,9 @@ class Client:
                     yield response.event
                 return
             except grpc.RpcError as err:
+                # A stream that began "from now" and saw nothing resumes
+                # where it began: what happened since is not lost.
+                last = last or _resume_point(stream)
                 if deadline is not None and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     continue  # the loop's first check says so
                 error = from_rpc_error(err)
@@ -279,6 +318,16 @@ class Client:
             except grpc.RpcError as err:
                 raise from_rpc_error(err) from None
         return result
+
+
+def _resume_point(stream: Any) -> str:
+    """The event a stream started after, when its server said (WatchTrainings
+    does, in its initial metadata); read once the stream has ended, so it
+    never waits."""
+    for key, value in stream.initial_metadata() or ():
+        if key == RESUME_POINT_KEY:
+            return str(value)
+    return ""
 
 
 __all__ = ["FINAL_PHASES", "Client", "TrainConductorError"]

@@ -470,8 +470,9 @@ class TrainingStore:
 
     @_unavailable_on_outage
     async def last_event_id(self) -> str:
+        """The id of the newest event of all trainings; "0-0" before the first."""
         entries = await self._redis.xrevrange(self._k("events"), count=1)
-        return str(entries[0][0]) if entries else "0"
+        return str(entries[0][0]) if entries else "0-0"
 
     async def _read_events(self, key: str, after: str, block_ms: int | None) -> list[TrainingEvent]:
         try:

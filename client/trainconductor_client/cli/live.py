@@ -1,8 +1,9 @@
-"""`tcctl watch`: a live view of one training.
+"""`tcctl watch`: a live view of one training, or of all.
 
 On a terminal: one line per phase as it happens, and below them a status
 line with a spinner and the elapsed time, redrawn as time passes. Elsewhere
-(a pipe, a log): one plain line per event.
+(a pipe, a log): one plain line per event. All trainings: one line per
+event, naming its training.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def follow(
             last = event
         return last
     return _follow_tty(events, started)
+
+
+def follow_all(events: Iterator[pb.TrainingEvent], *, tty: bool) -> None:
+    for event in events:
+        when = event.time.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")  # UTC, said so
+        phase = coloured_phase(event.phase, tty, width=9)
+        click.echo(f"{when}  {event.training_id}  {phase}  {event.reason}  {event.message}")
 
 
 def _follow_tty(events: Iterator[pb.TrainingEvent], started: float) -> pb.TrainingEvent | None:

@@ -20,7 +20,7 @@ import click
 from google.protobuf.duration_pb2 import Duration
 from trainconductor.v1 import training_service_pb2 as pb
 
-from trainconductor_client.cli.live import follow
+from trainconductor_client.cli.live import follow, follow_all
 from trainconductor_client.cli.output import FORMATS, phase_name, render
 from trainconductor_client.client import Client
 from trainconductor_client.errors import (
@@ -362,13 +362,24 @@ def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> No
 
 
 @cli.command()
-@click.argument("training_id")
+@click.argument("training_id", required=False)
+@click.option("--owner", default="", help="Without an id: only this owner's trainings.")
 @wait_timeout_option
 @click.pass_context
 @handle_errors
-def watch(ctx: click.Context, training_id: str, wait_timeout: float | None) -> None:
-    """Follow a training live until it finishes; exit as --wait does."""
+def watch(
+    ctx: click.Context, training_id: str | None, owner: str, wait_timeout: float | None
+) -> None:
+    """Follow a training live until it finishes; exit as --wait does.
+
+    Without an id: every training you may see, one line per event, from now
+    until Ctrl-C."""
     client = client_of(ctx)
+    if training_id is None:
+        follow_all(client.watch_all(owner=owner, timeout=wait_timeout), tty=is_tty())
+        return
+    if owner:
+        raise click.UsageError("--owner is for watching all trainings; give no id with it")
     training = client.get(training_id)
     events = client.watch(training_id, timeout=wait_timeout)
     follow(events, tty=is_tty(), started=training.create_time.ToSeconds())

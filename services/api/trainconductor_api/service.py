@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _EVENT_ID = "0123456789-"
+# Initial metadata of WatchTrainings: the event the stream starts after. A
+# client that saw no event before the stream broke resumes from it, and so
+# loses none of the events made while it was away.
+RESUME_POINT_KEY = "x-tc-after-event-id"
 
 
 class TrainingService(pb_grpc.TrainingServiceServicer):
@@ -214,6 +218,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         after = request.after_event_id or await self._store.last_event_id()
         owned: dict[str, bool] = {}
         async with self._watching(context, "WatchTrainings"):
+            await context.send_initial_metadata(((RESUME_POINT_KEY, after),))
             while True:
                 events = await self._store.all_events(after=after, block_ms=self._watch_poll_ms)
                 _stop_if_cancelled()

@@ -14,6 +14,7 @@ from tests.conftest import api_settings
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
+from trainconductor_api import metrics
 from trainconductor_api.server import build_server
 from trainconductor_client import Client, InvalidArgument, NotFound
 from trainconductor_core.phases import Phase
@@ -59,6 +60,49 @@ async def test_a_watch_resumes_across_an_api_restart_losing_and_repeating_nothin
         pb.PHASE_COMPLETED,
     ]
     assert len({e.event_id for e in received}) == 4
+
+
+async def test_watching_all_loses_nothing_made_while_a_quiet_stream_reconnected(
+    redis_server: RedisServer, key_prefix: str, store: TrainingStore
+) -> None:
+    """A watch of all trainings starts "from now". When its stream breaks
+    before any event came, the client resumes from where the stream began
+    (the API says, in the stream's initial metadata), not from a new "now"
+    that would skip what happened while it was away."""
+    port = free_port()
+    settings = api_settings(redis_server, key_prefix, grpc_port=port)
+    api = build_server(settings, serve_metrics=False)
+    await api.start()
+    received: list[pb.TrainingEvent] = []
+
+    def follow() -> None:
+        with Client(f"127.0.0.1:{port}", retries=20) as client:
+            for event in client.watch_all(timeout=30):
+                received.append(event)
+                return
+
+    def open_watches() -> float:
+        value = metrics.registry.get_sample_value(
+            "trainconductor_api_active_watches", {"grpc_method": "WatchTrainings"}
+        )
+        return value or 0.0
+
+    following = asyncio.create_task(asyncio.to_thread(follow))
+    try:
+        deadline = time.monotonic() + 10
+        while open_watches() < 1:
+            assert time.monotonic() < deadline, "the watch never opened"
+            await asyncio.sleep(0.05)
+
+        await api.drain_and_stop()  # the quiet stream breaks; the client retries
+        made_meanwhile, _ = await store.create(lora_spec(), owner="anonymous")
+        api = build_server(settings, serve_metrics=False)
+        await api.start()
+        await asyncio.wait_for(following, timeout=30)
+    finally:
+        await api.drain_and_stop()
+
+    assert [(e.training_id, e.phase) for e in received] == [(made_meanwhile.id, pb.PHASE_PENDING)]
 
 
 async def test_errors_carry_the_code_and_the_fields(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from tests.support.specs import lora_spec
 from tests.support.tcctl import EXAMPLES, tcctl_async
+from trainconductor_api import metrics
 from trainconductor_api.server import ApiServer
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
@@ -153,3 +157,37 @@ async def test_a_spec_comes_from_standard_input_and_none_at_all_is_a_usage_error
     bare = await tcctl_async(address(api), "create")
     assert bare.code == 2
     assert "give a spec file (-f FILE" in bare.err
+
+
+async def test_watch_without_an_id_follows_every_training_one_line_per_event(
+    api: ApiServer, store: TrainingStore
+) -> None:
+    watching = asyncio.create_task(tcctl_async(address(api), "watch", "--wait-timeout", "4"))
+    deadline = time.monotonic() + 10
+    while not metrics.registry.get_sample_value(
+        "trainconductor_api_active_watches", {"grpc_method": "WatchTrainings"}
+    ):
+        assert time.monotonic() < deadline, "tcctl's watch never opened"
+        await asyncio.sleep(0.05)
+    first, _ = await store.create(lora_spec(), owner="anonymous")
+    second, _ = await store.create(lora_spec(), owner="anonymous")
+    await store.write_status(
+        first.id, StatusUpdate(1, Phase.QUEUED, "JobCreated", "the Job was created")
+    )
+
+    run = await watching
+    assert run.code == EXIT_TIMEOUT, run.err
+    assert run.err.strip() == "tcctl: timed out: watched all trainings for 4s"
+    lines = [line.split(None, 4) for line in run.out.splitlines()]
+    assert [line[1:4] for line in lines] == [
+        [first.id, "PENDING", "Submitted"],
+        [second.id, "PENDING", "Submitted"],
+        [first.id, "QUEUED", "JobCreated"],
+    ], run.out
+    assert lines[2][4] == "the Job was created"
+
+
+async def test_watch_with_an_id_takes_no_owner(api: ApiServer) -> None:
+    run = await tcctl_async(address(api), "watch", "0" * 20, "--owner", "ada")
+    assert run.code == 2, run.err
+    assert "--owner is for watching all trainings" in run.err

@@ -113,7 +113,10 @@ class TrainingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchTrainings(self, request, context):
-        """Streams status events of all trainings the caller may see.
+        """Streams status events of all trainings the caller may see. Its initial
+        metadata `x-tc-after-event-id` names the event the stream starts after:
+        a client that saw no event before the stream broke resumes from there,
+        and so misses none made while it reconnected.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

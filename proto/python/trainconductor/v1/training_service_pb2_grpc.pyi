@@ -55,7 +55,11 @@ class TrainingServiceStub:
     event after `after_event_id`, and ends after its final phase.
     """
     WatchTrainings: _grpc.UnaryStreamMultiCallable[_training_service_pb2.WatchTrainingsRequest, _training_service_pb2.WatchTrainingsResponse]
-    """Streams status events of all trainings the caller may see."""
+    """Streams status events of all trainings the caller may see. Its initial
+    metadata `x-tc-after-event-id` names the event the stream starts after:
+    a client that saw no event before the stream broke resumes from there,
+    and so misses none made while it reconnected.
+    """
 
 @_typing.type_check_only
 class TrainingServiceAsyncStub(TrainingServiceStub):
@@ -82,7 +86,11 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     event after `after_event_id`, and ends after its final phase.
     """
     WatchTrainings: _aio.UnaryStreamMultiCallable[_training_service_pb2.WatchTrainingsRequest, _training_service_pb2.WatchTrainingsResponse]  # type: ignore[assignment]
-    """Streams status events of all trainings the caller may see."""
+    """Streams status events of all trainings the caller may see. Its initial
+    metadata `x-tc-after-event-id` names the event the stream starts after:
+    a client that saw no event before the stream broke resumes from there,
+    and so misses none made while it reconnected.
+    """
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TrainingService manages trainings. Every method is safe to retry:
@@ -142,6 +150,10 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _training_service_pb2.WatchTrainingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_training_service_pb2.WatchTrainingsResponse], _abc.AsyncIterator[_training_service_pb2.WatchTrainingsResponse]]:
-        """Streams status events of all trainings the caller may see."""
+        """Streams status events of all trainings the caller may see. Its initial
+        metadata `x-tc-after-event-id` names the event the stream starts after:
+        a client that saw no event before the stream broke resumes from there,
+        and so misses none made while it reconnected.
+        """
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
