@@ -42,8 +42,11 @@ def connect(settings: CommonSettings) -> redis.Redis:
         for address in settings.redis_sentinels:
             host, _, port = address.rpartition(":")
             sentinels.append((host, int(port)))
-        options.pop("max_connections")
-        sentinel = Sentinel(sentinels, **options)  # type: ignore[no-untyped-call]
+        if settings.redis_ca_file:
+            options["ssl"] = True  # TLS to the Sentinels and to the master alike
+        # redis-py asks the Sentinels with the socket settings only: TLS too.
+        asking = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
+        sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **options)  # type: ignore[no-untyped-call]
         master: redis.Redis = sentinel.master_for(settings.redis_sentinel_master)
         return master
     return redis.Redis.from_url(settings.redis_url, **options)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +58,14 @@ class CommonSettings(BaseSettings):
     redis_key_prefix: str = Field(
         "tc:", description="Prefix of every key, so installs can share a Redis."
     )
+    # Both services write events (the API on create and cancel, the
+    # controller on every status change), so both trim by the same caps.
+    training_events_cap: int = Field(
+        1000, gt=0, description="Events kept per training for WatchTraining (approximate)."
+    )
+    all_events_cap: int = Field(
+        100_000, gt=0, description="Events kept for WatchTrainings (approximate)."
+    )
     log_level: LogLevel = Field("INFO", description="Lowest level written to the JSON log.")
     # Tracing follows OpenTelemetry's own variables (no TC_ prefix); the SDK
     # reads the rest of them (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, ...).
@@ -73,6 +81,21 @@ class CommonSettings(BaseSettings):
         ),
         description="OTLP/gRPC endpoint of the trace collector; setting it turns tracing on.",
     )
+
+    @model_validator(mode="after")
+    def _redis_tls_is_whole(self) -> CommonSettings:
+        # A CA file on a redis:// URL would fail every connection, and only
+        # once the service runs; say so at start instead.
+        if (
+            self.redis_ca_file is not None
+            and not self.redis_sentinels
+            and not self.redis_url.startswith("rediss://")
+        ):
+            raise ValueError(
+                "redis_ca_file (TC_REDIS_CA_FILE): verifies a TLS Redis only; give a "
+                "rediss:// redis_url (TC_REDIS_URL), or no CA file"
+            )
+        return self
 
     @property
     def tracing_enabled(self) -> bool:

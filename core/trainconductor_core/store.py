@@ -56,6 +56,8 @@ from trainconductor_core.record import (
     TrainingEvent,
     TrainingRecord,
 )
+from trainconductor_core.redis_connection import connect
+from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store_metrics import REDIS_ERRORS, REDIS_OPERATION_SECONDS
 
 P = ParamSpec("P")
@@ -515,13 +517,20 @@ class TrainingStore:
 
     @_unavailable_on_outage
     async def claim_stale_changes(
-        self, group: str, consumer: str, *, min_idle_ms: int, count: int = 100
-    ) -> list[Change]:
-        """Takes over entries a crashed consumer read but never acknowledged."""
+        self, group: str, consumer: str, *, min_idle_ms: int, after: str = "0-0", count: int = 100
+    ) -> tuple[str, list[Change]]:
+        """Takes over entries a crashed consumer read but never acknowledged,
+        from `after` on; returns where the next call starts ("0-0" when the
+        scan is done) and the entries."""
         result: list[Any] = await self._redis.xautoclaim(
-            self.changes_key, group, consumer, min_idle_time=min_idle_ms, count=count
+            self.changes_key,
+            group,
+            consumer,
+            min_idle_time=min_idle_ms,
+            start_id=after,
+            count=count,
         )
-        return [_change(str(i), v) for i, v in result[1] if v]
+        return str(result[0]), [_change(str(i), v) for i, v in result[1] if v]
 
     @_unavailable_on_outage
     async def ack_changes(self, group: str, entry_ids: Sequence[str]) -> None:
@@ -535,6 +544,19 @@ class TrainingStore:
             if info["name"] == group:
                 return int(info.get("pending") or 0) + int(info.get("lag") or 0)
         return 0
+
+
+def open_store(settings: CommonSettings, **options: Any) -> TrainingStore:
+    """The store on the Redis of `settings`, under its key prefix and
+    trimming events by its caps: both services write events, so both must
+    trim alike. `options`: what only one service sets."""
+    return TrainingStore(
+        connect(settings),
+        prefix=settings.redis_key_prefix,
+        training_events_cap=settings.training_events_cap,
+        all_events_cap=settings.all_events_cap,
+        **options,
+    )
 
 
 def _change(entry_id: str, values: dict[str, str]) -> Change:

@@ -20,6 +20,8 @@ PASSWORD = "s3cret-redis-password"
         ("trainconductor_api.main", "TC_GRPC_PORT", "eighty", "valid integer"),
         ("trainconductor_api.main", "TC_LOG_LEVEL", "LOUD", "'DEBUG', 'INFO'"),
         ("trainconductor_controller.main", "TC_WORKERS", "0", "greater than or equal to 1"),
+        # A CA file on a redis:// URL: every connection would fail, later.
+        ("trainconductor_api.main", "TC_REDIS_CA_FILE", "/etc/ssl/ca.pem", "rediss://"),
     ],
 )
 def test_a_bad_setting_stops_the_service_naming_it(

@@ -15,7 +15,8 @@ from tests.support.ports import free_port
 
 
 class RedisServer:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        """`extra_args`: more of redis-server's options (a TLS port, say)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -25,6 +26,7 @@ class RedisServer:
         self.binary = binary
         self.data_dir = data_dir
         self.port = free_port()
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,6 +45,7 @@ class RedisServer:
                 "--appendfsync", "everysec",
                 "--save", "",
                 "--protected-mode", "no",
+                *self.extra_args,
             ]),
             stdout=(self.data_dir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,

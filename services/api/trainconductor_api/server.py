@@ -33,8 +33,7 @@ from trainconductor_api.token_bucket import TokenBuckets
 from trainconductor_api.validation import Limits
 from trainconductor_api.watch_slots import WatchSlots
 from trainconductor_core.build_info import register_build_info
-from trainconductor_core.redis_connection import connect
-from trainconductor_core.store import TrainingStore
+from trainconductor_core.store import TrainingStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +148,9 @@ def _configure_port(server: grpc.aio.Server, s: ApiSettings) -> int:
 def build_server(
     settings: ApiSettings, *, serve_metrics: bool = True, tracing: bool = False
 ) -> ApiServer:
-    store = TrainingStore(
-        connect(settings),
-        prefix=settings.redis_key_prefix,
+    store = open_store(
+        settings,
         request_id_ttl_seconds=settings.request_id_ttl_seconds,
-        training_events_cap=settings.training_events_cap,
-        all_events_cap=settings.all_events_cap,
         max_active_per_owner=settings.max_active_trainings_per_owner,
     )
     server = grpc.aio.server(

@@ -44,12 +44,6 @@ class ApiSettings(CommonSettings):
     request_id_ttl_seconds: int = Field(
         7 * 24 * 3600, gt=0, description="How long a request_id keeps returning its training."
     )
-    training_events_cap: int = Field(
-        1000, gt=0, description="Events kept per training for WatchTraining (approximate)."
-    )
-    all_events_cap: int = Field(
-        100_000, gt=0, description="Events kept for WatchTrainings (approximate)."
-    )
     watch_poll_ms: int = Field(
         2000, gt=0, description="Longest blocking read of a watch before it checks the client."
     )

@@ -9,6 +9,7 @@ them at once when this replica becomes leader.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -40,22 +41,27 @@ class ChangeFeed:
         self._enqueue = enqueue
         self._claim_idle_ms = int(claim_idle_seconds * 1000)
         self._block_ms = block_ms
-        self._unacked: dict[str, list[str]] = {}
+        # Sets: a claim also takes back entries this replica holds already.
+        self._unacked: dict[str, set[str]] = {}
 
     def take(self, training_id: str) -> list[str]:
         """The entries a reconcile of `training_id` will acknowledge."""
-        return self._unacked.pop(training_id, [])
+        return sorted(self._unacked.pop(training_id, ()))
 
     def give_back(self, training_id: str, entry_ids: Sequence[str]) -> None:
         if entry_ids:
-            self._unacked.setdefault(training_id, []).extend(entry_ids)
+            self._unacked.setdefault(training_id, set()).update(entry_ids)
 
     async def ack(self, entry_ids: Sequence[str]) -> None:
         await self._store.ack_changes(self._group, entry_ids)
 
-    async def run(self) -> None:
+    async def take_over(self) -> None:
+        """Claims every pending entry: the previous leader is gone."""
         await _retrying(lambda: self._store.ensure_consumer_group(self._group))
-        await self._claim(min_idle_ms=0)  # the previous leader is gone
+        await self._claim(min_idle_ms=0)
+
+    async def run(self) -> None:
+        await self.take_over()
         last_claim = asyncio.get_running_loop().time()
         failures = 0
         while True:
@@ -78,18 +84,26 @@ class ChangeFeed:
 
     def _accept(self, changes: Sequence[Change]) -> None:
         for change in changes:
-            self._unacked.setdefault(change.training_id, []).append(change.entry_id)
+            self._unacked.setdefault(change.training_id, set()).add(change.entry_id)
             self._enqueue(change.training_id)
 
     async def _claim(self, min_idle_ms: int) -> None:
+        """One pass over the pending entries, following Redis' cursor: a
+        claim makes an entry idle no longer, but with `min_idle_ms` 0 it
+        would match again, so starting over would never end."""
+        after = "0-0"
         while True:
-            claimed = await _retrying(
-                lambda: self._store.claim_stale_changes(
-                    self._group, self._consumer, min_idle_ms=min_idle_ms, count=500
-                )
+            claim = functools.partial(
+                self._store.claim_stale_changes,
+                self._group,
+                self._consumer,
+                min_idle_ms=min_idle_ms,
+                after=after,
+                count=500,
             )
+            after, claimed = await _retrying(claim)
             self._accept(claimed)
-            if len(claimed) < 500:
+            if after == "0-0":
                 return
 
 

@@ -17,9 +17,8 @@ from trainconductor_controller.settings import ControllerSettings
 from trainconductor_core import build_info
 from trainconductor_core.errors import TrainConductorError
 from trainconductor_core.logs import configure_logging
-from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import SettingsError, load
-from trainconductor_core.store import TrainingStore
+from trainconductor_core.store import TrainingStore, open_store
 from trainconductor_core.tracing import configure_tracing
 
 log = logging.getLogger("trainconductor_controller")
@@ -53,10 +52,11 @@ async def _probe(store: TrainingStore, kube: Kube, readiness: Readiness) -> None
 async def run(settings: ControllerSettings) -> None:
     api = api_client(
         str(settings.kubeconfig) if settings.kubeconfig else None,
-        connections=settings.workers + 4,  # the workers, two watches, probes
+        # The workers, three watches (Jobs, pods, refusals), the Lease, probes.
+        connections=settings.workers + 6,
     )
     kube = Kube(api, settings.namespace)
-    store = TrainingStore(connect(settings), prefix=settings.redis_key_prefix)
+    store = open_store(settings)
     readiness = Readiness()
     serve(settings.http_port, readiness)
     loop = asyncio.get_running_loop()
