@@ -204,7 +204,11 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                     if event.phase.is_final:
                         return
                 if not events and (await self._store.get(record.id)).phase.is_final:
-                    return  # the client already saw the final event
+                    # Final before the watch began after its event, or since
+                    # the read just made: send what came since, then end.
+                    for event in await self._store.training_events(record.id, after=after):
+                        yield pb.WatchTrainingResponse(event=event_to_proto(event))
+                    return
 
     async def WatchTrainings(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -172,6 +172,29 @@ async def test_watch_shows_every_phase_in_order_and_ends_at_the_final_one(
     phases = [r.event.phase async for r in stream]
     await task
     assert phases == [pb.PHASE_PENDING, pb.PHASE_QUEUED, pb.PHASE_RUNNING, pb.PHASE_COMPLETED]
+
+
+async def test_a_final_status_written_as_the_watch_checks_for_one_is_still_sent(
+    trainings: Stub, store: TrainingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch reads events (none came), then reads the training to see
+    whether it is over. A final status written between the two must still
+    reach the client before the stream ends."""
+    training = await create(trainings)
+    reads = 0
+    get = TrainingStore.get
+
+    async def final_written_just_before(self: TrainingStore, training_id: str) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the first is the watch's visibility check
+            await store.write_status(training_id, StatusUpdate(1, Phase.FAILED, "Failed", "x"))
+        return await get(self, training_id)
+
+    monkeypatch.setattr(TrainingStore, "get", final_written_just_before)
+    stream = trainings.WatchTraining(pb.WatchTrainingRequest(id=training.id))
+    phases = [r.event.phase async for r in stream]
+    assert phases == [pb.PHASE_PENDING, pb.PHASE_FAILED]
 
 
 async def test_a_resumed_watch_misses_no_event_and_repeats_none(
