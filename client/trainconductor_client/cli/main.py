@@ -348,17 +348,31 @@ def list_(
 @click.pass_context
 @handle_errors
 def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
-    """Cancel trainings. A finished training stays as it finished."""
+    """Cancel trainings. A finished training stays as it finished.
+
+    Each id is tried: one not found (or not yours) is told on stderr, the
+    others are canceled, and the exit code is that of the first refusal."""
     client = client_of(ctx)
-    trainings = [client.cancel(i) for i in training_ids]
-    if output != "table":
+    trainings = []
+    refused: list[int] = []
+    for training_id in training_ids:
+        try:
+            trainings.append(client.cancel(training_id))
+        except (NotFound, PermissionDenied) as err:
+            code = EXIT_NOT_FOUND if isinstance(err, NotFound) else EXIT_DENIED
+            what = "not found" if code == EXIT_NOT_FOUND else "not allowed"
+            click.echo(f"tcctl: {training_id}: {what}: {err.message}", err=True)
+            refused.append(code)
+    if trainings and output != "table":
         click.echo(render(trainings, output, tty=False, single=len(trainings) == 1))
-        return
-    for t in trainings:
-        if t.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED):
-            click.echo(f"{t.id} already {phase_name(t.phase)}; unchanged")
-        else:
-            click.echo(f"{t.id} cancel requested")
+    elif output == "table":
+        for t in trainings:
+            if t.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED):
+                click.echo(f"{t.id} already {phase_name(t.phase)}; unchanged")
+            else:
+                click.echo(f"{t.id} cancel requested")
+    if refused:
+        sys.exit(refused[0])
 
 
 @cli.command()

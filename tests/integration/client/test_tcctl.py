@@ -106,6 +106,20 @@ async def test_cancel_and_not_found(api: ApiServer) -> None:
     assert missing.err.startswith("tcctl: not found")
 
 
+async def test_cancelling_several_cancels_each_it_can_and_names_the_others(
+    api: ApiServer, store: TrainingStore
+) -> None:
+    first, _ = await store.create(lora_spec(), owner="anonymous")
+    second, _ = await store.create(lora_spec(), owner="anonymous")
+    missing = "0" * 20
+    run = await tcctl_async(address(api), "cancel", first.id, missing, second.id)
+    assert run.code == EXIT_NOT_FOUND, run.err
+    assert run.out.splitlines() == [f"{first.id} cancel requested", f"{second.id} cancel requested"]
+    assert run.err.startswith(f"tcctl: {missing}: not found"), run.err
+    assert (await store.get(first.id)).cancel_requested
+    assert (await store.get(second.id)).cancel_requested
+
+
 async def test_an_unreachable_api_exits_5() -> None:
     run = await tcctl_async("127.0.0.1:1", "--timeout", "1", "list")
     assert run.code == EXIT_UNAVAILABLE
