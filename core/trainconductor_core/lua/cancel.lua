@@ -23,7 +23,6 @@ local generation = redis.call("HINCRBY", KEYS[1], "generation", 1)
 redis.call("HSET", KEYS[1], "cancel_requested", 1)
 local id = ARGV[1]
 redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[3], "*", "training_id", id, "generation", generation)
-local reason, message = unpack(redis.call("HMGET", KEYS[1], "reason", "message"))
 local event = {"training_id", id, "phase", phase, "reason", ARGV[6], "message", ARGV[7],
   "time", ARGV[2], "generation", generation, "cancel_requested", 1}
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[4], "*", unpack(event))

@@ -72,9 +72,6 @@ class ApiServer:
             self._health_task.cancel()
         await self.store.close()
 
-    async def wait(self) -> None:
-        await self.server.wait_for_termination()
-
 
 def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSettings) -> None:
     limits = Limits(max_gpus=s.max_gpus_per_training, allowed_path_prefixes=s.allowed_path_prefixes)

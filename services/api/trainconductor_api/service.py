@@ -156,7 +156,6 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             )
         except InvalidCursor as err:
             await abort_invalid(context, [Violation("page_token", str(err))])
-            raise
         trainings = [training_to_proto(r) for r in records]
         size = 0
         for kept, training in enumerate(trainings):

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from trainconductor_core.settings import CommonSettings
 
@@ -14,10 +13,6 @@ AuthMode = Literal["none", "token-review", "mtls", "static-token"]
 
 
 class ApiSettings(CommonSettings):
-    # A failed check of the whole object would print every input, the Redis
-    # password included, into the start-up error (and the pod's log).
-    model_config = SettingsConfigDict(hide_input_in_errors=True)
-
     grpc_host: str = Field("0.0.0.0", description="Address the gRPC port binds to.")
     grpc_port: int = Field(
         50051, ge=0, le=65535, description="gRPC: both services, health, reflection."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -24,7 +24,7 @@ _MAX_MESSAGE_BYTES = 512
 
 async def abort_invalid(
     context: grpc.aio.ServicerContext[Any, Any], violations: Sequence[Violation]
-) -> None:
+) -> NoReturn:
     """Aborts with INVALID_ARGUMENT and a `google.rpc.BadRequest` naming each
     field, or as many as fit in the trailers."""
     bad_request = error_details_pb2.BadRequest()
@@ -52,7 +52,7 @@ def _cut(text: str, max_bytes: int) -> str:
 
 async def abort_rate_limited(
     context: grpc.aio.ServicerContext[Any, Any], message: str, retry_after_seconds: float
-) -> None:
+) -> NoReturn:
     """Aborts with RESOURCE_EXHAUSTED and a `google.rpc.RetryInfo` saying when
     to try again, which gRPC clients and retry policies understand."""
     retry_info = error_details_pb2.RetryInfo()
@@ -65,7 +65,7 @@ async def abort_rate_limited(
 
 async def abort_quota_exceeded(
     context: grpc.aio.ServicerContext[Any, Any], subject: str, description: str
-) -> None:
+) -> NoReturn:
     """Aborts with RESOURCE_EXHAUSTED and a `google.rpc.QuotaFailure`: waiting
     alone does not help, something must finish first."""
     details = any_pb2.Any()
