@@ -67,6 +67,15 @@ _COPIED = (
 )
 
 
+# The same names in both contracts.
+_PROMPT_TUNING_FIELDS = (
+    "prompt_tuning_init",
+    "num_virtual_tokens",
+    "prompt_tuning_init_text",
+    "tokenizer_name_or_path",
+)
+
+
 def spec_from_legacy(request: legacy.TrainingRequest) -> tuple[pb.TrainingSpec, list[Violation]]:
     p = request.parameters
     params = pb.FineTuningParameters(base_model=p.model_name_or_path, data_path=p.data_path)
@@ -93,9 +102,11 @@ def spec_from_legacy(request: legacy.TrainingRequest) -> tuple[pb.TrainingSpec, 
                 setattr(params.lora, name, getattr(lora, name))
         # The legacy `bias` is a float that no trainer argument accepts: dropped.
     elif chosen == "pt_parameters":
-        params.prompt_tuning.CopyFrom(
-            pb.PromptTuningParameters.FromString(p.pt_parameters.SerializeToString())
-        )
+        pt = p.pt_parameters
+        params.prompt_tuning.SetInParent()  # chosen, though it may set no field
+        for name in _PROMPT_TUNING_FIELDS:
+            if pt.HasField(name):  # type: ignore[arg-type]
+                setattr(params.prompt_tuning, name, getattr(pt, name))
     spec = pb.TrainingSpec(
         model_name=request.model_name, output_path=request.output_path, parameters=params
     )
