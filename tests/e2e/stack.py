@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,24 @@ class Stack:
             .items
         )
         return items
+
+    @contextmanager
+    def quota(self, name: str, hard: dict[str, str]) -> Iterator[None]:
+        """A ResourceQuota of the namespace, in force while the block runs."""
+        core = client.CoreV1Api(self.kube)
+        quota = client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name=name), spec=client.V1ResourceQuotaSpec(hard=hard)
+        )
+        core.create_namespaced_resource_quota(self.namespace, quota)
+        try:
+            # Admission enforces a quota once its controller filled in its status.
+            wait_for(
+                f"the quota controller to fill in the status of quota {name}",
+                lambda: core.read_namespaced_resource_quota(name, self.namespace).status.hard,
+            )
+            yield
+        finally:
+            core.delete_namespaced_resource_quota(name, self.namespace)
 
     def fail_pod(self, job_name: str, exit_code: int, reason: str, message: str) -> None:
         pod = wait_for(

@@ -509,7 +509,7 @@ def test_controller_role_grants_exactly_what_it_needs(
     lease = installed.scenario.values["controller"]["leaderElection"]["leaseName"] or name
     jobs_role = rbac.read_namespaced_role(name, installed.namespace)
     assert rules_of(jobs_role) == {
-        ("batch", "jobs", "*"): {"create", "delete", "get", "list", "watch"},
+        ("batch", "jobs", "*"): {"create", "delete", "get", "list", "patch", "watch"},
         ("", "pods", "*"): {"get", "list", "watch"},
         ("", "events", "*"): {"list", "watch"},
     }
@@ -591,7 +591,7 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
         (user, args): can_i(cluster, user, *args)
         for user, args in [
             *((controller, (verb, "jobs.batch", "-n", training))
-              for verb in ("create", "delete", "get", "list", "watch")),
+              for verb in ("create", "delete", "get", "list", "patch", "watch")),
             *((controller, (verb, "pods", "-n", training)) for verb in ("get", "list", "watch")),
             *((controller, (verb, "events", "-n", training)) for verb in ("list", "watch")),
             *((controller, (verb, f"{leases}/{lease}", "-n", ns))
@@ -625,7 +625,7 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
         scenario.token_review
     )
     work = {
-        ("jobs.batch", "[]", "[create delete get list watch]"),
+        ("jobs.batch", "[]", "[create delete get list patch watch]"),
         ("pods", "[]", "[get list watch]"),
         ("events", "[]", "[list watch]"),
     }

@@ -4,7 +4,6 @@ Likewise a Job whose pod is refused: the training stays QUEUED and says why."""
 
 from __future__ import annotations
 
-from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
 from tests.e2e.stack import Stack, wait_for
@@ -14,22 +13,8 @@ QUOTA = "tc-e2e-no-jobs"
 POD_QUOTA = "tc-e2e-no-pods"
 
 
-def _quota(stack: Stack, name: str, hard: dict[str, str]) -> client.CoreV1Api:
-    core = client.CoreV1Api(stack.kube)
-    quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name=name), spec=client.V1ResourceQuotaSpec(hard=hard)
-    )
-    core.create_namespaced_resource_quota(stack.namespace, quota)
-    wait_for(
-        "the quota controller to fill in the quota's status",
-        lambda: core.read_namespaced_resource_quota(name, stack.namespace).status.hard,
-    )
-    return core
-
-
 def test_a_refused_job_is_told_on_the_training_and_retried(stack: Stack) -> None:
-    core = _quota(stack, QUOTA, {"count/jobs.batch": "0"})
-    try:
+    with stack.quota(QUOTA, {"count/jobs.batch": "0"}):
         training = stack.create(lora_spec())
         refused = wait_for(
             "the refusal on the training",
@@ -40,8 +25,6 @@ def test_a_refused_job_is_told_on_the_training_and_retried(stack: Stack) -> None
         assert "HTTP 403" in refused.message, refused.message
         assert "exceeded quota" in refused.message, refused.message
         assert all(j.metadata.name != f"train-{training.id}" for j in stack.jobs())
-    finally:
-        core.delete_namespaced_resource_quota(QUOTA, stack.namespace)
 
     # Retried with backoff (at most 30 s apart): the Job comes once it may.
     started = stack.wait_for_phase(
@@ -53,8 +36,7 @@ def test_a_refused_job_is_told_on_the_training_and_retried(stack: Stack) -> None
 def test_a_refused_pod_is_told_on_the_training_until_it_is_created(stack: Stack) -> None:
     """The Job is created; the Job controller may not create its pod. Only
     a FailedCreate event on the Job says so, and the training passes it on."""
-    core = _quota(stack, POD_QUOTA, {"pods": "0"})
-    try:
+    with stack.quota(POD_QUOTA, {"pods": "0"}):
         training = stack.create(lora_spec())
         refused = wait_for(
             "the pod's refusal on the training",
@@ -65,8 +47,6 @@ def test_a_refused_pod_is_told_on_the_training_until_it_is_created(stack: Stack)
         assert refused.message.startswith("Kubernetes refused its pod"), refused.message
         assert "exceeded quota" in refused.message, refused.message
         assert POD_QUOTA in refused.message, refused.message
-    finally:
-        core.delete_namespaced_resource_quota(POD_QUOTA, stack.namespace)
 
     # The Job controller retries with backoff (at most a minute apart).
     started = stack.wait_for_phase(training.id, {pb.PHASE_RUNNING, pb.PHASE_COMPLETED}, timeout=120)

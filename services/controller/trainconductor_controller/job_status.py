@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from trainconductor_controller.names import CONTAINER_NAME
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import Condition
 
@@ -78,6 +79,20 @@ def _terminated(pods: list[Object]) -> Object | None:
             ):
                 latest = terminated
     return latest
+
+
+def _trainer_started_ms(pods: list[Object]) -> int | None:
+    """When the trainer first started, in any of the Job's pods: the
+    training's start. (The Job's own startTime is when the Job controller
+    took it up, before any wait for a node.)"""
+    starts = [
+        parse_time_ms(((status.get("state") or {}).get(state) or {}).get("startedAt"))
+        for pod in pods
+        for status in pod.get("status", {}).get("containerStatuses") or []
+        if status.get("name") == CONTAINER_NAME
+        for state in ("running", "terminated")
+    ]
+    return min((s for s in starts if s is not None), default=None)
 
 
 def _newest_first(pods: list[Object]) -> list[Object]:
@@ -153,7 +168,7 @@ def observe(job: Object, pods: list[Object], refusals: list[Object] | None = Non
         "",
         "",
         attempts=sum(int(status.get(k, 0)) for k in ("active", "succeeded", "failed")),
-        start_time_ms=parse_time_ms(status.get("startTime")),
+        start_time_ms=_trainer_started_ms(pods),
         conditions=_conditions(job),
     )
     complete = _true_condition(job, "Complete")

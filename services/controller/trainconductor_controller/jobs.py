@@ -64,6 +64,15 @@ def _resources(spec: pb.TrainingSpec, s: ControllerSettings) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
+def deadline_seconds(record: TrainingRecord, s: ControllerSettings) -> int:
+    """How long the training may run once its trainer started; 0 for no limit."""
+    return (
+        record.spec.deadline.seconds
+        if record.spec.HasField("deadline")
+        else s.default_deadline_seconds
+    )
+
+
 def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
     config = json.dumps(trainer_config(record.spec), sort_keys=True, separators=(",", ":"))
     labels = {
@@ -74,11 +83,6 @@ def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
     annotations = {GENERATION_ANNOTATION: str(record.generation)}
     if "traceparent" in record.trace_context:
         annotations[TRACEPARENT_ANNOTATION] = record.trace_context["traceparent"]
-    deadline = (
-        record.spec.deadline.seconds
-        if record.spec.HasField("deadline")
-        else s.default_deadline_seconds
-    )
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": s.image,
@@ -129,10 +133,11 @@ def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
         # before its verdict was recorded (the controller down for longer),
         # the training would look deleted mid-run. The controller deletes it
         # after recording the verdict (plan.py).
+        # No activeDeadlineSeconds yet: Kubernetes counts it from the Job's
+        # start, hours of waiting for a GPU included. The controller sets it
+        # once the trainer runs, adding the wait (plan.py).
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    if deadline:
-        job_spec["activeDeadlineSeconds"] = deadline
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

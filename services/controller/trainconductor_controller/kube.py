@@ -2,7 +2,8 @@
 failures as the project's own errors. Objects stay plain dicts (the JSON
 the API server sent): cheaper than the client's models at 10,000 Jobs.
 
-`AlreadyExists` on create and `NotFound` on delete are outcomes, not errors.
+`AlreadyExists` on create and `NotFound` on delete or patch are outcomes,
+not errors.
 """
 
 from __future__ import annotations
@@ -114,6 +115,23 @@ class Kube:
                     name,
                     self.namespace,
                     propagation_policy="Background",
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                )
+        except KubernetesError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def set_job_deadline(self, name: str, seconds: int) -> bool:
+        """Sets the Job's activeDeadlineSeconds; False when the Job was gone."""
+        try:
+            with self._call("patch", "jobs"):
+                self._batch.patch_namespaced_job(
+                    name,
+                    self.namespace,
+                    {"spec": {"activeDeadlineSeconds": seconds}},
                     _preload_content=False,
                     _request_timeout=self._timeout,
                 )

@@ -34,7 +34,8 @@ Object = dict[str, Any]
 
 
 def slim(obj: Object) -> Object:
-    """Keeps what plan() and observe() read: names, deletion, status, node."""
+    """Keeps what plan() and observe() read: names, deletion, status, a
+    pod's node, a Job's deadline."""
     metadata = obj.get("metadata", {})
     kept: Object = {
         "metadata": {
@@ -44,9 +45,10 @@ def slim(obj: Object) -> Object:
         },
         "status": obj.get("status", {}),
     }
-    node = obj.get("spec", {}).get("nodeName")
-    if node:
-        kept["spec"] = {"nodeName": node}
+    spec = obj.get("spec", {})
+    spec = {k: spec[k] for k in ("nodeName", "activeDeadlineSeconds") if spec.get(k)}
+    if spec:
+        kept["spec"] = spec
     return kept
 
 

@@ -8,10 +8,11 @@ this, so a Job that is merely not yet in the cache is never taken for gone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from trainconductor_controller.job_status import Observed, observe
+from trainconductor_controller.job_status import Observed, observe, parse_time_ms
 from trainconductor_controller.names import job_name
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate, TrainingRecord
@@ -31,11 +32,19 @@ class DeleteJob:
 
 
 @dataclass(frozen=True)
+class SetDeadline:
+    """Sets the Job's activeDeadlineSeconds, once its trainer has started."""
+
+    name: str
+    seconds: int
+
+
+@dataclass(frozen=True)
 class WriteStatus:
     update: StatusUpdate
 
 
-Action = CreateJob | DeleteJob | WriteStatus
+Action = CreateJob | DeleteJob | SetDeadline | WriteStatus
 
 
 def _deleting(job: Object) -> bool:
@@ -70,6 +79,19 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
     )
 
 
+def _deadline(job: Object, seen: Observed, deadline_seconds: int) -> SetDeadline | None:
+    """The deadline a running training's Job still needs. Kubernetes counts
+    activeDeadlineSeconds from the Job's start; the training's deadline
+    counts from its trainer's, so the wait between is added."""
+    if not deadline_seconds or seen.start_time_ms is None:
+        return None
+    if "activeDeadlineSeconds" in job.get("spec", {}):
+        return None  # set already (or by an earlier version, at creation)
+    job_start = parse_time_ms(job.get("status", {}).get("startTime")) or seen.start_time_ms
+    waited_ms = max(seen.start_time_ms - job_start, 0)
+    return SetDeadline(job["metadata"]["name"], deadline_seconds + math.ceil(waited_ms / 1000))
+
+
 def plan(
     desired: TrainingRecord | None,
     job: Object | None,
@@ -77,11 +99,13 @@ def plan(
     now_ms: int,
     *,
     keep_finished_ms: int,
+    deadline_seconds: int = 0,
     refusals: list[Object] | None = None,
 ) -> list[Action]:
-    """`keep_finished_ms`: how long a finished training's Job stays after
-    its final status was recorded; `refusals`: the FailedCreate events on
-    the Job (its pod refused)."""
+    """`keep_finished_ms`: how long a finished training's Job stays after it
+    finished (and at least until its final status is recorded);
+    `deadline_seconds`: how long the training may run once started (0: no
+    limit); `refusals`: the FailedCreate events on the Job (its pod refused)."""
     if desired is None:
         # A Job with our label and no record is an orphan.
         if job is not None and not _deleting(job):
@@ -153,5 +177,11 @@ def plan(
     if _deleting(job):
         return []  # its deletion will be observed when it is gone
     assert seen is not None
+    actions = []
+    deadline = _deadline(job, seen, deadline_seconds)
+    if deadline is not None:
+        actions.append(deadline)
     update = _update(desired, seen, name)
-    return [WriteStatus(update)] if _differs(desired, update) else []
+    if _differs(desired, update):
+        actions.append(WriteStatus(update))
+    return actions

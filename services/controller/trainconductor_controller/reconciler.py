@@ -10,11 +10,18 @@ from collections.abc import Callable
 from opentelemetry import propagate, trace
 
 from trainconductor_controller import metrics
-from trainconductor_controller.jobs import build_job
+from trainconductor_controller.jobs import build_job, deadline_seconds
 from trainconductor_controller.kube import Kube, KubernetesError
 from trainconductor_controller.names import job_name, made_by
 from trainconductor_controller.observe import Informer, slim
-from trainconductor_controller.plan import Action, CreateJob, DeleteJob, WriteStatus, plan
+from trainconductor_controller.plan import (
+    Action,
+    CreateJob,
+    DeleteJob,
+    SetDeadline,
+    WriteStatus,
+    plan,
+)
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_core.errors import TrainConductorError, TrainingNotFound
 from trainconductor_core.logs import training_id_var
@@ -79,6 +86,7 @@ class Reconciler:
                 self._pods.get(training_id),
                 int(self._clock() * 1000),
                 keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
+                deadline_seconds=deadline_seconds(desired, self._settings) if desired else 0,
                 refusals=self._refusals.get(training_id),
             )
             for action in actions:
@@ -111,6 +119,13 @@ class Reconciler:
                 deleted = await asyncio.to_thread(self._kube.delete_job, action.name)
             if deleted:
                 log.info("job deleted", extra={"job": action.name, "why": action.why})
+        elif isinstance(action, SetDeadline):
+            with tracer.start_as_current_span("kubernetes.patch_job"):
+                found = await asyncio.to_thread(
+                    self._kube.set_job_deadline, action.name, action.seconds
+                )
+            if found:
+                log.info("job deadline set", extra={"job": action.name, "seconds": action.seconds})
         elif isinstance(action, WriteStatus) and desired is not None:
             await self._write_status(desired, action)
 

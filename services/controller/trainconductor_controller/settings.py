@@ -96,11 +96,14 @@ class ControllerSettings(CommonSettings):
     priority_class: str = Field("", description="PriorityClass of training pods; '' = none.")
     backoff_limit: int = Field(0, ge=0, description="Pod retries before a training FAILS.")
     default_deadline_seconds: int = Field(
-        0, ge=0, description="activeDeadlineSeconds when a training names none; 0 = none."
+        0,
+        ge=0,
+        description="How long a training that names no deadline may run, from its trainer's "
+        "start; 0 = no limit.",
     )
     ttl_seconds_after_finished: int = Field(
         3600,
         ge=0,
-        description="A finished training's Job is deleted this long after its final status "
-        "was recorded (the status stays in Redis).",
+        description="A finished training's Job is deleted this long after the training "
+        "finished, once its final status is recorded (the status stays in Redis).",
     )

@@ -10,7 +10,7 @@ from tests.unit.controller.factories import (
     pod,
     unschedulable_pod,
 )
-from trainconductor_controller.job_status import observe
+from trainconductor_controller.job_status import observe, parse_time_ms
 from trainconductor_core.phases import Phase
 
 
@@ -115,3 +115,20 @@ def test_a_refusal_that_ended_gives_way_to_the_pod() -> None:
     refusals = [_refusal("Error creating: exceeded quota: gpus", "2027-01-15T08:00:00Z")]
     assert observe(job(), [unschedulable_pod()], refusals).reason == "Unschedulable"
     assert observe(job(active=1), [pod("Running")], refusals).phase == Phase.RUNNING
+
+
+def test_the_start_is_the_trainers_first_not_the_jobs_nor_a_sidecars() -> None:
+    """The Job's startTime is when the Job controller took it up, before
+    any wait for a node; a sidecar injected into the pod may start first."""
+    first = failed_pod(1, "Error")
+    first["status"]["containerStatuses"] = [
+        {"name": "istio-proxy", "state": {"running": {"startedAt": "2027-01-15T08:05:00Z"}}},
+        {
+            "name": "trainer",
+            "state": {"terminated": {"exitCode": 1, "startedAt": "2027-01-15T08:10:00Z"}},
+        },
+    ]
+    retry = pod("Running", started="2027-01-15T08:20:00Z")
+    seen = observe(job(active=1, failed=1), [retry, first])
+    assert seen.start_time_ms == parse_time_ms("2027-01-15T08:10:00Z")
+    assert observe(job(), [unschedulable_pod()]).start_time_ms is None

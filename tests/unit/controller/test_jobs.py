@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.unit.controller.factories import record
-from trainconductor_controller.jobs import build_job
+from trainconductor_controller.jobs import build_job, deadline_seconds
 from trainconductor_controller.names import INSTANCE_LABEL, made_by
 from trainconductor_controller.settings import ControllerSettings
 
@@ -12,6 +12,8 @@ def test_kubernetes_neither_deletes_the_job_nor_counts_its_own_disruptions() -> 
     spec = build_job(record(), ControllerSettings())["spec"]
     # Deleted by the controller once the verdict is recorded (plan.py).
     assert "ttlSecondsAfterFinished" not in spec
+    # Set once the trainer runs (plan.py): Kubernetes would count the wait for a node.
+    assert "activeDeadlineSeconds" not in spec
     # A drain, preemption or eviction restarts the pod instead of failing it.
     assert spec["podFailurePolicy"] == {
         "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
@@ -27,3 +29,11 @@ def test_a_job_is_labelled_with_the_install_that_made_it() -> None:
     assert made_by({"metadata": {"labels": labels}}, "ml-a-controller")
     assert not made_by({"metadata": {"labels": labels}}, "ml-b-controller")
     assert made_by({"metadata": {"labels": {}}}, "ml-b-controller")  # made before the label
+
+
+def test_a_trainings_own_deadline_comes_before_the_default() -> None:
+    settings = ControllerSettings(default_deadline_seconds=600)
+    assert deadline_seconds(record(), settings) == 600
+    own = record()
+    own.spec.deadline.seconds = 7200
+    assert deadline_seconds(own, settings) == 7200

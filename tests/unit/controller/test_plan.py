@@ -15,7 +15,7 @@ from tests.unit.controller.factories import (
     record,
     unschedulable_pod,
 )
-from trainconductor_controller.plan import CreateJob, DeleteJob, WriteStatus, plan
+from trainconductor_controller.plan import CreateJob, DeleteJob, SetDeadline, WriteStatus, plan
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingRecord
 
@@ -132,3 +132,33 @@ def test_the_created_status_names_the_job() -> None:
     actions = plan(record(), None, [], NOW, keep_finished_ms=KEEP)
     written = [a for a in actions if isinstance(a, WriteStatus)]
     assert written[0].update.job_name == NAME
+
+
+def _job_with_deadline(seconds: int) -> dict[str, Any]:
+    deadlined = job(active=1)
+    deadlined["spec"] = {"activeDeadlineSeconds": seconds}
+    return deadlined
+
+
+@pytest.mark.parametrize(
+    ("observed_job", "pods", "deadline", "expected"),
+    [
+        # The Job started at 08:00:00; its trainer at 08:30:01, after half
+        # an hour waiting for a node: the Job's deadline adds the wait.
+        pytest.param(job(active=1), [pod("Running", started="2027-01-15T08:30:01Z")], 60,
+                     [SetDeadline(NAME, 1801 + 60)], id="set once the trainer runs, wait added"),
+        pytest.param(job(active=1), [unschedulable_pod()], 60, [],
+                     id="none while it waits, however long"),
+        pytest.param(_job_with_deadline(1861), [pod("Running")], 60, [],
+                     id="set already"),
+        pytest.param(job(active=1), [pod("Running")], 0, [], id="no deadline asked"),
+    ],
+)  # fmt: skip
+def test_a_deadline_counts_from_the_trainers_start(
+    observed_job: dict[str, Any], pods: list[dict[str, Any]], deadline: int, expected: list[Any]
+) -> None:
+    actions = plan(
+        record(Phase.QUEUED), observed_job, pods, NOW, keep_finished_ms=KEEP,
+        deadline_seconds=deadline,
+    )  # fmt: skip
+    assert [a for a in actions if isinstance(a, SetDeadline)] == expected

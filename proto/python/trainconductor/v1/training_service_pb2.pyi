@@ -414,7 +414,10 @@ class TrainingSpec(_message.Message):
     def resources(self) -> Global___Resources: ...
     @_builtins.property
     def deadline(self) -> _duration_pb2.Duration:
-        """Longest time the training may run before it is stopped as failed."""
+        """Longest time the training may run before it is stopped as failed
+        (reason DeadlineExceeded), counted from when its trainer started: time
+        spent waiting for a node is not counted.
+        """
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...

@@ -1,0 +1,43 @@
+"""A training's deadline counts from when its trainer started, as the API
+says: a training that waited for its pod longer than its deadline still
+runs, and is stopped once it has run for its deadline. (Kubernetes counts a
+Job's activeDeadlineSeconds from the Job's start, the wait included.)"""
+
+from __future__ import annotations
+
+import time
+
+from trainconductor.v1 import training_service_pb2 as pb
+
+from tests.e2e.stack import Stack, wait_for
+from tests.support.specs import lora_spec
+
+WAIT_SECONDS = 4  # longer than the deadline
+DEADLINE_SECONDS = 1  # shorter than the run of a pod here (3 s)
+
+
+def test_the_wait_for_a_pod_does_not_count_against_the_deadline(stack: Stack) -> None:
+    spec = lora_spec()
+    spec.deadline.seconds = DEADLINE_SECONDS
+    with stack.quota("tc-e2e-wait-for-pods", {"pods": "0"}):
+        training = stack.create(spec)
+        wait_for(
+            "the pod's refusal on the training",
+            lambda: stack.get(training.id).reason == "PodRefused",
+            describe=lambda: str(stack.get(training.id)),
+        )
+        time.sleep(WAIT_SECONDS)
+        waiting = stack.get(training.id)
+        assert (waiting.phase, waiting.reason) == (pb.PHASE_QUEUED, "PodRefused"), waiting
+        lifted = time.time()
+
+    stopped = stack.wait_for_phase(training.id, {pb.PHASE_COMPLETED, pb.PHASE_FAILED}, timeout=120)
+    assert (stopped.phase, stopped.reason) == (pb.PHASE_FAILED, "DeadlineExceeded"), stopped
+    # It started after the wait, and ran for its deadline (rounded up to
+    # whole seconds), not for the whole run of its pod.
+    started = stopped.start_time.ToMilliseconds() / 1000
+    assert started >= int(lifted), (started, lifted)
+    ran = stopped.finish_time.ToMilliseconds() / 1000 - started
+    assert DEADLINE_SECONDS - 1 <= ran < DEADLINE_SECONDS + 2, ran
+    job = next(j for j in stack.jobs() if j.metadata.name == f"train-{training.id}")
+    assert job.spec.active_deadline_seconds >= WAIT_SECONDS + DEADLINE_SECONDS
