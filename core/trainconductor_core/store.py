@@ -392,23 +392,24 @@ class TrainingStore:
             raise InvalidCursor("page_token belongs to a list call with other filters")
         return str(after)
 
-    async def ids(self, batch: int = 1000) -> AsyncIterator[list[str]]:
-        """Every recorded id, oldest first, in batches (for a full resync)."""
-        lower = "-"
-        while True:
-            ids = await self._id_batch(lower, batch)
-            if not ids:
-                return
-            yield ids
-            lower = f"({ids[-1]}"
+    async def unfinished_ids(self, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """The id of every training not finished, phase by phase, oldest
+        first, in batches (for a full resync): from the phase indexes, so the
+        trainings finished long ago, most of them in time, cost nothing."""
+        for phase in ACTIVE_PHASES:
+            index = self._k("idx", "phase", phase)
+            lower = "-"
+            while True:
+                ids = await self._id_batch(index, lower, batch)
+                if not ids:
+                    break
+                yield ids
+                lower = f"({ids[-1]}"
 
     @_unavailable_on_outage
-    async def _id_batch(self, lower: str, batch: int) -> list[str]:
+    async def _id_batch(self, index: str, lower: str, batch: int) -> list[str]:
         return cast(
-            list[str],
-            await self._redis.zrange(
-                self._k("idx", "all"), lower, "+", bylex=True, offset=0, num=batch
-            ),
+            list[str], await self._redis.zrange(index, lower, "+", bylex=True, offset=0, num=batch)
         )
 
     @_unavailable_on_outage

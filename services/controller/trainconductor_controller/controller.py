@@ -148,21 +148,22 @@ class Controller:
 
     async def full_resync(self) -> int:
         """Queues every unfinished training and every training with a Job;
-        returns how many trainings the store holds. (The trainings-by-phase
-        gauge is kept by `_count_phases_forever` from the phase indexes.)"""
+        returns how many unfinished ones there are."""
         start = time.monotonic()
-        total = 0
-        async for ids in self._store.ids(batch=1000):
-            for training_id, record in zip(ids, await self._store.get_many(ids), strict=True):
-                if record is None:
-                    continue
-                total += 1
-                if not record.phase.is_final:
-                    self.queue.add(training_id)
-        for training_id in self.jobs.training_ids():
-            self.queue.add(training_id)  # orphans, and canceled trainings' Jobs
+        unfinished = 0
+        async for ids in self._store.unfinished_ids(batch=1000):
+            for training_id in ids:
+                self.queue.add(training_id)
+            unfinished += len(ids)
+        with_jobs = self.jobs.training_ids()
+        for training_id in with_jobs:
+            self.queue.add(training_id)  # orphans, and finished trainings' Jobs
         log.info(
             "full resync queued trainings",
-            extra={"trainings": total, "seconds": round(time.monotonic() - start, 3)},
+            extra={
+                "unfinished": unfinished,
+                "with_jobs": len(with_jobs),
+                "seconds": round(time.monotonic() - start, 3),
+            },
         )
-        return total
+        return unfinished
