@@ -66,6 +66,7 @@ class Controller:
         informers = [self.jobs, self.pods, self.refusals]
         for informer in informers:
             informer.start()
+        self._readiness.failing_watches = lambda: [i.resource for i in informers if not i.healthy]
         start = time.monotonic()
         while not await asyncio.to_thread(wait_synced, informers, 5.0):
             log.warning("waiting for the Job, pod and event caches to sync")

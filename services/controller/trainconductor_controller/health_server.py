@@ -1,10 +1,12 @@
 """The controller's HTTP port: /metrics, /healthz (alive), /readyz (Redis
-and the Kubernetes API reachable, and, when leading, caches synced)."""
+and the Kubernetes API reachable, and, when leading, caches synced and
+their watches working)."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +20,8 @@ class Readiness:
     kubernetes: bool = False
     leading: bool = False
     synced: bool = False
+    # The resources whose watch fails now: their cache grows stale.
+    failing_watches: Callable[[], list[str]] = field(default=lambda: [])
 
     def problems(self) -> list[str]:
         found = []
@@ -27,6 +31,8 @@ class Readiness:
             found.append("kubernetes API unreachable")
         if self.leading and not self.synced:
             found.append("caches not synced")
+        elif self.leading:
+            found += [f"watch of {resource} failing" for resource in self.failing_watches()]
         return found
 
 

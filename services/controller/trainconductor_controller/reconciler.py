@@ -12,7 +12,7 @@ from opentelemetry import propagate, trace
 from trainconductor_controller import metrics
 from trainconductor_controller.jobs import build_job, deadline_seconds
 from trainconductor_controller.kube import Kube, KubernetesError
-from trainconductor_controller.names import job_name, made_by
+from trainconductor_controller.names import TRACEPARENT_ANNOTATION, job_name, made_by
 from trainconductor_controller.observe import Informer, slim
 from trainconductor_controller.plan import (
     Action,
@@ -99,11 +99,12 @@ class Reconciler:
             manifest = build_job(action.training, self._settings)
             carrier: dict[str, str] = {}
             with tracer.start_as_current_span("kubernetes.create_job"):
+                # The Job carries this span's context when tracing is on here;
+                # else the submitter's, which build_job copied from the record.
                 propagate.inject(carrier)
                 if "traceparent" in carrier:
-                    manifest["metadata"]["annotations"]["trainconductor.dev/traceparent"] = carrier[
-                        "traceparent"
-                    ]
+                    annotations = manifest["metadata"]["annotations"]
+                    annotations[TRACEPARENT_ANNOTATION] = carrier["traceparent"]
                 try:
                     created = await asyncio.to_thread(self._kube.create_job, manifest)
                 except KubernetesError as err:
