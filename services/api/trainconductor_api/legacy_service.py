@@ -14,6 +14,7 @@ from trainconductor_api.status import abort_invalid, check_training_id
 from trainconductor_api.submission import call_trace_context, server_request_id
 from trainconductor_api.validation import Limits, Violation, validate_spec
 from trainconductor_api.visibility import visible_training
+from trainconductor_core.logs import training_id_var
 from trainconductor_core.record import TrainingRecord
 from trainconductor_core.store import TrainingStore
 
@@ -46,6 +47,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             request_id=server_request_id(),
             trace_context=call_trace_context(),
         )
+        training_id_var.set(record.id)  # for the access log line
         metrics.CREATED.inc()
         return legacy.TrainingJob(training_id=record.id, model_name=record.spec.model_name)
 

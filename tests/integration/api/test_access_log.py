@@ -11,14 +11,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from tests.integration.api.test_legacy_client import legacy_request
 from tests.integration.api.test_secrets_in_logs import start_api
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
 
 SERVICE = "/trainconductor.v1.TrainingService/"
+LEGACY_TRAIN = "/train_conductor.service.training.TrainConductor/Train"
 
 
 def access_lines(log: Path) -> list[dict[str, object]]:
@@ -42,8 +45,9 @@ def test_each_call_is_logged_once_with_its_code_and_a_cancelled_watch_is_cancele
             watch = stub.WatchTraining(pb.WatchTrainingRequest(id=training.id))
             next(watch)  # the stream is open and serving
             watch.cancel()
+            job = legacy_grpc.TrainConductorStub(channel).Train(legacy_request())
         deadline = time.monotonic() + 10
-        while len(access_lines(api.log_path)) < 3 and time.monotonic() < deadline:
+        while len(access_lines(api.log_path)) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         by_method = {str(line["grpc_method"]): line for line in access_lines(api.log_path)}
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{api.http_port}/metrics").read()
@@ -51,9 +55,13 @@ def test_each_call_is_logged_once_with_its_code_and_a_cancelled_watch_is_cancele
         api.stop()
 
     assert set(by_method) == {
-        SERVICE + m for m in ("CreateTraining", "GetTraining", "WatchTraining")
+        *(SERVICE + m for m in ("CreateTraining", "GetTraining", "WatchTraining")),
+        LEGACY_TRAIN,
     }
     assert by_method[SERVICE + "CreateTraining"]["grpc_code"] == "OK"
+    # A submission's line names the training it made, by either contract.
+    assert by_method[SERVICE + "CreateTraining"]["training_id"] == training.id
+    assert by_method[LEGACY_TRAIN]["training_id"] == job.training_id
     assert by_method[SERVICE + "GetTraining"]["grpc_code"] == "NotFound"
     watch_line = by_method[SERVICE + "WatchTraining"]
     assert watch_line["grpc_code"] == "Canceled"
