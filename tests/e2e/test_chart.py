@@ -1106,6 +1106,20 @@ def test_monitoring_renders_where_the_prometheus_operator_is(scenario: Scenario)
             ]
             name = scenario.name(component)
             assert scraped == [f"{name}-headless" if component == "api" else name], component
+            # The job label its series get (the Service's name unless
+            # relabelled) is the one the alerts select.
+            job = next(
+                (
+                    r["replacement"]
+                    for r in monitor["spec"]["endpoints"][0].get("relabelings", [])
+                    if r.get("targetLabel") == "job"
+                ),
+                scraped[0],
+            )
+            assert job == name, component
+            if values["prometheusRule"]["enabled"]:
+                rule = find(manifests, "PrometheusRule", f"{RELEASE}-train-conductor")
+                assert f'job="{job}"' in json.dumps(rule["spec"]).replace('\\"', '"'), component
     if values["prometheusRule"]["enabled"]:
         rule = find(manifests, "PrometheusRule", f"{RELEASE}-train-conductor")
         alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}

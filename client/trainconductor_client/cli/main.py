@@ -47,6 +47,27 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def failure(err: SpecError | TrainConductorError | TimeoutError) -> tuple[str, int]:
+    """What tcctl says of a failure, and its exit code."""
+    if isinstance(err, SpecError):
+        return f"invalid spec: {err}", EXIT_INVALID
+    if isinstance(err, InvalidArgument):
+        fields = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
+        return f"invalid: {fields or err.message}", EXIT_INVALID
+    if isinstance(err, NotFound):
+        return f"not found: {err.message}", EXIT_NOT_FOUND
+    if isinstance(err, Unavailable):
+        return (
+            f"unavailable: {err.message} (is the API running at the --address?)",
+            EXIT_UNAVAILABLE,
+        )
+    if isinstance(err, (Unauthenticated, PermissionDenied)):
+        return f"not allowed: {err.message}", EXIT_DENIED
+    if isinstance(err, (DeadlineExceeded, TimeoutError)):
+        return f"timed out: {err}", EXIT_TIMEOUT
+    return f"{err.code.name.lower()}: {err.message}", EXIT_ERROR
+
+
 def handle_errors(command: F) -> F:
     """Every failure becomes one line on stderr and an exit code."""
 
@@ -54,24 +75,8 @@ def handle_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except SpecError as err:
-            fail(f"invalid spec: {err}", EXIT_INVALID)
-        except InvalidArgument as err:
-            fields = "; ".join(f"{v.field}: {v.description}" for v in err.violations)
-            fail(f"invalid: {fields or err.message}", EXIT_INVALID)
-        except NotFound as err:
-            fail(f"not found: {err.message}", EXIT_NOT_FOUND)
-        except Unavailable as err:
-            fail(
-                f"unavailable: {err.message} (is the API running at the --address?)",
-                EXIT_UNAVAILABLE,
-            )
-        except (Unauthenticated, PermissionDenied) as err:
-            fail(f"not allowed: {err.message}", EXIT_DENIED)
-        except (DeadlineExceeded, TimeoutError) as err:
-            fail(f"timed out: {err}", EXIT_TIMEOUT)
-        except TrainConductorError as err:
-            fail(f"{err.code.name.lower()}: {err.message}", EXIT_ERROR)
+        except (SpecError, TrainConductorError, TimeoutError) as err:
+            fail(*failure(err))
 
     return wrapper  # type: ignore[return-value]
 
@@ -350,18 +355,17 @@ def list_(
 def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
     """Cancel trainings. A finished training stays as it finished.
 
-    Each id is tried: one not found (or not yours) is told on stderr, the
-    others are canceled, and the exit code is that of the first refusal."""
+    Each id is tried: one that fails (not found, not yours) is told on
+    stderr, the others are canceled, and the exit code is the first failure's."""
     client = client_of(ctx)
     trainings = []
     refused: list[int] = []
     for training_id in training_ids:
         try:
             trainings.append(client.cancel(training_id))
-        except (NotFound, PermissionDenied) as err:
-            code = EXIT_NOT_FOUND if isinstance(err, NotFound) else EXIT_DENIED
-            what = "not found" if code == EXIT_NOT_FOUND else "not allowed"
-            click.echo(f"tcctl: {training_id}: {what}: {err.message}", err=True)
+        except TrainConductorError as err:
+            message, code = failure(err)
+            click.echo(f"tcctl: {training_id}: {message}", err=True)
             refused.append(code)
     if trainings and output != "table":
         click.echo(render(trainings, output, tty=False, single=len(trainings) == 1))

@@ -68,8 +68,10 @@ class Controller:
             informer.start()
         self._readiness.failing_watches = lambda: [i.resource for i in informers if not i.healthy]
         start = time.monotonic()
-        while not await asyncio.to_thread(wait_synced, informers, 5.0):
-            log.warning("waiting for the Job, pod and event caches to sync")
+        # Not the refusals: they only explain a wait, and a Role without
+        # Events (RBAC made by hand) must not stop all work.
+        while not await asyncio.to_thread(wait_synced, [self.jobs, self.pods], 5.0):
+            log.warning("waiting for the Job and pod caches to sync")
         self._readiness.synced = True
         log.info("caches synced", extra={"seconds": round(time.monotonic() - start, 3)})
 

@@ -81,18 +81,25 @@ def _terminated(pods: list[Object]) -> Object | None:
     return latest
 
 
-def _trainer_started_ms(pods: list[Object]) -> int | None:
-    """When the trainer first started, in any of the Job's pods: the
-    training's start. (The Job's own startTime is when the Job controller
-    took it up, before any wait for a node.)"""
-    starts = [
-        parse_time_ms(((status.get("state") or {}).get(state) or {}).get("startedAt"))
-        for pod in pods
-        for status in pod.get("status", {}).get("containerStatuses") or []
-        if status.get("name") == CONTAINER_NAME
-        for state in ("running", "terminated")
-    ]
-    return min((s for s in starts if s is not None), default=None)
+def trainer_starts_ms(pods: list[Object]) -> list[int]:
+    """When the trainer started, in each of the Job's pods that ran it. The
+    first is the training's start. (The Job's own startTime is when the Job
+    controller took it up, before any wait for a node.)"""
+    starts = []
+    for pod in pods:
+        created = parse_time_ms(pod.get("metadata", {}).get("creationTimestamp")) or 0
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            if status.get("name") != CONTAINER_NAME:
+                continue
+            for state in ("running", "terminated"):
+                started = parse_time_ms(
+                    ((status.get("state") or {}).get(state) or {}).get("startedAt")
+                )
+                # A container that could not start (StartError) says it
+                # started in 1970: before its pod, so not a start.
+                if started is not None and started >= created:
+                    starts.append(started)
+    return starts
 
 
 def _newest_first(pods: list[Object]) -> list[Object]:
@@ -155,9 +162,19 @@ def _waiting(pods: list[Object], refusals: list[Object]) -> tuple[str, str]:
             return "ContainerCreating", f"scheduled on {pod['spec']['nodeName']}; starting"
         return "Pending", "waiting for the scheduler"
     if refusals:
-        newest = max(refusals, key=lambda event: event.get("lastTimestamp") or "")
-        return "PodRefused", f"Kubernetes refused its pod; the Job retries: {newest['message']}"
+        return _refused(refusals)
     return "JobCreated", "the Job was created; waiting for its pod"
+
+
+def _refused(refusals: list[Object]) -> tuple[str, str]:
+    newest = max(refusals, key=lambda event: event.get("lastTimestamp") or "")
+    return "PodRefused", f"Kubernetes refused its pod; the Job retries: {newest['message']}"
+
+
+def _refused_since(pods: list[Object], refusals: list[Object]) -> bool:
+    """Whether the Job's newest pod creation was refused after its last pod came."""
+    newest_pod = max(p["metadata"].get("creationTimestamp") or "" for p in pods)
+    return any((r.get("lastTimestamp") or "") > newest_pod for r in refusals)
 
 
 def observe(job: Object, pods: list[Object], refusals: list[Object] | None = None) -> Observed:
@@ -168,7 +185,7 @@ def observe(job: Object, pods: list[Object], refusals: list[Object] | None = Non
         "",
         "",
         attempts=sum(int(status.get(k, 0)) for k in ("active", "succeeded", "failed")),
-        start_time_ms=_trainer_started_ms(pods),
+        start_time_ms=min(trainer_starts_ms(pods), default=None),
         conditions=_conditions(job),
     )
     complete = _true_condition(job, "Complete")
@@ -199,6 +216,11 @@ def observe(job: Object, pods: list[Object], refusals: list[Object] | None = Non
         node = running[0].get("spec", {}).get("nodeName", "")
         return replace(seen, phase=Phase.RUNNING, reason="Running", message=f"running on {node}")
     if pods and all(p.get("status", {}).get("phase") in ("Succeeded", "Failed") for p in pods):
+        if refusals and _refused_since(pods, refusals):
+            # Its pod was evicted, or failed with retries left, and the pod
+            # replacing it is refused (a quota, now full): it waits again.
+            reason, message = _refused(refusals)
+            return replace(seen, reason=reason, message=message)
         # The trainer exited; the Job's verdict (Complete, Failed, a retry)
         # follows in a moment. Until then it is still running, not queued.
         return replace(

@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from trainconductor_controller import metrics
-from trainconductor_controller.names import MANAGED_SELECTOR
+from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, MANAGED_SELECTOR
 from trainconductor_core.errors import TrainConductorError
 
 Object = dict[str, Any]
@@ -124,14 +124,19 @@ class Kube:
             raise
         return True
 
-    def set_job_deadline(self, name: str, seconds: int) -> bool:
-        """Sets the Job's activeDeadlineSeconds; False when the Job was gone."""
+    def set_job_deadline(self, name: str, seconds: int | None, counted_from: str) -> bool:
+        """Sets the Job's activeDeadlineSeconds (None removes it) and notes
+        the startTime it counts from; False when the Job was gone."""
+        patch = {
+            "metadata": {"annotations": {DEADLINE_FROM_ANNOTATION: counted_from}},
+            "spec": {"activeDeadlineSeconds": seconds},
+        }
         try:
             with self._call("patch", "jobs"):
                 self._batch.patch_namespaced_job(
                     name,
                     self.namespace,
-                    {"spec": {"activeDeadlineSeconds": seconds}},
+                    patch,
                     _preload_content=False,
                     _request_timeout=self._timeout,
                 )

@@ -13,6 +13,9 @@ TRAINING_ID_LABEL = "trainconductor.dev/training-id"
 INSTANCE_LABEL = "trainconductor.dev/instance"
 GENERATION_ANNOTATION = "trainconductor.dev/generation"
 TRACEPARENT_ANNOTATION = "trainconductor.dev/traceparent"
+# The Job's startTime its activeDeadlineSeconds was computed from: Kubernetes
+# sets a new startTime when a suspended Job resumes, restarting the count.
+DEADLINE_FROM_ANNOTATION = "trainconductor.dev/deadline-counted-from"
 CONTAINER_NAME = "trainer"
 _JOB_PREFIX = "train-"
 

@@ -26,7 +26,11 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from trainconductor_controller import metrics
 from trainconductor_controller.kube import Gone, Kube, KubernetesError
-from trainconductor_controller.names import TRAINING_ID_LABEL, training_id_of_job
+from trainconductor_controller.names import (
+    DEADLINE_FROM_ANNOTATION,
+    TRAINING_ID_LABEL,
+    training_id_of_job,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ Object = dict[str, Any]
 
 def slim(obj: Object) -> Object:
     """Keeps what plan() and observe() read: names, deletion, status, a
-    pod's node, a Job's deadline."""
+    pod's node, a Job's deadline and what it was counted from."""
     metadata = obj.get("metadata", {})
     kept: Object = {
         "metadata": {
@@ -49,6 +53,9 @@ def slim(obj: Object) -> Object:
     spec = {k: spec[k] for k in ("nodeName", "activeDeadlineSeconds") if spec.get(k)}
     if spec:
         kept["spec"] = spec
+    counted_from = metadata.get("annotations", {}).get(DEADLINE_FROM_ANNOTATION)
+    if counted_from:
+        kept["metadata"]["annotations"] = {DEADLINE_FROM_ANNOTATION: counted_from}
     return kept
 
 

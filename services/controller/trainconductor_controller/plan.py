@@ -12,8 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from trainconductor_controller.job_status import Observed, observe, parse_time_ms
-from trainconductor_controller.names import job_name
+from trainconductor_controller.job_status import (
+    Observed,
+    observe,
+    parse_time_ms,
+    trainer_starts_ms,
+)
+from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate, TrainingRecord
 
@@ -33,10 +38,12 @@ class DeleteJob:
 
 @dataclass(frozen=True)
 class SetDeadline:
-    """Sets the Job's activeDeadlineSeconds, once its trainer has started."""
+    """Sets the Job's activeDeadlineSeconds (None removes it), noting the
+    Job startTime it counts from."""
 
     name: str
-    seconds: int
+    seconds: int | None
+    counted_from: str
 
 
 @dataclass(frozen=True)
@@ -79,17 +86,31 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
     )
 
 
-def _deadline(job: Object, seen: Observed, deadline_seconds: int) -> SetDeadline | None:
-    """The deadline a running training's Job still needs. Kubernetes counts
-    activeDeadlineSeconds from the Job's start; the training's deadline
-    counts from its trainer's, so the wait between is added."""
-    if not deadline_seconds or seen.start_time_ms is None:
-        return None
-    if "activeDeadlineSeconds" in job.get("spec", {}):
-        return None  # set already (or by an earlier version, at creation)
-    job_start = parse_time_ms(job.get("status", {}).get("startTime")) or seen.start_time_ms
-    waited_ms = max(seen.start_time_ms - job_start, 0)
-    return SetDeadline(job["metadata"]["name"], deadline_seconds + math.ceil(waited_ms / 1000))
+def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDeadline | None:
+    """The change the Job's deadline needs. Kubernetes counts
+    activeDeadlineSeconds from the Job's startTime; the training's deadline
+    counts from its trainer's start, so the wait between is added once the
+    trainer runs. A suspended Job that resumes gets a new startTime, and the
+    count starts over: the deadline is then taken off until the trainer
+    runs again."""
+    job_start = job.get("status", {}).get("startTime")
+    if not deadline_seconds or not job_start:
+        return None  # no limit asked, or not started (or suspended)
+    set_seconds = job.get("spec", {}).get("activeDeadlineSeconds")
+    counted_from = job.get("metadata", {}).get("annotations", {}).get(DEADLINE_FROM_ANNOTATION)
+    if set_seconds and counted_from is None:
+        return None  # set at creation, by an earlier release: left as it was
+    if set_seconds and counted_from == job_start:
+        return None  # up to date
+    job_start_ms = parse_time_ms(job_start) or 0
+    started = min((s for s in trainer_starts_ms(pods) if s >= job_start_ms), default=None)
+    name = job["metadata"]["name"]
+    if started is None:  # waiting (again)
+        return SetDeadline(name, None, job_start) if set_seconds else None
+    # Both times are kept to the second, cut down: the trainer may have
+    # started up to a second after its startedAt. That second is its own.
+    waited = math.ceil((started - job_start_ms) / 1000) + 1
+    return SetDeadline(name, deadline_seconds + waited, job_start)
 
 
 def plan(
@@ -125,6 +146,14 @@ def plan(
             return [DeleteJob(name, "finished")]
         return []
 
+    if refusals and desired.start_time_ms is not None:
+        # Refusals from before its trainer first ran are history: a pod came
+        # after them. (Its pods deleted at its deadline must not bring them back.)
+        refusals = [
+            r
+            for r in refusals
+            if (parse_time_ms(r.get("lastTimestamp")) or 0) > desired.start_time_ms
+        ]
     seen = observe(job, pods, refusals) if job is not None else None
     if seen is not None and seen.phase.is_final:
         # Finished before the cancellation reached it: it stays as it finished.
@@ -178,10 +207,12 @@ def plan(
         return []  # its deletion will be observed when it is gone
     assert seen is not None
     actions = []
-    deadline = _deadline(job, seen, deadline_seconds)
-    if deadline is not None:
-        actions.append(deadline)
     update = _update(desired, seen, name)
     if _differs(desired, update):
         actions.append(WriteStatus(update))
+    # After the status: a patch refused (a policy, a Role without it) must
+    # not keep the training from showing that it runs.
+    deadline = _deadline(job, pods, deadline_seconds)
+    if deadline is not None:
+        actions.append(deadline)
     return actions

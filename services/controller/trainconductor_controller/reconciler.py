@@ -123,10 +123,13 @@ class Reconciler:
         elif isinstance(action, SetDeadline):
             with tracer.start_as_current_span("kubernetes.patch_job"):
                 found = await asyncio.to_thread(
-                    self._kube.set_job_deadline, action.name, action.seconds
+                    self._kube.set_job_deadline, action.name, action.seconds, action.counted_from
                 )
             if found:
-                log.info("job deadline set", extra={"job": action.name, "seconds": action.seconds})
+                log.info(
+                    "job deadline set" if action.seconds else "job deadline taken off",
+                    extra={"job": action.name, "seconds": action.seconds},
+                )
         elif isinstance(action, WriteStatus) and desired is not None:
             await self._write_status(desired, action)
 

@@ -132,3 +132,26 @@ def test_the_start_is_the_trainers_first_not_the_jobs_nor_a_sidecars() -> None:
     seen = observe(job(active=1, failed=1), [retry, first])
     assert seen.start_time_ms == parse_time_ms("2027-01-15T08:10:00Z")
     assert observe(job(), [unschedulable_pod()]).start_time_ms is None
+
+
+def test_a_trainer_that_could_not_start_has_not_started() -> None:
+    """Kubernetes reports a container that failed to start (StartError, a
+    bad command) as started at the epoch."""
+    never = failed_pod(128, "StartError", "exec: no such file")
+    never["status"]["containerStatuses"][0]["name"] = "trainer"
+    never["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] = (
+        "1970-01-01T00:00:00Z"
+    )
+    assert observe(job(failed=1), [never]).start_time_ms is None
+
+
+def test_a_replacement_pod_refused_after_the_first_ended_is_told() -> None:
+    """The first pod was evicted (or failed with retries left) and the pod
+    replacing it is refused: the training waits again, and says why."""
+    evicted = failed_pod(137, "Error")  # created 08:00:00
+    refusal = _refusal("Error creating: exceeded quota: gpus", "2027-01-15T08:07:00Z")
+    seen = observe(job(active=0, failed=1), [evicted], [refusal])
+    assert (seen.phase, seen.reason) == (Phase.QUEUED, "PodRefused")
+    # A refusal from before that pod came is history.
+    old = _refusal("Error creating: exceeded quota: gpus", "2027-01-15T07:59:00Z")
+    assert observe(job(active=0, failed=1), [evicted], [old]).reason == "Finishing"

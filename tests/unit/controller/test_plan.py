@@ -15,6 +15,7 @@ from tests.unit.controller.factories import (
     record,
     unschedulable_pod,
 )
+from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION
 from trainconductor_controller.plan import CreateJob, DeleteJob, SetDeadline, WriteStatus, plan
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingRecord
@@ -134,23 +135,42 @@ def test_the_created_status_names_the_job() -> None:
     assert written[0].update.job_name == NAME
 
 
-def _job_with_deadline(seconds: int) -> dict[str, Any]:
+def _job_with_deadline(seconds: int, counted_from: str | None, started: str) -> dict[str, Any]:
     deadlined = job(active=1)
     deadlined["spec"] = {"activeDeadlineSeconds": seconds}
+    deadlined["status"]["startTime"] = started
+    if counted_from:
+        deadlined["metadata"]["annotations"] = {DEADLINE_FROM_ANNOTATION: counted_from}
     return deadlined
+
+
+JOB_START = "2027-01-15T08:00:00Z"  # job()'s startTime
+RESUMED = "2027-01-15T09:00:00Z"  # the startTime Kubernetes gives it on resuming
 
 
 @pytest.mark.parametrize(
     ("observed_job", "pods", "deadline", "expected"),
     [
         # The Job started at 08:00:00; its trainer at 08:30:01, after half
-        # an hour waiting for a node: the Job's deadline adds the wait.
+        # an hour waiting for a node: the Job's deadline adds the wait, and
+        # the second its startedAt may have been cut by.
         pytest.param(job(active=1), [pod("Running", started="2027-01-15T08:30:01Z")], 60,
-                     [SetDeadline(NAME, 1801 + 60)], id="set once the trainer runs, wait added"),
+                     [SetDeadline(NAME, 1801 + 1 + 60, JOB_START)],
+                     id="set once the trainer runs, wait added"),
         pytest.param(job(active=1), [unschedulable_pod()], 60, [],
                      id="none while it waits, however long"),
-        pytest.param(_job_with_deadline(1861), [pod("Running")], 60, [],
+        pytest.param(_job_with_deadline(1861, JOB_START, JOB_START), [pod("Running")], 60, [],
                      id="set already"),
+        pytest.param(_job_with_deadline(60, None, JOB_START), [pod("Running")], 60, [],
+                     id="set at creation by an earlier release: left alone"),
+        pytest.param(_job_with_deadline(1861, JOB_START, RESUMED),
+                     [pod("Failed", started="2027-01-15T08:30:01Z"), unschedulable_pod()], 60,
+                     [SetDeadline(NAME, None, RESUMED)],
+                     id="resumed: taken off while it waits again"),
+        pytest.param(_job_with_deadline(1861, JOB_START, RESUMED),
+                     [pod("Running", started="2027-01-15T09:00:05Z")], 60,
+                     [SetDeadline(NAME, 5 + 1 + 60, RESUMED)],
+                     id="resumed: set again once the trainer runs again"),
         pytest.param(job(active=1), [pod("Running")], 0, [], id="no deadline asked"),
     ],
 )  # fmt: skip
@@ -162,3 +182,19 @@ def test_a_deadline_counts_from_the_trainers_start(
         deadline_seconds=deadline,
     )  # fmt: skip
     assert [a for a in actions if isinstance(a, SetDeadline)] == expected
+
+
+def test_refusals_from_before_the_trainer_ran_are_history() -> None:
+    """At its deadline Kubernetes deletes the pod a moment before it marks
+    the Job failed: the quota that once refused the pod is not why."""
+    ran = record(Phase.RUNNING, start_time_ms=NOW)  # its trainer started at 08:00:00
+    old = {
+        "metadata": {"name": "e"},
+        "message": "exceeded quota",
+        "lastTimestamp": "2027-01-15T07:59:30Z",
+    }
+    actions = plan(ran, job(active=1), [], NOW, keep_finished_ms=KEEP, refusals=[old])
+    assert summary(actions) == ["status:QUEUED/JobCreated"]
+    new = {**old, "lastTimestamp": "2027-01-15T08:00:01Z"}  # after it ran
+    actions = plan(ran, job(active=1), [], NOW, keep_finished_ms=KEEP, refusals=[new])
+    assert summary(actions) == ["status:QUEUED/PodRefused"]
