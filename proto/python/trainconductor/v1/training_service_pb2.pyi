@@ -416,7 +416,8 @@ class TrainingSpec(_message.Message):
     def deadline(self) -> _duration_pb2.Duration:
         """Longest time the training may run before it is stopped as failed
         (reason DeadlineExceeded), counted from when its trainer started: time
-        spent waiting for a node is not counted.
+        spent waiting for a node is not counted. Suspended and resumed (a queue
+        such as Kueue preempting it), it counts again from the new start.
         """
 
     @_builtins.property
