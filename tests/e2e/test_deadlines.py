@@ -70,6 +70,7 @@ def test_a_resumed_job_waiting_again_for_a_pod_keeps_its_whole_deadline(stack: S
             describe=lambda: str(stack.get(training.id)),
         )
         time.sleep(spec.deadline.seconds + 4)  # longer than what the Job had
+        assert jobs.read_namespaced_job(name, stack.namespace).spec.active_deadline_seconds is None
         waiting = stack.get(training.id)
         assert waiting.phase == pb.PHASE_QUEUED, waiting  # waiting still, not FAILED
 

@@ -68,10 +68,13 @@ class Controller:
             informer.start()
         self._readiness.failing_watches = lambda: [i.resource for i in informers if not i.healthy]
         start = time.monotonic()
-        # Not the refusals: they only explain a wait, and a Role without
-        # Events (RBAC made by hand) must not stop all work.
         while not await asyncio.to_thread(wait_synced, [self.jobs, self.pods], 5.0):
             log.warning("waiting for the Job and pod caches to sync")
+        # The refusals only explain a wait, and a Role without Events (RBAC
+        # made by hand) must not stop all work: waited for a while only, so
+        # that a restart does not rewrite the reasons they gave.
+        if not await asyncio.to_thread(wait_synced, [self.refusals], 10.0):
+            log.warning("the pod refusals (Events) could not be listed; going on without")
         self._readiness.synced = True
         log.info("caches synced", extra={"seconds": round(time.monotonic() - start, 3)})
 

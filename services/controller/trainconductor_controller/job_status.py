@@ -87,7 +87,6 @@ def trainer_starts_ms(pods: list[Object]) -> list[int]:
     controller took it up, before any wait for a node.)"""
     starts = []
     for pod in pods:
-        created = parse_time_ms(pod.get("metadata", {}).get("creationTimestamp")) or 0
         for status in pod.get("status", {}).get("containerStatuses") or []:
             if status.get("name") != CONTAINER_NAME:
                 continue
@@ -96,8 +95,9 @@ def trainer_starts_ms(pods: list[Object]) -> list[int]:
                     ((status.get("state") or {}).get(state) or {}).get("startedAt")
                 )
                 # A container that could not start (StartError) says it
-                # started in 1970: before its pod, so not a start.
-                if started is not None and started >= created:
+                # started at the epoch. (Any other time stands, though it is
+                # the node's clock, which may be behind the control plane's.)
+                if started:
                     starts.append(started)
     return starts
 
@@ -166,19 +166,27 @@ def _waiting(pods: list[Object], refusals: list[Object]) -> tuple[str, str]:
     return "JobCreated", "the Job was created; waiting for its pod"
 
 
+def refused_at_ms(refusal: Object) -> int:
+    """When a refusal was last said (its times may or may not have fractions)."""
+    return parse_time_ms(refusal.get("lastTimestamp")) or 0
+
+
 def _refused(refusals: list[Object]) -> tuple[str, str]:
-    newest = max(refusals, key=lambda event: event.get("lastTimestamp") or "")
+    newest = max(refusals, key=refused_at_ms)
     return "PodRefused", f"Kubernetes refused its pod; the Job retries: {newest['message']}"
 
 
 def _refused_since(pods: list[Object], refusals: list[Object]) -> bool:
     """Whether the Job's newest pod creation was refused after its last pod came."""
-    newest_pod = max(p["metadata"].get("creationTimestamp") or "" for p in pods)
-    return any((r.get("lastTimestamp") or "") > newest_pod for r in refusals)
+    newest_pod = max(parse_time_ms(p["metadata"].get("creationTimestamp")) or 0 for p in pods)
+    return any(refused_at_ms(r) > newest_pod for r in refusals)
 
 
-def observe(job: Object, pods: list[Object], refusals: list[Object] | None = None) -> Observed:
-    """`refusals`: the Job controller's FailedCreate events on the Job."""
+def observe(
+    job: Object, pods: list[Object], refusals: list[Object] | None = None, *, ran: bool = False
+) -> Observed:
+    """`refusals`: the Job controller's FailedCreate events on the Job; `ran`:
+    whether its trainer is known to have run (its pods may be gone since)."""
     status = job.get("status", {})
     seen = Observed(
         Phase.QUEUED,
@@ -207,7 +215,19 @@ def observe(job: Object, pods: list[Object], refusals: list[Object] | None = Non
             message=_failure_message(failed, pods),
             finish_time_ms=parse_time_ms(failed.get("lastTransitionTime")),
         )
-    if _true_condition(job, "Suspended"):
+    ending = _true_condition(job, "FailureTarget") or _true_condition(job, "SuccessCriteriaMet")
+    if ending:
+        # Kubernetes stops the pods first, and gives its verdict (Failed,
+        # Complete) once they are gone: meanwhile the training is not queued.
+        return replace(
+            seen,
+            phase=Phase.RUNNING if ran or seen.start_time_ms else Phase.QUEUED,
+            reason="Finishing",
+            message=f"the Job is ending ({ending.get('reason') or ending.get('type')}); "
+            "its pods are stopping",
+        )
+    # Asked to suspend: its pods are being deleted, and the condition follows.
+    if _true_condition(job, "Suspended") or job.get("spec", {}).get("suspend"):
         return replace(
             seen, phase=Phase.SUSPENDED, reason="Suspended", message="the Job is suspended"
         )

@@ -39,7 +39,8 @@ Object = dict[str, Any]
 
 def slim(obj: Object) -> Object:
     """Keeps what plan() and observe() read: names, deletion, status, a
-    pod's node, a Job's deadline and what it was counted from."""
+    pod's node, a Job's deadline (and what it was counted from) and whether
+    it is to be suspended."""
     metadata = obj.get("metadata", {})
     kept: Object = {
         "metadata": {
@@ -50,7 +51,7 @@ def slim(obj: Object) -> Object:
         "status": obj.get("status", {}),
     }
     spec = obj.get("spec", {})
-    spec = {k: spec[k] for k in ("nodeName", "activeDeadlineSeconds") if spec.get(k)}
+    spec = {k: spec[k] for k in ("nodeName", "activeDeadlineSeconds", "suspend") if spec.get(k)}
     if spec:
         kept["spec"] = spec
     counted_from = metadata.get("annotations", {}).get(DEADLINE_FROM_ANNOTATION)

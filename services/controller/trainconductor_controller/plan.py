@@ -16,6 +16,7 @@ from trainconductor_controller.job_status import (
     Observed,
     observe,
     parse_time_ms,
+    refused_at_ms,
     trainer_starts_ms,
 )
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
@@ -86,6 +87,10 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
     )
 
 
+def _created_ms(obj: Object) -> int:
+    return parse_time_ms(obj.get("metadata", {}).get("creationTimestamp")) or 0
+
+
 def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDeadline | None:
     """The change the Job's deadline needs. Kubernetes counts
     activeDeadlineSeconds from the Job's startTime; the training's deadline
@@ -103,13 +108,18 @@ def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDead
     if set_seconds and counted_from == job_start:
         return None  # up to date
     job_start_ms = parse_time_ms(job_start) or 0
-    started = min((s for s in trainer_starts_ms(pods) if s >= job_start_ms), default=None)
+    if counted_from is not None:
+        # Resumed: only the pods made since count (old ones may linger).
+        # Both times are the control plane's; a start is the node's.
+        pods = [p for p in pods if _created_ms(p) >= job_start_ms]
+    starts = trainer_starts_ms(pods)
     name = job["metadata"]["name"]
-    if started is None:  # waiting (again)
+    if not starts:  # waiting (again)
         return SetDeadline(name, None, job_start) if set_seconds else None
     # Both times are kept to the second, cut down: the trainer may have
     # started up to a second after its startedAt. That second is its own.
-    waited = math.ceil((started - job_start_ms) / 1000) + 1
+    # (A node's clock behind the control plane's gives no wait, not less.)
+    waited = max(math.ceil((min(starts) - job_start_ms) / 1000), 0) + 1
     return SetDeadline(name, deadline_seconds + waited, job_start)
 
 
@@ -149,12 +159,9 @@ def plan(
     if refusals and desired.start_time_ms is not None:
         # Refusals from before its trainer first ran are history: a pod came
         # after them. (Its pods deleted at its deadline must not bring them back.)
-        refusals = [
-            r
-            for r in refusals
-            if (parse_time_ms(r.get("lastTimestamp")) or 0) > desired.start_time_ms
-        ]
-    seen = observe(job, pods, refusals) if job is not None else None
+        refusals = [r for r in refusals if refused_at_ms(r) > desired.start_time_ms]
+    ran = desired.start_time_ms is not None
+    seen = observe(job, pods, refusals, ran=ran) if job is not None else None
     if seen is not None and seen.phase.is_final:
         # Finished before the cancellation reached it: it stays as it finished.
         return [WriteStatus(_update(desired, seen, name))]

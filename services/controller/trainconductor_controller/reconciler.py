@@ -122,9 +122,20 @@ class Reconciler:
                 log.info("job deleted", extra={"job": action.name, "why": action.why})
         elif isinstance(action, SetDeadline):
             with tracer.start_as_current_span("kubernetes.patch_job"):
-                found = await asyncio.to_thread(
-                    self._kube.set_job_deadline, action.name, action.seconds, action.counted_from
-                )
+                try:
+                    found = await asyncio.to_thread(
+                        self._kube.set_job_deadline,
+                        action.name,
+                        action.seconds,
+                        action.counted_from,
+                    )
+                except KubernetesError as err:
+                    if err.retryable:
+                        raise
+                    # A policy or a Role refused it: retrying will not help,
+                    # and the training's status is written already.
+                    log.warning("job deadline refused", extra={"error": str(err)})
+                    return
             if found:
                 log.info(
                     "job deadline set" if action.seconds else "job deadline taken off",

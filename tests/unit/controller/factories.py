@@ -58,14 +58,17 @@ def job(*conditions: tuple[str, str, str], deleting: bool = False, **status: Any
 STARTED = "2027-01-15T08:00:00Z"  # NOW: when a running pod's trainer started
 
 
-def pod(phase: str, started: str = STARTED, **status: Any) -> dict[str, Any]:
-    """A pod of the training's Job; a running one's trainer started at `started`."""
+def pod(
+    phase: str, started: str = STARTED, created: str = "2027-01-15T08:00:00Z", **status: Any
+) -> dict[str, Any]:
+    """A pod of the training's Job, made at `created`; a running one's
+    trainer started at `started`."""
     if phase == "Running" and "containerStatuses" not in status:
         status["containerStatuses"] = [
             {"name": "trainer", "state": {"running": {"startedAt": started}}}
         ]
     return {
-        "metadata": {"name": f"{NAME}-abcde", "creationTimestamp": "2027-01-15T08:00:00Z"},
+        "metadata": {"name": f"{NAME}-abcde", "creationTimestamp": created},
         "spec": {"nodeName": "kwok-gpu-0"} if phase != "Pending" else {},
         "status": {"phase": phase, **status},
     }

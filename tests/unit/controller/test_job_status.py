@@ -155,3 +155,20 @@ def test_a_replacement_pod_refused_after_the_first_ended_is_told() -> None:
     # A refusal from before that pod came is history.
     old = _refusal("Error creating: exceeded quota: gpus", "2027-01-15T07:59:00Z")
     assert observe(job(active=0, failed=1), [evicted], [old]).reason == "Finishing"
+
+
+def test_a_job_kubernetes_is_ending_is_not_queued_while_its_pods_stop() -> None:
+    """At a deadline Kubernetes marks the Job FailureTarget, deletes its pods,
+    and only then marks it Failed: in between it is finishing."""
+    ending = job(("FailureTarget", "DeadlineExceeded", "Job was active longer than specified"))
+    seen = observe(ending, [pod("Running")])
+    assert (seen.phase, seen.reason) == (Phase.RUNNING, "Finishing")
+    assert "DeadlineExceeded" in seen.message
+    gone = observe(ending, [], ran=True)  # its pods deleted already
+    assert (gone.phase, gone.reason) == (Phase.RUNNING, "Finishing")
+
+
+def test_a_job_asked_to_suspend_is_suspended_before_its_condition_says_so() -> None:
+    suspending = job(active=1)
+    suspending["spec"] = {"suspend": True}
+    assert observe(suspending, []).phase == Phase.SUSPENDED

@@ -168,9 +168,14 @@ RESUMED = "2027-01-15T09:00:00Z"  # the startTime Kubernetes gives it on resumin
                      [SetDeadline(NAME, None, RESUMED)],
                      id="resumed: taken off while it waits again"),
         pytest.param(_job_with_deadline(1861, JOB_START, RESUMED),
-                     [pod("Running", started="2027-01-15T09:00:05Z")], 60,
+                     [pod("Running", started="2027-01-15T08:30:01Z"),  # lingering
+                      pod("Running", started="2027-01-15T09:00:05Z",
+                          created="2027-01-15T09:00:01Z")], 60,
                      [SetDeadline(NAME, 5 + 1 + 60, RESUMED)],
                      id="resumed: set again once the trainer runs again"),
+        pytest.param(job(active=1), [pod("Running", started="2027-01-15T07:59:58Z")], 60,
+                     [SetDeadline(NAME, 0 + 1 + 60, JOB_START)],
+                     id="a node's clock behind the control plane's: no wait, not less"),
         pytest.param(job(active=1), [pod("Running")], 0, [], id="no deadline asked"),
     ],
 )  # fmt: skip
