@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -91,38 +91,45 @@ class Kube:
             metrics.KUBE_REQUESTS.labels(verb, resource, code).inc()
             metrics.KUBE_REQUEST_SECONDS.labels(verb, resource).observe(time.perf_counter() - start)
 
-    def create_job(self, manifest: Object) -> bool:
-        """Creates the Job; False when it already existed (a repeat after a crash)."""
+    def _call_unless(
+        self, verb: str, outcome: int, call: Callable[[], object], resource: str = "jobs"
+    ) -> bool:
+        """Makes the call; False when the API server answered `outcome`."""
         try:
-            with self._call("create", "jobs"):
-                self._batch.create_namespaced_job(
-                    self.namespace,
-                    manifest,  # type: ignore[arg-type]  # validate_call makes it a V1Job
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                )
+            with self._call(verb, resource):
+                call()
         except KubernetesError as err:
-            if err.status == 409:
+            if err.status == outcome:
                 return False
             raise
         return True
 
+    def create_job(self, manifest: Object) -> bool:
+        """Creates the Job; False when it already existed (a repeat after a crash)."""
+        return self._call_unless(
+            "create",
+            409,
+            lambda: self._batch.create_namespaced_job(
+                self.namespace,
+                manifest,  # type: ignore[arg-type]  # validate_call makes it a V1Job
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            ),
+        )
+
     def delete_job(self, name: str) -> bool:
         """Deletes the Job and (in the background) its pods; False when it was gone."""
-        try:
-            with self._call("delete", "jobs"):
-                self._batch.delete_namespaced_job(
-                    name,
-                    self.namespace,
-                    propagation_policy="Background",
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                )
-        except KubernetesError as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
+        return self._call_unless(
+            "delete",
+            404,
+            lambda: self._batch.delete_namespaced_job(
+                name,
+                self.namespace,
+                propagation_policy="Background",
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            ),
+        )
 
     def set_job_deadline(self, name: str, seconds: int | None, counted_from: str) -> bool:
         """Sets the Job's activeDeadlineSeconds (None removes it) and notes
@@ -131,20 +138,17 @@ class Kube:
             "metadata": {"annotations": {DEADLINE_FROM_ANNOTATION: counted_from}},
             "spec": {"activeDeadlineSeconds": seconds},
         }
-        try:
-            with self._call("patch", "jobs"):
-                self._batch.patch_namespaced_job(
-                    name,
-                    self.namespace,
-                    patch,
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                )
-        except KubernetesError as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
+        return self._call_unless(
+            "patch",
+            404,
+            lambda: self._batch.patch_namespaced_job(
+                name,
+                self.namespace,
+                patch,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            ),
+        )
 
     def get_job(self, name: str) -> Object | None:
         try:
