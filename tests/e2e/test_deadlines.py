@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from trainconductor.v1 import training_service_pb2 as pb
 
 from tests.e2e.stack import Stack, wait_for
@@ -55,7 +56,7 @@ def test_a_resumed_job_waiting_again_for_a_pod_keeps_its_whole_deadline(stack: S
     jobs = client.BatchV1Api(stack.kube)
     wait_for(
         "the deadline on the running training's Job",
-        lambda: jobs.read_namespaced_job(name, stack.namespace).spec.active_deadline_seconds,
+        lambda: _deadline_of(jobs, name, stack.namespace),
         timeout=30,
     )
     jobs.patch_namespaced_job(name, stack.namespace, {"spec": {"suspend": True}})
@@ -70,9 +71,21 @@ def test_a_resumed_job_waiting_again_for_a_pod_keeps_its_whole_deadline(stack: S
             describe=lambda: str(stack.get(training.id)),
         )
         time.sleep(spec.deadline.seconds + 4)  # longer than what the Job had
-        assert jobs.read_namespaced_job(name, stack.namespace).spec.active_deadline_seconds is None
+        assert _deadline_of(jobs, name, stack.namespace) is None
         waiting = stack.get(training.id)
         assert waiting.phase == pb.PHASE_QUEUED, waiting  # waiting still, not FAILED
 
     done = stack.wait_for_phase(training.id, {pb.PHASE_COMPLETED, pb.PHASE_FAILED}, timeout=120)
     assert done.phase == pb.PHASE_COMPLETED, done  # it ran 3 s of its 10
+
+
+def _deadline_of(jobs: client.BatchV1Api, name: str, namespace: str) -> int | None:
+    """The Job's activeDeadlineSeconds; None too while the controller has
+    not made the Job yet."""
+    try:
+        seconds: int | None = jobs.read_namespaced_job(name, namespace).spec.active_deadline_seconds
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    return seconds
