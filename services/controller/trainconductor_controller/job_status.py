@@ -166,6 +166,11 @@ def _waiting(pods: list[Object], refusals: list[Object]) -> tuple[str, str]:
     return "JobCreated", "the Job was created; waiting for its pod"
 
 
+def created_ms(obj: Object) -> int:
+    """When the API server made the object (the control plane's clock)."""
+    return parse_time_ms(obj.get("metadata", {}).get("creationTimestamp")) or 0
+
+
 def refused_at_ms(refusal: Object) -> int:
     """When a refusal was last said (its times may or may not have fractions)."""
     return parse_time_ms(refusal.get("lastTimestamp")) or 0
@@ -178,7 +183,7 @@ def _refused(refusals: list[Object]) -> tuple[str, str]:
 
 def _refused_since(pods: list[Object], refusals: list[Object]) -> bool:
     """Whether the Job's newest pod creation was refused after its last pod came."""
-    newest_pod = max(parse_time_ms(p["metadata"].get("creationTimestamp")) or 0 for p in pods)
+    newest_pod = max(created_ms(p) for p in pods)
     return any(refused_at_ms(r) > newest_pod for r in refusals)
 
 

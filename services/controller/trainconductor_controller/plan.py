@@ -14,6 +14,7 @@ from typing import Any
 
 from trainconductor_controller.job_status import (
     Observed,
+    created_ms,
     observe,
     parse_time_ms,
     refused_at_ms,
@@ -87,10 +88,6 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
     )
 
 
-def _created_ms(obj: Object) -> int:
-    return parse_time_ms(obj.get("metadata", {}).get("creationTimestamp")) or 0
-
-
 def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDeadline | None:
     """The change the Job's deadline needs. Kubernetes counts
     activeDeadlineSeconds from the Job's startTime; the training's deadline
@@ -111,7 +108,7 @@ def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDead
     if counted_from is not None:
         # Resumed: only the pods made since count (old ones may linger).
         # Both times are the control plane's; a start is the node's.
-        pods = [p for p in pods if _created_ms(p) >= job_start_ms]
+        pods = [p for p in pods if created_ms(p) >= job_start_ms]
     starts = trainer_starts_ms(pods)
     name = job["metadata"]["name"]
     if not starts:  # waiting (again)
