@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and `make up` run, when missing:
 # Redis, shellcheck, Prometheus (and promtool) for the metrics tests, curl,
-# and podman, buildah and debootstrap for the images (hack/images.sh).
+# podman, buildah and debootstrap for the images (hack/images.sh), and
+# python3.11-venv, so that the project's virtualenv runs on Debian's Python
+# (hack/venv.sh says why).
 set -euo pipefail
 
-wanted=(redis-server shellcheck prometheus curl podman buildah debootstrap)
+wanted=(redis-server shellcheck prometheus curl podman buildah debootstrap python3.11-venv)
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
