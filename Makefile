@@ -61,7 +61,7 @@ lock: ## Re-lock the Python dependencies from requirements.in.
 	# Locked for the oldest Python 3.11 we run on (Debian bookworm's, in the
 	# images), so that its extra needs (async-timeout before 3.11.3) are in.
 	$(VENV)/bin/uv pip compile requirements.in -o requirements.lock --generate-hashes -q --python-version 3.11.2
-	$(VENV)/bin/uv pip compile hack/tools/python/checkov.in -o hack/tools/python/checkov.lock --generate-hashes -q
+	$(VENV)/bin/uv pip compile hack/tools/python/checkov.in -o hack/tools/python/checkov.lock --generate-hashes -q --python-version 3.11.2
 
 ##@ Check
 
