@@ -243,11 +243,12 @@ class Client:
     ) -> Iterator[pb.TrainingEvent]:
         """The events of every training the caller may see (of `owner`'s only,
         when given), from now or after `after_event_id`, reconnecting as
-        `watch` does; `TimeoutError` once `timeout` seconds have passed."""
+        `watch` does; `TimeoutError` once `timeout` seconds have passed. It
+        asks for bookmarks, so that it resumes past the events it skipped."""
 
         def open_stream(after: str, remaining: float | None) -> Any:
             return self._stub.WatchTrainings(
-                pb.WatchTrainingsRequest(owner=owner, after_event_id=after),
+                pb.WatchTrainingsRequest(owner=owner, after_event_id=after, bookmarks=True),
                 metadata=self._metadata,
                 timeout=remaining,
             )
@@ -276,6 +277,10 @@ class Client:
             try:
                 for response in stream:
                     failures = 0
+                    if not response.HasField("event"):
+                        # A bookmark: events this watch does not show went by.
+                        last = response.bookmark_event_id
+                        continue
                     last = response.event.event_id
                     yield response.event
                 return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -220,6 +221,10 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             await self._store.check_events_kept(request.after_event_id)
         after = request.after_event_id or await self._store.last_event_id()
         owned: dict[str, bool] = {}
+        # Where the client would resume now, and since when: a bookmark moves
+        # it past the events this watch skipped once the watch has been
+        # quiet for a poll period.
+        told, told_at = after, time.monotonic()
         async with self._watching(context, "WatchTrainings"):
             await context.send_initial_metadata(((RESUME_POINT_KEY, after),))
             while True:
@@ -231,7 +236,12 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                         continue
                     if owner and not await self._owned_by(event, owner, owned):
                         continue
+                    told, told_at = after, time.monotonic()
                     yield pb.WatchTrainingsResponse(event=event_to_proto(event))
+                quiet = time.monotonic() - told_at >= self._watch_poll_ms / 1000
+                if request.bookmarks and after != told and quiet:
+                    told, told_at = after, time.monotonic()
+                    yield pb.WatchTrainingsResponse(bookmark_event_id=after)
 
     async def _owned_by(self, event: TrainingEvent, owner: str, cache: dict[str, bool]) -> bool:
         if event.training_id not in cache:

@@ -19,7 +19,7 @@ from trainconductor_api.server import build_server
 from trainconductor_client import Client, InvalidArgument, NotFound
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
-from trainconductor_core.store import TrainingStore
+from trainconductor_core.store import TrainingStore, open_store
 
 
 async def test_a_watch_resumes_across_an_api_restart_losing_and_repeating_nothing(
@@ -81,19 +81,9 @@ async def test_watching_all_loses_nothing_made_while_a_quiet_stream_reconnected(
                 received.append(event)
                 return
 
-    def open_watches() -> float:
-        value = metrics.registry.get_sample_value(
-            "trainconductor_api_active_watches", {"grpc_method": "WatchTrainings"}
-        )
-        return value or 0.0
-
     following = asyncio.create_task(asyncio.to_thread(follow))
     try:
-        deadline = time.monotonic() + 10
-        while open_watches() < 1:
-            assert time.monotonic() < deadline, "the watch never opened"
-            await asyncio.sleep(0.05)
-
+        await _watch_of_all_open()
         await api.drain_and_stop()  # the quiet stream breaks; the client retries
         made_meanwhile, _ = await store.create(lora_spec(), owner="anonymous")
         api = build_server(settings, serve_metrics=False)
@@ -103,6 +93,65 @@ async def test_watching_all_loses_nothing_made_while_a_quiet_stream_reconnected(
         await api.drain_and_stop()
 
     assert [(e.training_id, e.phase) for e in received] == [(made_meanwhile.id, pb.PHASE_PENDING)]
+
+
+async def test_watching_one_owner_resumes_past_the_events_it_skipped(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    """A watch of one owner's trainings shows few of all events. Once another
+    owner's many events have made the cap on kept events trim the last one
+    it showed, the client resumes from the API's bookmarks instead: a
+    reconnect goes on rather than failing OUT_OF_RANGE."""
+    port = free_port()
+    settings = api_settings(
+        redis_server, key_prefix, grpc_port=port, all_events_cap=10, training_events_cap=10
+    )
+    store = open_store(settings)
+    api = build_server(settings, serve_metrics=False)
+    await api.start()
+    mine, _ = await store.create(lora_spec(), owner="ada")
+    shown = await store.last_event_id()
+    received: list[pb.TrainingEvent] = []
+
+    def follow() -> None:
+        with Client(f"127.0.0.1:{port}", retries=20) as client:
+            for event in client.watch_all(owner="ada", after_event_id=shown, timeout=30):
+                received.append(event)
+                return
+
+    following = asyncio.create_task(asyncio.to_thread(follow))
+    try:
+        await _watch_of_all_open()
+        others, _ = await store.create(lora_spec(), owner="bob")
+        for step in range(250):  # trims ada's event: trimming goes by nodes of 100
+            await store.write_status(
+                others.id, StatusUpdate(1, Phase.RUNNING, "Running", str(step))
+            )
+        # The watch polls every 0.2 s, and sends a bookmark after a quiet one;
+        # nothing outside the client says when it has one.
+        await asyncio.sleep(1.5)
+        await api.drain_and_stop()  # the stream breaks; the client reconnects
+        api = build_server(settings, serve_metrics=False)
+        await api.start()
+        await store.write_status(mine.id, StatusUpdate(1, Phase.QUEUED, "JobCreated", ""))
+        await asyncio.wait_for(following, timeout=30)
+    finally:
+        await api.drain_and_stop()
+        await store.close()
+
+    assert [(e.training_id, e.phase) for e in received] == [(mine.id, pb.PHASE_QUEUED)]
+
+
+async def _watch_of_all_open() -> None:
+    deadline = time.monotonic() + 10
+    while (
+        metrics.registry.get_sample_value(
+            "trainconductor_api_active_watches", {"grpc_method": "WatchTrainings"}
+        )
+        or 0
+    ) < 1:
+        assert time.monotonic() < deadline, "the watch never opened"
+        await asyncio.sleep(0.05)
 
 
 async def test_errors_carry_the_code_and_the_fields(

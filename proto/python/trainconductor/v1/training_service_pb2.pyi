@@ -846,20 +846,28 @@ class WatchTrainingsRequest(_message.Message):
 
     AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    BOOKMARKS_FIELD_NUMBER: _builtins.int
     after_event_id: _builtins.str
     """Resume after this event; empty starts with events from now on.
     OUT_OF_RANGE when events after it are no longer kept.
     """
     owner: _builtins.str
+    bookmarks: _builtins.bool
+    """Also send bookmarks: see WatchTrainingsResponse. Without them, a watch
+    that shows few of all events (one owner's, say) can only resume after
+    the last event it showed, and once the cap on kept events has trimmed
+    that one, resuming is OUT_OF_RANGE.
+    """
     def __init__(
         self,
         *,
         after_event_id: _builtins.str = ...,
         owner: _builtins.str = ...,
+        bookmarks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "owner", b"owner"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "bookmarks", b"bookmarks", "owner", b"owner"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -870,16 +878,25 @@ class WatchTrainingsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    BOOKMARK_EVENT_ID_FIELD_NUMBER: _builtins.int
+    bookmark_event_id: _builtins.str
+    """Set in a bookmark only: events this watch does not show went by, up to
+    and including this one. Resume after it; a client shows nothing for it.
+    Sent when asked for, once a watch has been quiet for its poll period.
+    """
     @_builtins.property
-    def event(self) -> Global___TrainingEvent: ...
+    def event(self) -> Global___TrainingEvent:
+        """Unset in a bookmark."""
+
     def __init__(
         self,
         *,
         event: Global___TrainingEvent | None = ...,
+        bookmark_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bookmark_event_id", b"bookmark_event_id", "event", b"event"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
