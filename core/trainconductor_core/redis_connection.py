@@ -44,8 +44,11 @@ def connect(settings: CommonSettings) -> redis.Redis:
             sentinels.append((host, int(port)))
         if settings.redis_ca_file:
             options["ssl"] = True  # TLS to the Sentinels and to the master alike
-        # redis-py asks the Sentinels with the socket settings only: TLS too.
+        # redis-py asks the Sentinels with the socket settings only: TLS too,
+        # and their own password, if any.
         asking = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
+        if settings.redis_sentinel_password:
+            asking["password"] = settings.redis_sentinel_password.get_secret_value()
         sentinel = Sentinel(sentinels, sentinel_kwargs=asking, **options)  # type: ignore[no-untyped-call]
         master: redis.Redis = sentinel.master_for(settings.redis_sentinel_master)
         return master

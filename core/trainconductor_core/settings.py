@@ -45,6 +45,11 @@ class CommonSettings(BaseSettings):
         description="host:port of Sentinels; when set, the master is found through them.",
     )
     redis_sentinel_master: str = Field("mymaster", description="Sentinel's name of the master.")
+    redis_sentinel_password: SecretStr | None = Field(
+        None,
+        description="Password the Sentinels ask for (requirepass in sentinel.conf), when they "
+        "do; often Redis's own. redis_password is for the master only.",
+    )
     redis_socket_timeout_seconds: float = Field(
         5.0, gt=0, description="Longest wait for one Redis reply before it counts as down."
     )

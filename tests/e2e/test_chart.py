@@ -118,6 +118,7 @@ class Scenario:
             *values["imagePullSecrets"],
             redis["existingSecret"],
             redis["tls"]["caSecret"],
+            redis["sentinel"]["existingSecret"] if redis["sentinel"]["hosts"] else "",
             *(user["existingSecret"] for user in redis["users"].values()),
             values["api"]["tls"]["secretName"] if values["api"]["tls"]["enabled"] else "",
             values["auth"]["staticTokens"]["existingSecret"]
@@ -152,6 +153,11 @@ def make_secrets(kube: client.ApiClient, namespace: str, scenario: Scenario) -> 
             secret = client.V1Secret(
                 metadata=client.V1ObjectMeta(name=name),
                 string_data={redis["existingSecretPasswordKey"]: "s3cret"},
+            )
+        elif name == redis["sentinel"]["existingSecret"]:
+            secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                string_data={redis["sentinel"]["existingSecretPasswordKey"]: "s3ntinel"},
             )
         elif name in redis_users:
             secret = client.V1Secret(
@@ -1452,6 +1458,20 @@ def test_the_services_accept_the_settings_the_chart_renders(
     assert controller["ttl_seconds_after_finished"] == training["ttlSecondsAfterFinished"]
     assert controller["redis_url"] == api["redis_url"]
     assert controller["redis_sentinels"] == values["redis"]["sentinel"]["hosts"]
+    # The Sentinels' password, from its Secret, where they ask for one.
+    sentinel = values["redis"]["sentinel"]
+    for component in ("api", "controller"):
+        container = find(manifests, "Deployment", scenario.name(component))["spec"]["template"][
+            "spec"
+        ]["containers"][0]
+        refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in container["env"]}
+        if sentinel["hosts"] and sentinel["existingSecret"]:
+            assert refs["TC_REDIS_SENTINEL_PASSWORD"] == {
+                "name": sentinel["existingSecret"],
+                "key": sentinel["existingSecretPasswordKey"],
+            }, component
+        else:
+            assert "TC_REDIS_SENTINEL_PASSWORD" not in refs, component
     # Each service as its own Redis user, where there is one per service.
     redis_values = values["redis"]
     for component, loaded in (("api", api), ("controller", controller)):

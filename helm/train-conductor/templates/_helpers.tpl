@@ -205,6 +205,15 @@ Redis with; each empty when there is none. Takes (dict "context" $ "component" "
       name: {{ $credentials.secret }}
       key: {{ $credentials.key }}
 {{- end }}
+{{- with .context.Values.redis.sentinel }}
+{{- if and .hosts .existingSecret }}
+- name: TC_REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .existingSecretPasswordKey }}
+{{- end }}
+{{- end }}
 {{- if (index .context.Values .component).otelCollector.enabled }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: http://127.0.0.1:4317

@@ -4,6 +4,7 @@ file, and through Sentinel (plain and over TLS). Real servers each time."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from tests.support.certificates import CertificateAuthority
 from tests.support.ports import free_port
 from tests.support.redis_sentinel import RedisSentinel
 from tests.support.redis_server import RedisServer
+from tests.support.secret_scan import SecretRegistry
 from tests.support.specs import lora_spec
 from trainconductor_api.server import build_server
 from trainconductor_core.redis_connection import connect
@@ -147,6 +149,27 @@ async def test_the_api_finds_its_redis_through_sentinel(
         )
         assert found.connection_pool.max_connections == 40
         await found.aclose()
+    finally:
+        sentinel.stop()
+
+
+async def test_the_api_finds_its_redis_through_sentinels_that_ask_for_a_password(
+    redis_server: RedisServer, tmp_path: Path, log_secrets: SecretRegistry
+) -> None:
+    password = log_secrets.add(secrets.token_hex(16), "the Sentinel's password")
+    sentinel = RedisSentinel(tmp_path / "sentinel", redis_server, conf=f"requirepass {password}")
+    sentinel.start(redis.Redis(port=sentinel.port, password=password, socket_timeout=1))
+    try:
+        # Without the password the Sentinel names no master: no way to Redis.
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=sentinel.port, socket_timeout=1).sentinel_masters()
+        async with serving(
+            redis_server=redis_server,
+            redis_url="redis://127.0.0.1:1/0",
+            redis_sentinels=[sentinel.address],
+            redis_sentinel_password=password,
+        ) as trainings:
+            await _create_and_read(trainings)
     finally:
         sentinel.stop()
 
