@@ -54,6 +54,12 @@ tls_and_tokens=(
   --set auth.staticTokens.existingSecret=tc-tokens
 )
 
+# Sentinels that ask for a password, the master none: the services' only
+# password from a Secret is the Sentinels'.
+sentinel_password=(
+  --set 'redis.sentinel.hosts={redis-sentinel:26379}' --set redis.sentinel.existingSecret=tc-sentinel
+)
+
 lint_checkov() {
   local helm=$1 checkov=$2 rendered values name
   rendered="$(mktemp -d)"
@@ -65,7 +71,9 @@ lint_checkov() {
   done
   "$helm" template tc "$chart" --namespace tc-system "${tls_and_tokens[@]}" \
     >"$rendered/tls-and-tokens.yaml"
-  log "checkov on the rendered chart: ci/*-values.yaml and TLS with token authentication"
+  "$helm" template tc "$chart" --namespace tc-system "${sentinel_password[@]}" \
+    >"$rendered/sentinel-password.yaml"
+  log "checkov on the rendered chart: ci/*-values.yaml, TLS with token authentication, Sentinels with a password"
   # --skip-download: nothing is fetched from Prisma Cloud (no account, no network needed).
   "$checkov" --directory "$rendered" --framework kubernetes --quiet --compact --skip-download >&2
 }

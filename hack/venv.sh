@@ -21,9 +21,10 @@ if [[ -z $python ]]; then
   fi
 fi
 
-# Keyed by the lock, the interpreter and the checkout (the project's own
-# packages are installed editable, pointing into one checkout).
-digest="$( (cat "$root/requirements.lock"; "$python" --version; echo "$root") | sha256sum | cut -c1-12)"
+# Keyed by the lock, the interpreter (its version and its path) and the
+# checkout (the project's own packages are installed editable, pointing
+# into one checkout).
+digest="$( (cat "$root/requirements.lock"; "$python" -c 'import sys; print(sys.version, sys.executable)'; echo "$root") | sha256sum | cut -c1-12)"
 venv="$cache/venv/$digest"
 
 if [[ ! -f $venv/.complete ]]; then

@@ -195,7 +195,13 @@ Redis with; each empty when there is none. Takes (dict "context" $ "component" "
 {{- toYaml $settings }}
 {{- end }}
 
-{{/* Environment every service container gets: its Redis password, and the OTLP endpoint of the collector sidecar. Takes (dict "context" $ "component" "api"). */}}
+{{/* "true" when a service container takes a Redis password (the master's, the Sentinels') from a Secret. Takes (dict "context" $ "component" "api"). */}}
+{{- define "train-conductor.redis.passwordsFromSecrets" -}}
+{{- $sentinel := .context.Values.redis.sentinel }}
+{{- if or (include "train-conductor.redis.credentials" . | fromYaml).secret (and $sentinel.hosts $sentinel.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* Environment every service container gets: its Redis password, the Sentinels' password, and the OTLP endpoint of the collector sidecar. Takes (dict "context" $ "component" "api"). */}}
 {{- define "train-conductor.commonEnv" -}}
 {{- $credentials := include "train-conductor.redis.credentials" . | fromYaml }}
 {{- if $credentials.secret }}

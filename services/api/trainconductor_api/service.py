@@ -238,8 +238,10 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                         continue
                     told, told_at = after, time.monotonic()
                     yield pb.WatchTrainingsResponse(event=event_to_proto(event))
+                # No bookmarks for a watch that shows nothing (owner None):
+                # they would tell when another owner's trainings change.
                 quiet = time.monotonic() - told_at >= self._watch_poll_ms / 1000
-                if request.bookmarks and after != told and quiet:
+                if request.bookmarks and owner is not None and after != told and quiet:
                     told, told_at = after, time.monotonic()
                     yield pb.WatchTrainingsResponse(bookmark_event_id=after)
 

@@ -81,9 +81,10 @@ async def test_watching_all_loses_nothing_made_while_a_quiet_stream_reconnected(
                 received.append(event)
                 return
 
+    before = _watches_of_all()
     following = asyncio.create_task(asyncio.to_thread(follow))
     try:
-        await _watch_of_all_open()
+        await _watch_of_all_opened(before)
         await api.drain_and_stop()  # the quiet stream breaks; the client retries
         made_meanwhile, _ = await store.create(lora_spec(), owner="anonymous")
         api = build_server(settings, serve_metrics=False)
@@ -119,17 +120,19 @@ async def test_watching_one_owner_resumes_past_the_events_it_skipped(
                 received.append(event)
                 return
 
+    before = _watches_of_all()
     following = asyncio.create_task(asyncio.to_thread(follow))
     try:
-        await _watch_of_all_open()
+        await _watch_of_all_opened(before)
         others, _ = await store.create(lora_spec(), owner="bob")
         for step in range(250):  # trims ada's event: trimming goes by nodes of 100
             await store.write_status(
                 others.id, StatusUpdate(1, Phase.RUNNING, "Running", str(step))
             )
-        # The watch polls every 0.2 s, and sends a bookmark after a quiet one;
-        # nothing outside the client says when it has one.
-        await asyncio.sleep(1.5)
+        # The watch polls every 0.2 s and sends a bookmark after a quiet poll,
+        # so the last one comes about 0.4 s after the last write; nothing
+        # outside the client says when it has it.
+        await asyncio.sleep(2)
         await api.drain_and_stop()  # the stream breaks; the client reconnects
         api = build_server(settings, serve_metrics=False)
         await api.start()
@@ -142,14 +145,17 @@ async def test_watching_one_owner_resumes_past_the_events_it_skipped(
     assert [(e.training_id, e.phase) for e in received] == [(mine.id, pb.PHASE_QUEUED)]
 
 
-async def _watch_of_all_open() -> None:
+def _watches_of_all() -> float:
+    """Open watches of all trainings in this process (earlier tests' may linger)."""
+    value = metrics.registry.get_sample_value(
+        "trainconductor_api_active_watches", {"grpc_method": "WatchTrainings"}
+    )
+    return value or 0.0
+
+
+async def _watch_of_all_opened(before: float) -> None:
     deadline = time.monotonic() + 10
-    while (
-        metrics.registry.get_sample_value(
-            "trainconductor_api_active_watches", {"grpc_method": "WatchTrainings"}
-        )
-        or 0
-    ) < 1:
+    while _watches_of_all() <= before:
         assert time.monotonic() < deadline, "the watch never opened"
         await asyncio.sleep(0.05)
 

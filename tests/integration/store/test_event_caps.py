@@ -1,5 +1,6 @@
-"""Both services trim events by the caps of their settings: the controller
-writes most of the events, so its store must trim as the API's does."""
+"""The store both services open (`open_store`) trims events by the caps of
+their settings: the controller writes most of the events, so its store must
+trim as the API's does."""
 
 from __future__ import annotations
 

@@ -882,7 +882,8 @@ class WatchTrainingsResponse(_message.Message):
     bookmark_event_id: _builtins.str
     """Set in a bookmark only: events this watch does not show went by, up to
     and including this one. Resume after it; a client shows nothing for it.
-    Sent when asked for, once a watch has been quiet for its poll period.
+    Sent when asked for, once a watch has been quiet for its poll period;
+    never on a watch of trainings the caller may not see.
     """
     @_builtins.property
     def event(self) -> Global___TrainingEvent:
