@@ -7,12 +7,12 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${TC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/train-conductor}"
 # The interpreter: PYTHON if set; else Debian's python3.11, the one the
-# images run (hack/images.sh; Dockerfile's python:3.11-slim is built the same
-# way), with profile-guided and link-time optimisation. An interpreter built
-# from source without them (pyenv's default) runs pure Python about a fifth
-# slower, and the API's share of Python is far larger than the no-op server's
-# that `make bench` compares it with. Falls back to python3 where Debian's
-# cannot make a virtualenv (python3.11-venv: hack/deps.sh installs it).
+# images run (hack/images.sh; the Dockerfile's python:3.11-slim is also built
+# with profile-guided and link-time optimisation), so that the tests and
+# `make bench` run on what production runs. A build from source without them
+# (pyenv's default) runs pure Python a sixth to a quarter slower. Falls back
+# to python3 where Debian's cannot make a virtualenv (python3.11-venv:
+# hack/deps.sh installs it).
 python="${PYTHON:-}"
 if [[ -z $python ]]; then
   python=python3
