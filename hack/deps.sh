@@ -6,7 +6,10 @@
 # (hack/venv.sh says why).
 set -euo pipefail
 
-wanted=(redis-server shellcheck prometheus curl podman buildah debootstrap python3.11-venv)
+wanted=(redis-server shellcheck prometheus curl podman buildah debootstrap)
+if [[ -x /usr/bin/python3.11 ]]; then # bookworm's; elsewhere hack/venv.sh uses python3
+  wanted+=(python3.11-venv)
+fi
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
