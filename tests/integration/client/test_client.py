@@ -73,18 +73,8 @@ async def test_watching_all_loses_nothing_made_while_a_quiet_stream_reconnected(
     settings = api_settings(redis_server, key_prefix, grpc_port=port)
     api = build_server(settings, serve_metrics=False)
     await api.start()
-    received: list[pb.TrainingEvent] = []
-
-    def follow() -> None:
-        with Client(f"127.0.0.1:{port}", retries=20) as client:
-            for event in client.watch_all(timeout=30):
-                received.append(event)
-                return
-
-    before = _watches_of_all()
-    following = asyncio.create_task(asyncio.to_thread(follow))
+    following, received = await _following_all(port)
     try:
-        await _watch_of_all_opened(before)
         await api.drain_and_stop()  # the quiet stream breaks; the client retries
         made_meanwhile, _ = await store.create(lora_spec(), owner="anonymous")
         api = build_server(settings, serve_metrics=False)
@@ -112,18 +102,8 @@ async def test_watching_one_owner_resumes_past_the_events_it_skipped(
     await api.start()
     mine, _ = await store.create(lora_spec(), owner="ada")
     shown = await store.last_event_id()
-    received: list[pb.TrainingEvent] = []
-
-    def follow() -> None:
-        with Client(f"127.0.0.1:{port}", retries=20) as client:
-            for event in client.watch_all(owner="ada", after_event_id=shown, timeout=30):
-                received.append(event)
-                return
-
-    before = _watches_of_all()
-    following = asyncio.create_task(asyncio.to_thread(follow))
+    following, received = await _following_all(port, owner="ada", after_event_id=shown)
     try:
-        await _watch_of_all_opened(before)
         others, _ = await store.create(lora_spec(), owner="bob")
         for step in range(250):  # trims ada's event: trimming goes by nodes of 100
             await store.write_status(
@@ -143,6 +123,25 @@ async def test_watching_one_owner_resumes_past_the_events_it_skipped(
         await store.close()
 
     assert [(e.training_id, e.phase) for e in received] == [(mine.id, pb.PHASE_QUEUED)]
+
+
+async def _following_all(
+    port: int, *, owner: str = "", after_event_id: str = ""
+) -> tuple[asyncio.Task[None], list[pb.TrainingEvent]]:
+    """A client watching all trainings in a thread, returned once the API has
+    the watch open; the task ends at the first event, which the list holds."""
+    received: list[pb.TrainingEvent] = []
+
+    def follow() -> None:
+        with Client(f"127.0.0.1:{port}", retries=20) as client:
+            for event in client.watch_all(owner=owner, after_event_id=after_event_id, timeout=30):
+                received.append(event)
+                return
+
+    before = _watches_of_all()
+    following = asyncio.create_task(asyncio.to_thread(follow))
+    await _watch_of_all_opened(before)
+    return following, received
 
 
 def _watches_of_all() -> float:
