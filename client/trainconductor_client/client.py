@@ -279,7 +279,8 @@ class Client:
                     failures = 0
                     if not response.HasField("event"):
                         # A bookmark: events this watch does not show went by.
-                        last = response.bookmark_event_id or last
+                        # (WatchTraining's responses have no such field.)
+                        last = getattr(response, "bookmark_event_id", "") or last
                         continue
                     last = response.event.event_id
                     yield response.event
