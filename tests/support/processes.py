@@ -63,6 +63,13 @@ class Service:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def end(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
+    """Sends `sig` to `process` if it still runs, and waits for its exit."""
+    if process is not None and process.poll() is None:
+        process.send_signal(sig)
+        process.wait(10)
+
+
 def answers_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:

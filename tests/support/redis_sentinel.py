@@ -10,6 +10,7 @@ import redis
 
 from tests.support.orphans import guarded
 from tests.support.ports import free_port
+from tests.support.processes import end
 from tests.support.redis_server import RedisServer
 
 
@@ -68,7 +69,5 @@ class RedisSentinel:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        end(self.process)
         self.process = None

@@ -4,6 +4,7 @@ a test can stop and start again on the same port and data."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import redis
 
 from tests.support.orphans import guarded
 from tests.support.ports import free_port
+from tests.support.processes import end
 
 
 class RedisServer:
@@ -63,13 +65,9 @@ class RedisServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        end(self.process)
         self.process = None
 
     def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        end(self.process, signal.SIGKILL)
         self.process = None
