@@ -41,6 +41,7 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from trainconductor.v1 import training_service_pb2 as pb
 
+from trainconductor_core.auto_pipeline import AutoPipeline
 from trainconductor_core.errors import (
     HistoryTrimmed,
     InvalidCursor,
@@ -169,6 +170,8 @@ class TrainingStore:
         self._create = client.register_script(_lua("create.lua"))
         self._cancel = client.register_script(_lua("cancel.lua"))
         self._status = client.register_script(_lua("status.lua"))
+        # The short commands of concurrent calls go to Redis together.
+        self._batched = AutoPipeline(client)
 
     # keys
 
@@ -250,7 +253,7 @@ class TrainingStore:
         ]
         args.append(orjson.dumps(fields))
         args.append(self._max_active_per_owner)
-        created, stored_id = await self._create(keys=keys, args=args)
+        created, stored_id = await self._batched.run_script(self._create, keys, args)
         if created == -1:
             raise ActiveTrainingsCapReached(owner, self._max_active_per_owner)
         if not created:  # an earlier call with this request id made it
@@ -260,14 +263,15 @@ class TrainingStore:
     @_unavailable_on_outage
     async def cancel(self, training_id: str) -> tuple[TrainingRecord, bool]:
         """Records a cancellation; returns the training and whether it changed."""
-        result = await self._cancel(
-            keys=[
+        result = await self._batched.run_script(
+            self._cancel,
+            [
                 self._k("training", training_id),
                 self.changes_key,
                 self._k("events", training_id),
                 self._k("events"),
             ],
-            args=[
+            [
                 training_id,
                 self._now_ms(),
                 self._change_feed_cap,
@@ -286,13 +290,14 @@ class TrainingStore:
 
     @_unavailable_on_outage
     async def write_status(self, training_id: str, update: StatusUpdate) -> WriteResult:
-        result = await self._status(
-            keys=[
+        result = await self._batched.run_script(
+            self._status,
+            [
                 self._k("training", training_id),
                 self._k("events", training_id),
                 self._k("events"),
             ],
-            args=[
+            [
                 training_id,
                 self._now_ms(),
                 update.observed_generation,
@@ -316,7 +321,7 @@ class TrainingStore:
 
     @_unavailable_on_outage
     async def get(self, training_id: str) -> TrainingRecord:
-        values = await self._redis.hgetall(self._k("training", training_id))
+        values = await self._batched.execute("HGETALL", self._k("training", training_id))
         if not values:
             raise TrainingNotFound(training_id)
         return TrainingRecord.from_hash(cast(dict[str, str], values))

@@ -1,0 +1,113 @@
+"""Sends the short Redis commands of concurrent calls together, one pipeline
+at a time.
+
+Under load the store's cost is mostly redis-py's work per command (taking a
+connection, the retry and timeout wrappers, one write and one wake-up per
+reply), not Redis's. So while one pipeline is out, the commands issued
+meanwhile wait and go together in the next: one write, one connection and
+one wake-up for all of them. A lone command goes out on the next turn of the
+event loop, so an idle API loses nothing.
+
+Only for commands that answer at once: a blocking read here would hold up
+every other call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+_MAX_BATCH = 256  # commands per pipeline: bounds one write and its replies
+
+_Waiting = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+def _quiet_context() -> contextvars.Context:
+    """A context with OpenTelemetry's instrumentation suppressed. A pipeline
+    carries the commands of many calls, so a span of its own would belong to
+    no one call's trace."""
+    quiet = contextvars.Context()
+    suppressed = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+    quiet.run(otel_context.attach, suppressed)
+    return quiet
+
+
+class AutoPipeline:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._waiting: list[_Waiting] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._quiet = _quiet_context()
+
+    async def execute(self, *args: Any) -> Any:
+        """Runs one command and returns its reply, as `execute_command` would."""
+        if trace.get_current_span().is_recording():
+            # A traced call keeps its command to itself, so its trace shows
+            # the command's own span.
+            return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((args, reply))
+        self._schedule(loop)
+        return await reply
+
+    async def run_script(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes]
+    ) -> Any:
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return await self.execute(*command)
+        except NoScriptError:
+            # Redis has lost its scripts (a restart, a failover), so this one
+            # did not run. Every call in flight loads it again, in one pipeline.
+            await self.execute("SCRIPT LOAD", script.script)
+            return await self.execute(*command)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._waiting and self._sending is None and not self._scheduled:
+            self._scheduled = True
+            # On the next turn, so that commands issued in this one go too.
+            loop.call_soon(self._send_waiting, loop)
+
+    def _send_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = False
+        batch, self._waiting = self._waiting[:_MAX_BATCH], self._waiting[_MAX_BATCH:]
+        self._sending = loop.create_task(self._send(batch), context=self._quiet.copy())
+        self._sending.add_done_callback(lambda _: self._sent(loop))
+
+    def _sent(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sending = None
+        self._schedule(loop)
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                # An error reply is that command's alone; the others stand.
+                replies = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            for _, reply in batch:
+                reply.cancel()
+            raise
+        except Exception as err:  # noqa: BLE001 - each caller gets it: none may wait for ever
+            for _, reply in batch:
+                if not reply.done():
+                    reply.set_exception(err)
+            return
+        for (_, reply), value in zip(batch, replies, strict=True):
+            if reply.done():  # its caller gave up waiting
+                continue
+            if isinstance(value, Exception):
+                reply.set_exception(value)
+            else:
+                reply.set_result(value)

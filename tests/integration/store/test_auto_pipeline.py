@@ -1,0 +1,98 @@
+"""The store sends the short commands of concurrent calls together: a busy
+service holds one Redis connection, not one per call in flight, and each call
+still gets its own reply, its own error, and exactly one write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from tests.support.redis_server import RedisServer
+from tests.support.specs import lora_spec
+from trainconductor_core.errors import TrainingNotFound
+from trainconductor_core.store import ListFilter, TrainingStore
+
+CALLS = 200
+
+
+@pytest.fixture
+async def named_store(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[TrainingStore]:
+    """A store whose connections carry a name, to count them in CLIENT LIST."""
+    client = redis.Redis.from_url(
+        redis_server.url, client_name=f"{key_prefix}store", decode_responses=True
+    )
+    store = TrainingStore(client, prefix=key_prefix)
+    yield store
+    await store.close()
+
+
+async def _connections_named(redis_server: RedisServer, name: str) -> int:
+    async with redis.Redis.from_url(redis_server.url, decode_responses=True) as admin:
+        clients = await admin.client_list()
+    return sum(1 for client in clients if client["name"] == name)
+
+
+async def test_concurrent_calls_share_a_connection_and_each_gets_its_own_reply(
+    named_store: TrainingStore, redis_server: RedisServer, key_prefix: str
+) -> None:
+    made = await asyncio.gather(
+        *(named_store.create(lora_spec(), owner=f"user{n % 7}") for n in range(CALLS))
+    )
+    read = await asyncio.gather(*(named_store.get(training.id) for training, _ in made))
+
+    assert [training.id for training in read] == [training.id for training, _ in made]
+    assert [training.owner for training in read] == [f"user{n % 7}" for n in range(CALLS)]
+    page, _ = await named_store.list_page(page_size=CALLS + 1)
+    assert len(page) == CALLS, "one training per create, no more"
+    # One call at a time would have needed a connection per call in flight.
+    assert await _connections_named(redis_server, f"{key_prefix}store") <= 2
+
+
+async def test_an_error_reply_fails_only_its_own_call(
+    named_store: TrainingStore, redis_server: RedisServer, key_prefix: str
+) -> None:
+    made = [await named_store.create(lora_spec(), owner="ada") for _ in range(3)]
+    async with redis.Redis.from_url(redis_server.url) as admin:
+        await admin.set(f"{key_prefix}training:not-a-hash", "x")
+
+    ids = [made[0][0].id, "not-a-hash", made[1][0].id, "missing", made[2][0].id]
+    results = await asyncio.gather(*(named_store.get(i) for i in ids), return_exceptions=True)
+
+    assert isinstance(results[1], ResponseError)
+    assert "WRONGTYPE" in str(results[1])
+    assert isinstance(results[3], TrainingNotFound)
+    assert [getattr(r, "id", None) for r in results[0::2]] == [m[0].id for m in made]
+
+
+async def test_creates_go_on_after_redis_forgets_its_scripts(
+    named_store: TrainingStore, redis_server: RedisServer
+) -> None:
+    await named_store.create(lora_spec(), owner="ada")  # the script is cached
+    async with redis.Redis.from_url(redis_server.url) as admin:
+        await admin.script_flush()  # as after a restart or a failover
+
+    made = await asyncio.gather(
+        *(named_store.create(lora_spec(), owner="ada", request_id=f"r{n}") for n in range(20))
+    )
+
+    assert all(created for _, created in made)
+    page, _ = await named_store.list_page(page_size=50, where=ListFilter(owner="ada"))
+    assert len(page) == 21, "each create ran once"
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_others_their_replies(
+    named_store: TrainingStore,
+) -> None:
+    training, _ = await named_store.create(lora_spec(), owner="ada")
+    calls = [asyncio.ensure_future(named_store.get(training.id)) for _ in range(10)]
+    calls[3].cancel()
+
+    results = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert isinstance(results[3], asyncio.CancelledError)
+    assert [getattr(r, "id", None) for r in results[:3] + results[4:]] == [training.id] * 9
+    assert (await named_store.get(training.id)).id == training.id
