@@ -6,7 +6,7 @@ connection, the retry and timeout wrappers, one write and one wake-up per
 reply), not Redis's. So while one pipeline is out, the commands issued
 meanwhile wait and go together in the next: one write, one connection and
 one wake-up for all of them. A lone command goes out on the next turn of the
-event loop, so an idle API loses nothing.
+event loop, so an idle service loses nothing.
 
 Only for commands that answer at once: a blocking read here would hold up
 every other call.
@@ -81,6 +81,11 @@ class AutoPipeline:
     def _send_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
         batch, self._waiting = self._waiting[:_MAX_BATCH], self._waiting[_MAX_BATCH:]
+        # A caller that gave up waiting (its deadline passed) was told its
+        # call failed: its command is not sent.
+        batch = [(args, reply) for args, reply in batch if not reply.done()]
+        if not batch:
+            return
         self._sending = loop.create_task(self._send(batch), context=self._quiet.copy())
         self._sending.add_done_callback(lambda _: self._sent(loop))
 
@@ -105,7 +110,7 @@ class AutoPipeline:
                     reply.set_exception(err)
             return
         for (_, reply), value in zip(batch, replies, strict=True):
-            if reply.done():  # its caller gave up waiting
+            if reply.done():  # its caller gave up waiting meanwhile
                 continue
             if isinstance(value, Exception):
                 reply.set_exception(value)

@@ -96,3 +96,18 @@ async def test_a_caller_that_stops_waiting_leaves_the_others_their_replies(
     assert isinstance(results[3], asyncio.CancelledError)
     assert [getattr(r, "id", None) for r in results[:3] + results[4:]] == [training.id] * 9
     assert (await named_store.get(training.id)).id == training.id
+
+
+async def test_a_create_given_up_before_it_is_sent_records_nothing(
+    named_store: TrainingStore,
+) -> None:
+    first, _ = await named_store.create(lora_spec(), owner="ada")  # Redis has the script
+    given_up = asyncio.ensure_future(named_store.create(lora_spec(), owner="ada"))
+    await asyncio.sleep(0)  # the create has queued its command, not sent it
+    given_up.cancel()
+    kept, _ = await named_store.create(lora_spec(), owner="ada")
+
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+    page, _ = await named_store.list_page(page_size=10)
+    assert [training.id for training in page] == [kept.id, first.id]
