@@ -25,7 +25,7 @@ from opentelemetry import trace
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-_MAX_BATCH = 256  # commands per pipeline: bounds one write and its replies
+MAX_BATCH = 256  # commands per pipeline: bounds one write and its replies
 
 _Waiting = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -84,11 +84,12 @@ class AutoPipeline:
 
     def _send_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
-        batch, self._waiting = self._waiting[:_MAX_BATCH], self._waiting[_MAX_BATCH:]
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
         # A caller that gave up waiting (its deadline passed) was told its
         # call failed: its command is not sent.
         batch = [(args, reply) for args, reply in batch if not reply.done()]
         if not batch:
+            self._schedule(loop)  # the commands past this batch, if any
             return
         self._sending = loop.create_task(self._send(batch), context=self._quiet.copy())
         self._sending.add_done_callback(lambda _: self._sent(loop))

@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 
 from tests.support.redis_server import RedisServer
 from tests.support.specs import lora_spec
+from trainconductor_core.auto_pipeline import MAX_BATCH
 from trainconductor_core.errors import TrainingNotFound
 from trainconductor_core.store import ListFilter, TrainingStore
 
@@ -111,3 +112,18 @@ async def test_a_create_given_up_before_it_is_sent_records_nothing(
         await given_up
     page, _ = await named_store.list_page(page_size=10)
     assert [training.id for training in page] == [kept.id, first.id]
+
+
+async def test_calls_queued_behind_a_pipeline_of_given_up_calls_get_their_replies(
+    named_store: TrainingStore,
+) -> None:
+    training, _ = await named_store.create(lora_spec(), owner="ada")
+    given_up = [asyncio.ensure_future(named_store.get(training.id)) for _ in range(MAX_BATCH)]
+    behind = [asyncio.ensure_future(named_store.get(training.id)) for _ in range(10)]
+    await asyncio.sleep(0)  # every call has queued its command
+    for call in given_up:
+        call.cancel()
+
+    read = await asyncio.wait_for(asyncio.gather(*behind), timeout=10)
+
+    assert [r.id for r in read] == [training.id] * 10
