@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -98,7 +99,7 @@ def main() -> int:
         _wait_grpc(f"127.0.0.1:{noop_port}")
         targets = {ratio: target for ratio, (_, target) in traced.items()}
         noop_target = f"127.0.0.1:{noop_port}"
-        return _measure(
+        status = _measure(
             api_target, noop_target, targets, args.seconds, args.rounds, redis_server.url
         )
     finally:
@@ -107,6 +108,10 @@ def main() -> int:
         noop.kill()
         jaeger.stop()
         redis_server.stop()
+    # Its Redis data and access logs run to hundreds of MB. A run that raised
+    # keeps them, to be read.
+    shutil.rmtree(work, ignore_errors=True)
+    return status
 
 
 def chart_sample_ratio() -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -245,6 +246,7 @@ def main() -> int:
             core.delete_namespace(name)
         if started:
             local.down()
+    shutil.rmtree(work, ignore_errors=True)  # as bench.api does: a run that raised keeps its logs
     return report(results)
 
 
