@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
-from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -34,10 +34,13 @@ def _quiet_context() -> contextvars.Context:
     """A context with OpenTelemetry's instrumentation suppressed. A pipeline
     carries the commands of many calls, so a span of its own would belong to
     no one call's trace."""
-    quiet = contextvars.Context()
-    suppressed = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-    quiet.run(otel_context.attach, suppressed)
-    return quiet
+
+    def suppressed() -> contextvars.Context:
+        with suppress_instrumentation():
+            return contextvars.copy_context()
+
+    # Run in an empty context, so that the copy holds the suppression only.
+    return contextvars.Context().run(suppressed)
 
 
 class AutoPipeline:
