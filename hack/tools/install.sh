@@ -61,6 +61,10 @@ build_ghz() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 }
 
+build_grpcurl() {
+  GOBIN="$out" go install -ldflags "-s -w" "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+}
+
 build_jaeger() {
   (cd "$here/jaeger" && go build -ldflags "-s -w" -o "$out/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
 }
@@ -102,6 +106,7 @@ main() {
   build helm "$(key helm "$HELM_VERSION")" helm -- build_helm
   build helm-docs "$(key helm-docs "$HELM_DOCS_VERSION")" helm-docs -- build_helm_docs
   build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz
+  build grpcurl "$(key grpcurl "$GRPCURL_VERSION")" grpcurl -- build_grpcurl
   build jaeger "$(key jaeger "$JAEGER_VERSION" "$here/jaeger/go.sum")" jaeger -- build_jaeger
   build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
     kube-apiserver kube-controller-manager kube-scheduler kubectl -- build_kubernetes
