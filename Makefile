@@ -5,7 +5,10 @@ SHELL := /usr/bin/env bash
 
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
-TOOLS_BIN = $(shell hack/tools/install.sh --print)
+# What `make up` builds: the control plane, and unless TC_UP_MINIMAL is set,
+# Jaeger and Helm (which renders the chart's alerts for Prometheus).
+CLUSTER_TOOLS = etcd kwok kubernetes
+UP_TOOLS = $(CLUSTER_TOOLS) $(if $(filter-out 0,$(TC_UP_MINIMAL)),,jaeger helm)
 
 ##@ General
 
@@ -18,16 +21,18 @@ help: ## Show this help.
 ##@ Run
 
 .PHONY: up
-up: deps tools ## Run Redis, a Kubernetes control plane, the API and the controller locally.
-	PYTHON=$(PY) hack/up.sh
+up: deps ## Run Redis, a Kubernetes control plane, the API, the controller, Prometheus and Jaeger locally (TC_UP_MINIMAL=1: without the last two).
+	hack/tools/install.sh $(UP_TOOLS)
+	$(PY) -m devstack up
 
 .PHONY: cluster-up
-cluster-up: tools ## Start the local Kubernetes control plane (kwok nodes); prints its kubeconfig.
-	$(PY) -m tests.cluster up
+cluster-up: ## Start the local Kubernetes control plane (kwok nodes); prints its kubeconfig.
+	hack/tools/install.sh $(CLUSTER_TOOLS)
+	$(PY) -m devstack cluster up
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local Kubernetes control plane.
-	$(PY) -m tests.cluster down
+	$(PY) -m devstack cluster down
 
 ##@ Build
 

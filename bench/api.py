@@ -33,11 +33,11 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from bench.ghz import ROOT, Load, run_ghz
-from tests.support.jaeger import Jaeger
-from tests.support.ports import free_port
-from tests.support.processes import Service
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.jaeger import Jaeger
+from devstack.ports import free_port
+from devstack.processes import Service
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 
 CONCURRENCY = 50
 TARGETS = {"CreateTraining": 0.5, "GetTraining": 0.6}

@@ -37,12 +37,11 @@ from typing import Any
 from kubernetes import client
 
 from bench.ghz import ROOT
-from tests.cluster.local import LocalCluster
-from tests.e2e.conftest import Cluster
-from tests.e2e.job_counter import JobCreations
-from tests.e2e.stack import Stack, wait_for
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.cluster import LocalCluster
+from devstack.job_counter import JobCreations
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
+from devstack.stack import Cluster, Stack, wait_for
 from trainconductor_controller.jobs import build_job
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.settings import ControllerSettings

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster.local import binary
+from devstack.cluster import binary
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 
 _TRAINING = pb.Training(id="0" * 20, spec=lora_spec(), phase=pb.PHASE_PENDING)
 

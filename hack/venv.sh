@@ -11,13 +11,20 @@ cache="${TC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/train-conductor}"
 # with profile-guided and link-time optimisation), so that the tests and
 # `make bench` run on what production runs. A build from source without them
 # (pyenv's default) runs pure Python a sixth to a quarter slower. Falls back
-# to python3 where Debian's cannot make a virtualenv (python3.11-venv:
-# hack/deps.sh installs it).
+# to python3 where Debian's cannot make a virtualenv even after
+# hack/deps.sh installed python3.11-venv.
+# The choice must not depend on whether `make deps` ran before: on a fresh
+# machine `make up` and `make test` would otherwise key two virtualenvs.
 python="${PYTHON:-}"
 if [[ -z $python ]]; then
   python=python3
-  if /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null; then
-    python=/usr/bin/python3.11
+  if [[ -x /usr/bin/python3.11 ]]; then
+    if ! /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null; then
+      "$root/hack/deps.sh" >&2 </dev/null
+    fi
+    if /usr/bin/python3.11 -c 'import ensurepip, venv' 2>/dev/null; then
+      python=/usr/bin/python3.11
+    fi
   fi
 fi
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.support.redis_server import RedisServer
+from devstack.redis_server import RedisServer
 from trainconductor_api.server import ApiServer, build_server
 from trainconductor_api.settings import ApiSettings
 from trainconductor_core.redis_connection import connect

@@ -49,7 +49,7 @@ from trainconductor_core.errors import (
     TrainConductorError,
     TrainingNotFound,
 )
-from trainconductor_core.ids import new_training_id
+from trainconductor_core.ids import TrainingIds
 from trainconductor_core.phases import FINAL_PHASES, Phase
 from trainconductor_core.record import (
     Change,
@@ -167,6 +167,7 @@ class TrainingStore:
         self._all_events_cap = all_events_cap
         self._max_active_per_owner = max_active_per_owner  # 0: no cap
         self._clock = clock
+        self._ids = TrainingIds()
         self._create = client.register_script(_lua("create.lua"))
         self._cancel = client.register_script(_lua("cancel.lua"))
         self._status = client.register_script(_lua("status.lua"))
@@ -213,7 +214,7 @@ class TrainingStore:
         if "/" in request_id:
             raise ValueError("a request id has no '/'")
         now = self._now_ms()
-        training_id = new_training_id(now)
+        training_id = self._ids.new(now)
         labels = dict(spec.labels)
         keys = [
             self._k("request", f"{owner}/{request_id}") if request_id else "",

@@ -4,6 +4,7 @@
 # the pinned module files, and links them into "$TC_CACHE/bin".
 #
 #   hack/tools/install.sh            build whatever is missing or stale
+#   hack/tools/install.sh etcd kwok  only those
 #   hack/tools/install.sh --print    print the bin directory and exit
 set -euo pipefail
 
@@ -22,7 +23,8 @@ key() {
   local name=$1 version=$2
   shift 2
   local digest
-  digest="$( (echo "$version"; cat "$@" 2>/dev/null) | sha256sum | cut -c1-12)"
+  # With no files, `cat` would read standard input: a terminal waits for ever.
+  digest="$( (echo "$version"; if (($#)); then cat "$@" 2>/dev/null; fi) </dev/null | sha256sum | cut -c1-12)"
   echo "$cache/tools/$name-$version-$digest"
 }
 
@@ -50,7 +52,11 @@ build() {
     local start=$SECONDS
     out="$dir.partial.$$"
     rm -rf "$out" && mkdir -p "$out"
-    "$@"
+    if ! "$@"; then
+      rm -rf "$out"
+      log "building $name failed (above): check that the Go module proxy ($(go env GOPROXY)) is reachable and the disk has room, then run 'make tools' again"
+      return 1
+    fi
     rm -rf "$dir" && mv "$out" "$dir"
     log "built $name in $((SECONDS - start))s"
   fi
@@ -98,18 +104,34 @@ build_helm_docs() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
 }
 
+# build_tool NAME: build one tool (and link it) unless it is cached.
+build_tool() {
+  case $1 in
+    etcd) build etcd "$(key etcd "$ETCD_VERSION" "$here/etcd/go.sum" "$here/etcd/main.go")" \
+      etcd -- build_etcd ;;
+    kwok) build kwok "$(key kwok "$KWOK_VERSION")" kwok kwokctl -- build_kwok ;;
+    helm) build helm "$(key helm "$HELM_VERSION")" helm -- build_helm ;;
+    helm-docs) build helm-docs "$(key helm-docs "$HELM_DOCS_VERSION")" helm-docs -- build_helm_docs ;;
+    ghz) build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz ;;
+    grpcurl) build grpcurl "$(key grpcurl "$GRPCURL_VERSION")" grpcurl -- build_grpcurl ;;
+    jaeger) build jaeger "$(key jaeger "$JAEGER_VERSION" "$here/jaeger/go.sum")" jaeger -- build_jaeger ;;
+    kubernetes) build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
+      kube-apiserver kube-controller-manager kube-scheduler kubectl -- build_kubernetes ;;
+    *) log "unknown tool $1 (known: ${all_tools[*]})"; return 2 ;;
+  esac
+}
+
+all_tools=(etcd kwok helm helm-docs ghz grpcurl jaeger kubernetes)
+
 main() {
   if [[ ${1:-} == --print ]]; then echo "$bin"; return; fi
-  build etcd "$(key etcd "$ETCD_VERSION" "$here/etcd/go.sum" "$here/etcd/main.go")" \
-    etcd -- build_etcd
-  build kwok "$(key kwok "$KWOK_VERSION")" kwok kwokctl -- build_kwok
-  build helm "$(key helm "$HELM_VERSION")" helm -- build_helm
-  build helm-docs "$(key helm-docs "$HELM_DOCS_VERSION")" helm-docs -- build_helm_docs
-  build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz
-  build grpcurl "$(key grpcurl "$GRPCURL_VERSION")" grpcurl -- build_grpcurl
-  build jaeger "$(key jaeger "$JAEGER_VERSION" "$here/jaeger/go.sum")" jaeger -- build_jaeger
-  build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
-    kube-apiserver kube-controller-manager kube-scheduler kubectl -- build_kubernetes
+  if ! command -v go >/dev/null; then
+    log "go is missing: install Go ($(grep -m1 '^go ' "$here/kubernetes/go.mod")) and put it on PATH"
+    return 1
+  fi
+  local tools=("$@")
+  ((${#tools[@]})) || tools=("${all_tools[@]}")
+  for tool in "${tools[@]}"; do build_tool "$tool"; done
   log "tools ready in $bin"
 }
 

@@ -1,54 +1,23 @@
-"""The Kubernetes control plane for the end-to-end tests.
-
-Uses the cluster of the kubeconfig in TC_KUBECONFIG when it is set (a kind
-cluster, say); otherwise starts the local control plane once per session
-(or reuses the one `make up` runs) and stops it only if it started it.
-"""
+"""Fixtures of the end-to-end tests: the Kubernetes control plane (the
+cluster of TC_KUBECONFIG when set, else the local one, started once per
+session or reused from `make up`) and the running system (`devstack`)."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from tests.cluster.local import LocalCluster
-
-if TYPE_CHECKING:
-    from tests.e2e.stack import Stack
-
-
-@dataclass(frozen=True)
-class Cluster:
-    kubeconfig: Path
-    local: LocalCluster | None
-
-    def api_client(self) -> client.ApiClient:
-        api: client.ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
-        return api
+from devstack.stack import Cluster, Stack, given_or_local_cluster, running_stack
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    given = os.environ.get("TC_KUBECONFIG")
-    if given:
-        if not Path(given).exists():
-            raise RuntimeError(f"TC_KUBECONFIG={given} does not exist")
-        yield Cluster(Path(given), None)
-        return
-    local = LocalCluster()
-    started = local.up()
-    try:
-        yield Cluster(local.kubeconfig, local)
-    finally:
-        if started and not os.environ.get("TC_KEEP_CLUSTER"):
-            local.down()
+    with given_or_local_cluster(keep=bool(os.environ.get("TC_KEEP_CLUSTER"))) as found:
+        yield found
 
 
 @pytest.fixture(scope="session")
@@ -63,30 +32,6 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
-
-
-@contextmanager
-def running_stack(
-    cluster: Cluster, log_dir: Path, env: dict[str, str] | None = None
-) -> Iterator[Stack]:
-    """Redis, the API and one controller (with `env` added to both)."""
-    from tests.e2e.stack import Stack
-    from tests.support.redis_server import RedisServer
-
-    redis_server = RedisServer(log_dir / "redis")
-    redis_server.start()
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(cluster.api_client())
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    stack = Stack(cluster, redis_server, name, log_dir)
-    try:
-        stack.start_api(**(env or {}))
-        stack.start_controller(**(env or {}))
-        yield stack
-    finally:
-        stack.stop_all()
-        redis_server.stop()
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="module")

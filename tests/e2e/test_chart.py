@@ -26,13 +26,12 @@ from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.cluster.local import ROOT, binary
-from tests.e2e.conftest import Cluster
-from tests.e2e.stack import wait_for
-from tests.support.ports import free_port
-from tests.support.processes import Service
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.cluster import ROOT, binary
+from devstack.ports import free_port
+from devstack.processes import Service
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
+from devstack.stack import Cluster, wait_for
 
 CHART = ROOT / "helm" / "train-conductor"
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from kubernetes import client
 
-from tests.cluster.local import binary
-from tests.e2e.conftest import Cluster
-from tests.e2e.stack import wait_for
+from devstack.cluster import binary
+from devstack.stack import Cluster, wait_for
 
 TOLERATE_KWOK = [
     client.V1Toleration(key="kwok.x-k8s.io/node", operator="Exists", effect="NoSchedule")
@@ -141,7 +140,7 @@ def test_a_gpu_job_schedules_on_a_gpu_node(kube: client.ApiClient, namespace: st
 
 
 def test_helm_installs_a_chart_into_the_cluster(cluster: Cluster, namespace: str) -> None:
-    chart = Path(__file__).parents[1] / "cluster" / "testdata" / "trivial-chart"
+    chart = Path(__file__).parent / "testdata" / "trivial-chart"
     result = subprocess.run(
         [
             binary("helm"), "install", "trivial", str(chart),

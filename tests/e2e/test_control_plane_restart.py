@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.conftest import Cluster, running_stack
-from tests.e2e.stack import Stack, wait_for
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
+from devstack.stack import Cluster, Stack, running_stack, wait_for
 
 
 @pytest.fixture(scope="module")

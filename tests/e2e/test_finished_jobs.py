@@ -8,8 +8,8 @@ from __future__ import annotations
 from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.stack import Stack, wait_for
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
+from devstack.stack import Stack, wait_for
 
 FINAL = {pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED}
 

@@ -33,14 +33,13 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubernetes import client
 
-from tests.cluster.local import ROOT
-from tests.e2e.conftest import Cluster
-from tests.e2e.stack import KWOK_TOLERATION, wait_for
+from devstack.cluster import ROOT
+from devstack.orphans import die_with_parent
+from devstack.ports import free_port
+from devstack.processes import wait_http_ok
+from devstack.redis_server import RedisServer
+from devstack.stack import KWOK_TOLERATION, Cluster, wait_for
 from tests.e2e.test_chart import api_prestop, render
-from tests.support.orphans import die_with_parent
-from tests.support.ports import free_port
-from tests.support.processes import wait_http_ok
-from tests.support.redis_server import RedisServer
 
 IMAGES_SH = ROOT / "hack" / "images.sh"
 TAG = "dev"

@@ -11,10 +11,9 @@ from pathlib import Path
 from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.conftest import Cluster, running_stack
-from tests.e2e.job_counter import JobCreations
-from tests.e2e.stack import LEASE_SECONDS, Stack, wait_for
-from tests.support.specs import lora_spec
+from devstack.job_counter import JobCreations
+from devstack.specs import lora_spec
+from devstack.stack import LEASE_SECONDS, Cluster, Stack, running_stack, wait_for
 
 
 def holder(stack: Stack) -> str:

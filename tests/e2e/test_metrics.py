@@ -15,10 +15,10 @@ import grpc
 import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.cluster.local import ROOT
-from tests.e2e.stack import Stack
-from tests.support.prometheus import Prometheus
-from tests.support.specs import lora_spec
+from devstack.cluster import ROOT
+from devstack.prometheus import Prometheus
+from devstack.specs import lora_spec
+from devstack.stack import Stack
 
 DASHBOARD = ROOT / "helm" / "train-conductor" / "dashboards" / "train-conductor.json"
 # Panels fed by redis_exporter, which the chart runs beside its bundled Redis

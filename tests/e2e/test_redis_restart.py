@@ -6,9 +6,9 @@ import time
 
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.job_counter import JobCreations
-from tests.e2e.stack import Stack, wait_for
-from tests.support.specs import lora_spec
+from devstack.job_counter import JobCreations
+from devstack.specs import lora_spec
+from devstack.stack import Stack, wait_for
 
 
 def test_a_redis_restart_loses_no_change(stack: Stack) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.stack import Stack, wait_for
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
+from devstack.stack import Stack, wait_for
 
 QUOTA = "tc-e2e-no-jobs"
 POD_QUOTA = "tc-e2e-no-pods"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import redis
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.stack import Stack
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
+from devstack.stack import Stack
 
 
 def test_a_training_whose_change_was_lost_is_taken_up_by_the_resync(stack: Stack) -> None:

@@ -6,7 +6,7 @@ import io
 
 import pexpect
 
-from tests.e2e.stack import Stack
+from devstack.stack import Stack
 from tests.support.tcctl import EXAMPLES, env, tcctl, tcctl_path
 
 EXIT_FAILED, EXIT_CANCELED = 7, 8

@@ -22,11 +22,11 @@ from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.e2e.conftest import Cluster
-from tests.support.ports import free_port
-from tests.support.processes import Service
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.ports import free_port
+from devstack.processes import Service
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
+from devstack.stack import Cluster
 
 AUDIENCE = f"train-conductor-e2e-{uuid.uuid4().hex[:6]}"
 

@@ -14,11 +14,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.e2e.conftest import Cluster, running_stack
-from tests.e2e.stack import Stack
-from tests.support.jaeger import Jaeger
-from tests.support.processes import Service
-from tests.support.specs import lora_spec
+from devstack.jaeger import Jaeger
+from devstack.processes import Service
+from devstack.specs import lora_spec
+from devstack.stack import Cluster, Stack, running_stack
 
 CLIENT = "training-submitter"
 

@@ -10,7 +10,7 @@ from google.protobuf.duration_pb2 import Duration
 from train_conductor.service.training import training_pb2 as legacy
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 
 
 def _full_v1() -> pb.CreateTrainingRequest:

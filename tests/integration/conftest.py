@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.redis_server import RedisServer
 from tests.conftest import api_settings
 from tests.support.certificates import CertificateAuthority, KeyPair
-from tests.support.redis_server import RedisServer
 from tests.support.security import StaticUser, static_user, write_static_tokens
 from trainconductor_api.server import ApiServer, build_server
 

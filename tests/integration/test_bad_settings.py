@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port
-from tests.support.processes import Service
+from devstack.ports import free_port
+from devstack.processes import Service
 
 PASSWORD = "s3cret-redis-password"
 

@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 
+from devstack.redis_server import RedisServer
 from tests.conftest import api_settings
 from tests.property.values import ALLOWED_PATH_PREFIXES
-from tests.support.redis_server import RedisServer
 from trainconductor_api.server import ApiServer, build_server
 
 # The other suites write to database 0 and never clean up; in a database of

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import redis
 
-from tests.support.orphans import guarded
-from tests.support.ports import free_port
-from tests.support.processes import end
-from tests.support.redis_server import RedisServer
+from devstack.orphans import guarded
+from devstack.ports import free_port
+from devstack.processes import end
+from devstack.redis_server import RedisServer
 
 
 class RedisSentinel:

@@ -15,10 +15,10 @@ from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from tests.integration.api.test_legacy_client import legacy_request
 from tests.integration.api.test_secrets_in_logs import start_api
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
 
 SERVICE = "/trainconductor.v1.TrainingService/"
 LEGACY_TRAIN = "/train_conductor.service.training.TrainConductor/Train"

@@ -13,10 +13,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.specs import lora_spec
 from tests.integration.conftest import Certificates, StartApi, StaticTokens
 from tests.support.secret_scan import SecretRegistry
 from tests.support.security import plain_channel, static_user, tls_channel, write_static_tokens
-from tests.support.specs import lora_spec
 
 Metadata = tuple[tuple[str, str], ...]
 

@@ -14,9 +14,9 @@ from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.specs import lora_spec
 from tests.integration.conftest import StartApi, StaticTokens
 from tests.support.security import StaticUser, plain_channel
-from tests.support.specs import lora_spec
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.store import TrainingStore

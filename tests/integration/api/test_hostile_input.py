@@ -12,8 +12,8 @@ from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.specs import lora_spec
 from tests.support.grpc_errors import violated_fields
-from tests.support.specs import lora_spec
 
 
 def _spec(**changes: object) -> pb.TrainingSpec:

@@ -12,10 +12,10 @@ import grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.support.ports import free_port
-from tests.support.processes import Service
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.ports import free_port
+from devstack.processes import Service
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 
 
 def start_replica(name: str, redis_server: RedisServer, port: int, http_port: int,

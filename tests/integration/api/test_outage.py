@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from tests.conftest import api_settings
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
 from trainconductor_api.server import build_server
 
 SERVICE = "trainconductor.v1.TrainingService"

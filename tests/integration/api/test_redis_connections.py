@@ -18,13 +18,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.ports import free_port
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from tests.conftest import api_settings
 from tests.support.certificates import CertificateAuthority
-from tests.support.ports import free_port
 from tests.support.redis_sentinel import RedisSentinel
-from tests.support.redis_server import RedisServer
 from tests.support.secret_scan import SecretRegistry
-from tests.support.specs import lora_spec
 from trainconductor_api.server import build_server
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings

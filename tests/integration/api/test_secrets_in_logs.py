@@ -19,13 +19,13 @@ import redis
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.ports import free_port
+from devstack.processes import Service
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from tests.integration.api.test_redis_acl import documented_acl
-from tests.support.ports import free_port
-from tests.support.processes import Service
-from tests.support.redis_server import RedisServer
 from tests.support.secret_scan import SecretRegistry
 from tests.support.security import static_user, write_static_tokens
-from tests.support.specs import lora_spec
 
 
 def start_api(log_dir: Path, name: str, **env: str) -> tuple[Service, int]:

@@ -12,10 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.specs import lora_spec
 from tests.integration.conftest import Certificates, StartApi
 from tests.support.certificates import CertificateAuthority, KeyPair
 from tests.support.security import plain_channel, tls_channel
-from tests.support.specs import lora_spec
 
 
 async def create_as(channel: grpc.aio.Channel) -> pb.Training:

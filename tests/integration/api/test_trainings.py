@@ -10,9 +10,9 @@ import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from tests.support.grpc_errors import violated_fields
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.redis_connection import connect

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.specs import lora_spec
 from tests.integration.conftest import Certificates, StartApi, StaticTokens
-from tests.support.specs import lora_spec
 from tests.support.tcctl import EXAMPLES, tcctl_async
 from trainconductor_client.client import Client
 from trainconductor_client.errors import Unauthenticated, Unavailable

@@ -10,7 +10,7 @@ from pathlib import Path
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 from tests.support.tcctl import EXAMPLES, tcctl_async
 from trainconductor_api import metrics
 from trainconductor_api.server import ApiServer

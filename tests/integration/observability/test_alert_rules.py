@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.local import ROOT, binary
+from devstack.cluster import ROOT, binary
 
 API = 'job="tc-train-conductor-api", namespace="ml"'
 CONTROLLER = 'job="tc-train-conductor-controller", namespace="ml"'

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from trainconductor_core.auto_pipeline import MAX_BATCH
 from trainconductor_core.errors import TrainingNotFound
 from trainconductor_core.store import ListFilter, TrainingStore

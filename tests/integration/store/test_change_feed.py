@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 from trainconductor_controller.changefeed import ChangeFeed
 from trainconductor_core.store import TrainingStore
 

@@ -4,8 +4,8 @@ trim as the API's does."""
 
 from __future__ import annotations
 
-from tests.support.redis_server import RedisServer
-from tests.support.specs import lora_spec
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.settings import CommonSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 from trainconductor_core.ids import created_ms
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate

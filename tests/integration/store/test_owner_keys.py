@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 from trainconductor_core.store import TrainingStore
 
 

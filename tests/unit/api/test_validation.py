@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 from trainconductor_api.validation import Limits, validate_request_id, validate_spec
 
 Mutation = Callable[[pb.TrainingSpec], None]

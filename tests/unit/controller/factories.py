@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tests.support.specs import lora_spec
+from devstack.specs import lora_spec
 from trainconductor_controller.names import job_name
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingRecord

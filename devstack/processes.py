@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.orphans import guarded
+from devstack.orphans import guarded
 
 
 class Service:
@@ -29,8 +29,10 @@ class Service:
         self.process = subprocess.Popen(
             guarded([sys.executable, "-m", self.module]),
             env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C is for whoever started it
         )
         return self
 

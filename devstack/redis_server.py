@@ -11,14 +11,15 @@ from pathlib import Path
 
 import redis
 
-from tests.support.orphans import guarded
-from tests.support.ports import free_port
-from tests.support.processes import end
+from devstack.orphans import guarded
+from devstack.ports import free_port
+from devstack.processes import end
 
 
 class RedisServer:
-    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        """`extra_args`: more of redis-server's options (a TLS port, say)."""
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = (), port: int = 0) -> None:
+        """`extra_args`: more of redis-server's options (a TLS port, say); a
+        free loopback port unless `port` is given."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -27,7 +28,7 @@ class RedisServer:
             )
         self.binary = binary
         self.data_dir = data_dir
-        self.port = free_port()
+        self.port = port or free_port()
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -49,8 +50,10 @@ class RedisServer:
                 "--protected-mode", "no",
                 *self.extra_args,
             ]),
+            stdin=subprocess.DEVNULL,
             stdout=(self.data_dir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C is for whoever started it
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10

@@ -1,10 +1,13 @@
-"""The whole system for one test module: a real Redis, the API and the
-controller as processes, and a namespace of the real control plane."""
+"""The whole system: a real Redis, the API and the controller as processes,
+in a namespace of a real control plane. One definition serves the
+end-to-end tests, the bench and `make up`."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,17 +15,64 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from kubernetes import client
+from kubernetes import client, config
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.e2e.conftest import Cluster
-from tests.support.ports import free_port
-from tests.support.processes import Service
-from tests.support.redis_server import RedisServer
+from devstack.cluster import LocalCluster
+from devstack.ports import free_port
+from devstack.processes import Service
+from devstack.redis_server import RedisServer
 
+# The local cluster's nodes are kwok's, tainted so that real pods stay away.
 KWOK_TOLERATION = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
 LEASE_SECONDS = 4
+
+
+def controller_timings() -> dict[str, str]:
+    """Short leases and retries: a local controller takes over in seconds."""
+    return {
+        "TC_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
+        "TC_RENEW_DEADLINE_SECONDS": "3",
+        "TC_RETRY_PERIOD_SECONDS": "1",
+    }
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A Kubernetes cluster to run against: the local control plane, or one
+    given by its kubeconfig (a kind cluster, say)."""
+
+    kubeconfig: Path
+    local: LocalCluster | None
+
+    def api_client(self) -> client.ApiClient:
+        api: client.ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
+        return api
+
+    @property
+    def tolerations(self) -> list[dict[str, str]]:
+        return KWOK_TOLERATION if self.local is not None else []
+
+
+@contextmanager
+def given_or_local_cluster(keep: bool = False) -> Iterator[Cluster]:
+    """The cluster of TC_KUBECONFIG when set; else the local control plane,
+    started unless it runs already and stopped only if started here (and not
+    `keep`)."""
+    given = os.environ.get("TC_KUBECONFIG")
+    if given:
+        if not Path(given).exists():
+            raise RuntimeError(f"TC_KUBECONFIG={given} does not exist")
+        yield Cluster(Path(given), None)
+        return
+    local = LocalCluster()
+    started = local.up()
+    try:
+        yield Cluster(local.kubeconfig, local)
+    finally:
+        if started and not keep:
+            local.down()
 
 
 @dataclass
@@ -69,10 +119,8 @@ class Stack:
             "TC_IDENTITY": identity,
             "TC_HTTP_PORT": str(http_port),
             "TC_IMAGE": "example.com/trainer:1",
-            "TC_TOLERATIONS": json.dumps(KWOK_TOLERATION),
-            "TC_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
-            "TC_RENEW_DEADLINE_SECONDS": "3",
-            "TC_RETRY_PERIOD_SECONDS": "1",
+            "TC_TOLERATIONS": json.dumps(self.cluster.tolerations),
+            **controller_timings(),
             "TC_CHANGE_CLAIM_IDLE_SECONDS": "5",
             "TC_RESYNC_SECONDS": "30",
             "TC_WORKERS": "8",
@@ -178,6 +226,28 @@ class Stack:
         client.CoreV1Api(self.kube).patch_namespaced_pod(
             pod.metadata.name, self.namespace, {"metadata": {"annotations": annotations}}
         )
+
+
+@contextmanager
+def running_stack(
+    cluster: Cluster, log_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Redis, the API and one controller (with `env` added to both), in a
+    namespace of their own."""
+    redis_server = RedisServer(log_dir / "redis")
+    redis_server.start()
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    stack = Stack(cluster, redis_server, name, log_dir)
+    try:
+        stack.start_api(**(env or {}))
+        stack.start_controller(**(env or {}))
+        yield stack
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+        core.delete_namespace(name)
 
 
 def wait_for(

@@ -11,9 +11,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.local import binary
-from tests.support.ports import free_port
-from tests.support.processes import wait_http_ok
+from devstack.cluster import binary
+from devstack.orphans import guarded
+from devstack.ports import free_port
+from devstack.processes import wait_http_ok
 
 _CONFIG = """
 service:
@@ -60,9 +61,10 @@ exporters:
 
 
 class Jaeger:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, otlp_port: int = 0, query_port: int = 0) -> None:
+        """Free loopback ports unless given (`make up` gives its own)."""
         work.mkdir(parents=True, exist_ok=True)
-        self.otlp_port, self.query_port = free_port(), free_port()
+        self.otlp_port, self.query_port = otlp_port or free_port(), query_port or free_port()
         config = work / "jaeger.yaml"
         config.write_text(
             _CONFIG.format(
@@ -74,9 +76,11 @@ class Jaeger:
         )
         log = work / "jaeger.log"
         self.process = subprocess.Popen(
-            [binary("jaeger"), "--config", str(config)],
+            guarded([binary("jaeger"), "--config", str(config)]),
+            stdin=subprocess.DEVNULL,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C is for whoever started it
         )
         try:
             wait_http_ok(
@@ -88,6 +92,10 @@ class Jaeger:
         except AssertionError:
             self.stop()
             raise
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
 
     @property
     def otlp_endpoint(self) -> str:
@@ -111,7 +119,16 @@ class Jaeger:
             time.sleep(0.5)
         raise AssertionError(f"trace {trace_id} lacks spans of {wait_for}; has {found!r:.500}")
 
+    def traces(self, service: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The service's latest traces, newest first."""
+        url = f"{self.ui}/api/traces?service={service}&limit={limit}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: list[dict[str, Any]] = json.load(response)["data"]
+        return data
+
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(5)

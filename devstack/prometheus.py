@@ -11,22 +11,36 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.ports import free_port
-from tests.support.processes import wait_http_ok
+import yaml
+
+from devstack.cluster import ROOT
+from devstack.cluster import binary as binary_of
+from devstack.orphans import guarded
+from devstack.ports import free_port
+from devstack.processes import wait_http_ok
 
 
 class Prometheus:
     def __init__(
-        self, work: Path, targets: dict[str, str], labels: dict[str, str] | None = None
+        self,
+        work: Path,
+        targets: dict[str, str],
+        labels: dict[str, str] | None = None,
+        *,
+        port: int = 0,
+        rule_files: tuple[Path, ...] = (),
+        scrape_seconds: float = 1,
     ) -> None:
-        """Scrapes each job's target every second, adding `labels` (the
-        namespace, say, which Kubernetes service discovery would add)."""
+        """Scrapes each job's target every `scrape_seconds`, adding `labels`
+        (the namespace, say, which Kubernetes service discovery would add),
+        and evaluates the alerting rules of `rule_files`. A free loopback
+        port unless `port` is given."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError(
                 "prometheus is not installed: run `make deps` (apt-get install prometheus)"
             )
-        self.port = free_port()
+        self.port = port or free_port()
         work.mkdir(parents=True, exist_ok=True)
         config = work / "prometheus.yml"
         pairs = ", ".join(f"{k}: '{v}'" for k, v in (labels or {}).items())
@@ -35,22 +49,37 @@ class Prometheus:
             f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']{extra}"
             for job, target in targets.items()
         )
+        rules = "".join(f"\n  - {path}" for path in rule_files)
         config.write_text(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+            f"global:\n  scrape_interval: {scrape_seconds}s\n"
+            f"  evaluation_interval: {scrape_seconds}s\n"
+            + (f"rule_files:{rules}\n" if rules else "")
+            + "scrape_configs:\n"
             + jobs
             + "\n"
         )
+        log = work / "prometheus.log"
         self.process = subprocess.Popen(
-            [
+            guarded([
                 binary,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={work / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=(work / "prometheus.log").open("wb"),
+            ]),
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
-        )
-        wait_http_ok(f"http://127.0.0.1:{self.port}/-/ready", timeout=60)
+            start_new_session=True,  # a Ctrl-C is for whoever started it
+        )  # fmt: skip
+        try:
+            wait_http_ok(self.url + "/-/ready", timeout=60, process=self.process, log=log)
+        except AssertionError:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def query(self, expression: str) -> list[dict[str, Any]]:
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode(
@@ -84,5 +113,29 @@ class Prometheus:
         return True
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def render_alert_rules(dest: Path, release: str, namespace: str) -> Path:
+    """The chart's PrometheusRule rendered by Helm for a release in a
+    namespace, written as a Prometheus rule file."""
+    rendered = subprocess.run(
+        [
+            binary_of("helm"), "template", release, str(ROOT / "helm" / "train-conductor"),
+            "--namespace", namespace,
+            "--set", "prometheusRule.enabled=true",
+            "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+        ],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    if rendered.returncode != 0:
+        raise RuntimeError(f"helm template failed: {rendered.stderr.strip()[-500:]}")
+    spec = next(
+        doc["spec"]
+        for doc in yaml.safe_load_all(rendered.stdout)
+        if doc and doc.get("kind") == "PrometheusRule"
+    )
+    dest.write_text(yaml.safe_dump(spec))
+    return dest

@@ -14,14 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 CACHE = Path(
     os.environ.get("TC_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "train-conductor"
 )
 BIN = CACHE / "bin"
-RUN_DIR = ROOT / ".run"
+# Where the local stack keeps its state, logs and kubeconfig; TC_RUN_DIR
+# moves it (a second stack beside the first, as the tests of `make up` run).
+RUN_DIR = Path(os.environ.get("TC_RUN_DIR") or ROOT / ".run")
 KUBECONFIG = RUN_DIR / "kubeconfig"
 BINARIES = (
     "kube-apiserver",
@@ -31,7 +33,6 @@ BINARIES = (
     "etcd",
     "kwok",
     "kwokctl",
-    "helm",
 )
 
 # Fake nodes: two with four GPUs each, two without.
@@ -60,13 +61,13 @@ def log(message: str) -> None:
 
 @dataclass(frozen=True)
 class LocalCluster:
-    """One kwok cluster per checkout, its state under .run/."""
+    """One kwok cluster per run directory (the checkout's .run/ by default)."""
 
     run_duration_seconds: float = 3.0
 
     @property
     def name(self) -> str:
-        return "tc-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+        return "tc-" + hashlib.sha256(str(RUN_DIR).encode()).hexdigest()[:8]
 
     @property
     def kubeconfig(self) -> Path:
@@ -84,6 +85,7 @@ class LocalCluster:
             env=self._env(),
             text=True,
             capture_output=True,
+            stdin=subprocess.DEVNULL,  # never the terminal
             check=check,
         )
 
@@ -92,7 +94,7 @@ class LocalCluster:
             [binary("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
             text=True,
             capture_output=True,
-            input=input,
+            input=input if input is not None else "",  # never the terminal
         )
         if result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -116,7 +118,7 @@ class LocalCluster:
         start = time.monotonic()
         self._kwokctl("delete", "cluster", check=False)
         self._kill_leftovers()
-        RUN_DIR.mkdir(exist_ok=True)
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
         config = RUN_DIR / "kwok-config.yaml"
         config.write_text(self._config())
         log(f"starting {self.name}: kube-apiserver, etcd, controller-manager, scheduler, kwok")
