@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
@@ -26,6 +27,7 @@ from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
 from trainconductor_api.interceptors.tracing import TracingInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
+from trainconductor_api.reflection import MethodResolvingPool
 from trainconductor_api.service import TrainingService
 from trainconductor_api.settings import ApiSettings
 from trainconductor_api.tls import ReloadingCertificates
@@ -107,7 +109,10 @@ def _configure_reflection(server: grpc.aio.Server) -> None:
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(names, server)
+    # Default(): the pool the generated modules registered their files in.
+    pool = MethodResolvingPool(descriptor_pool.Default())
+    # The servicer only calls the pool's Find* methods, which this one has.
+    reflection.enable_server_reflection(names, server, pool=pool)  # type: ignore[arg-type]
 
 
 def _interceptors(
