@@ -230,10 +230,13 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    cluster: Cluster, log_dir: Path, env: dict[str, str] | None = None
+    cluster: Cluster,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    controller_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Redis, the API and one controller (with `env` added to both), in a
-    namespace of their own."""
+    """Redis, the API and one controller (with `env` added to both, and
+    `controller_env` to the controller), in a namespace of their own."""
     redis_server = RedisServer(log_dir / "redis")
     redis_server.start()
     name = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -242,7 +245,7 @@ def running_stack(
     stack = Stack(cluster, redis_server, name, log_dir)
     try:
         stack.start_api(**(env or {}))
-        stack.start_controller(**(env or {}))
+        stack.start_controller(**(env or {}), **(controller_env or {}))
         yield stack
     finally:
         stack.stop_all()
