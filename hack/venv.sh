@@ -9,8 +9,8 @@ cache="${TC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/train-conductor}"
 # The interpreter: PYTHON if set; else Debian's python3.11, the one the
 # images run (hack/images.sh; the Dockerfile's python:3.11-slim is also built
 # with profile-guided and link-time optimisation), so that the tests and
-# `make bench` run on what production runs. A build from source without them
-# (pyenv's default) runs pure Python a sixth to a quarter slower. Falls back
+# `make bench` run on what production runs (a build from source without
+# them, pyenv's default, runs pure Python slower). Falls back
 # to python3 where Debian's cannot make a virtualenv even after
 # hack/deps.sh installed python3.11-venv.
 # The choice must not depend on whether `make deps` ran before: on a fresh

@@ -1,11 +1,9 @@
 """JSON logs: one object per line, with the training and trace ids in scope.
 
-The API writes a line for every call, so a line must cost little: a line of
-python-json-logger with the record's defaults cost about a sixth of a
-CreateTraining's CPU under load (make bench). The formatter here is one
-`orjson.dumps` (a seventh of the time of `json.dumps` for an access line),
-and the record skips what no line shows (caller, thread and process),
-through the switches the logging HOWTO names for this.
+The API writes a line for every call, so a line must cost little
+(docs/performance.md): the formatter here is one `orjson.dumps`, and the
+record skips what no line shows (caller, thread and process), through the
+switches the logging HOWTO names for this.
 """
 
 from __future__ import annotations

@@ -61,9 +61,8 @@ async def run(settings: ControllerSettings) -> None:
     serve(settings.http_port, readiness)
     loop = asyncio.get_running_loop()
     # The Kubernetes client blocks, so its calls run in threads: one for each
-    # worker, or workers queue behind asyncio's default of cores + 4 threads
-    # (six here, which held Job creation to about half of what the API server
-    # takes: make bench).
+    # worker, or workers queue behind asyncio's default of cores + 4 threads,
+    # which holds Job creation below what the API server takes.
     loop.set_default_executor(
         ThreadPoolExecutor(max_workers=settings.workers + 4, thread_name_prefix="kube")
     )
