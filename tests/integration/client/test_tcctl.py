@@ -49,6 +49,32 @@ async def test_a_spec_with_an_unknown_field_is_refused(api: ApiServer, tmp_path:
     assert "spec.ouput_path: is not a field of TrainingSpec; did you mean output_path?" in run.err
 
 
+async def test_a_spec_names_every_problem_at_once_and_submits_nothing(
+    api: ApiServer, trainings: pb_grpc.TrainingServiceAsyncStub, tmp_path: Path
+) -> None:
+    spec = tmp_path / "several.yaml"
+    lora = (EXAMPLES / "lora.yaml").read_text()
+    spec.write_text(
+        lora.replace("output_path:", "ouput_path:")
+        .replace("num_train_epochs: 3", "num_train_epochs: three")
+        .replace("gpus: 1", "gpus: one")
+        .replace("team: nlp", "team: nlp\n  gpu: yes")
+    )
+    run = await tcctl_async(address(api), "create", "-f", str(spec))
+    assert run.code == EXIT_INVALID
+    assert run.out == ""
+    [line] = run.err.strip().splitlines()
+    for problem in (
+        "spec.ouput_path: is not a field of TrainingSpec; did you mean output_path?",
+        "spec.parameters.num_train_epochs: must be a number (YAML read 'three', a str)",
+        "spec.resources.gpus: must be a whole number (YAML read 'one', a str)",
+        "spec.labels['gpu']: must be text: quote it (YAML read True, a bool)",
+    ):
+        assert problem in line
+    listed = await trainings.ListTrainings(pb.ListTrainingsRequest(), timeout=5)
+    assert list(listed.trainings) == []
+
+
 async def test_get_json_matches_the_api(
     api: ApiServer, trainings: pb_grpc.TrainingServiceAsyncStub
 ) -> None:
