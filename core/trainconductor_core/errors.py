@@ -30,3 +30,15 @@ class InvalidCursor(TrainConductorError):
 class HistoryTrimmed(TrainConductorError):
     """Events after the given event id are no longer kept (the streams are
     capped): a watch resumed from it would silently miss some."""
+
+
+class ActiveTrainingsCapReached(TrainConductorError):
+    """The owner already has as many unfinished trainings as allowed."""
+
+    def __init__(self, owner: str, cap: int) -> None:
+        super().__init__(
+            f"{owner} already has {cap} active trainings, the most allowed; "
+            "wait for one to finish or cancel one"
+        )
+        self.owner = owner
+        self.cap = cap

@@ -1,4 +1,4 @@
-"""The training phases and which of them are final.
+"""The training phases, which of them are final and which active.
 
 Phases are stored in Redis by name (the v1 enum's name without its prefix),
 so the stored form reads well in `redis-cli` and survives enum renumbering.
@@ -37,3 +37,6 @@ _TO_PROTO = {phase: pb.Phase.Value(f"PHASE_{phase.value}") for phase in Phase}
 
 
 FINAL_PHASES = frozenset({Phase.COMPLETED, Phase.CANCELED, Phase.FAILED})
+# The phases not final: they count against an owner's cap on active
+# trainings, and a full resync queues the trainings in them.
+ACTIVE_PHASES = (Phase.PENDING, Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED)

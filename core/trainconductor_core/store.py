@@ -43,14 +43,14 @@ from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_core.auto_pipeline import AutoPipeline
 from trainconductor_core.errors import (
+    ActiveTrainingsCapReached,
     HistoryTrimmed,
     InvalidCursor,
     StoreUnavailable,
-    TrainConductorError,
     TrainingNotFound,
 )
 from trainconductor_core.ids import TrainingIds
-from trainconductor_core.phases import FINAL_PHASES, Phase
+from trainconductor_core.phases import ACTIVE_PHASES, FINAL_PHASES, Phase
 from trainconductor_core.record import (
     Change,
     StatusUpdate,
@@ -69,8 +69,6 @@ _SUBMITTED_MESSAGE = "Recorded; waiting for the controller to create its Job."
 _CANCEL_REASON = "CancelRequested"
 _CANCEL_MESSAGE = "Cancellation requested; waiting for the controller to stop the Job."
 _MAX_SCAN_PER_PAGE = 20_000  # bounds the work of one filtered list call
-# The phases that count against an owner's cap on active trainings.
-ACTIVE_PHASES = (Phase.PENDING, Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED)
 
 # What the stream reads return with decode_responses=True (RESP2): one
 # [stream, entries] pair per stream, each entry an [id, fields] pair.
@@ -105,18 +103,6 @@ def _event_id(entry_id: str) -> tuple[int, int]:
     """A stream entry id ("<ms>-<seq>", or "<ms>") in the order Redis keeps."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-class ActiveTrainingsCapReached(TrainConductorError):
-    """The owner already has as many unfinished trainings as allowed."""
-
-    def __init__(self, owner: str, cap: int) -> None:
-        super().__init__(
-            f"{owner} already has {cap} active trainings, the most allowed; "
-            "wait for one to finish or cancel one"
-        )
-        self.owner = owner
-        self.cap = cap
 
 
 class WriteResult(Enum):

@@ -18,12 +18,12 @@ from trainconductor_api.interceptors.wrap import (
 )
 from trainconductor_api.status import abort_quota_exceeded
 from trainconductor_core.errors import (
+    ActiveTrainingsCapReached,
     HistoryTrimmed,
     InvalidCursor,
     StoreUnavailable,
     TrainingNotFound,
 )
-from trainconductor_core.store import ActiveTrainingsCapReached
 
 log = logging.getLogger(__name__)
 
