@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
+from trainconductor_controller.errors import NotLeader
 from trainconductor_controller.health_server import Readiness
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.observe import (
@@ -18,7 +19,7 @@ from trainconductor_controller.observe import (
     training_id_of_refusal,
     wait_synced,
 )
-from trainconductor_controller.reconciler import NotLeader, Reconciler
+from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.errors import TrainConductorError

@@ -19,8 +19,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from trainconductor_controller import metrics
+from trainconductor_controller.errors import Gone, KubernetesError
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, MANAGED_SELECTOR
-from trainconductor_core.errors import TrainConductorError
 
 Object = dict[str, Any]
 
@@ -33,20 +33,6 @@ _SELECTORS: dict[str, dict[str, str]] = {
     "pods": {"label_selector": MANAGED_SELECTOR},
     "events": {"field_selector": "involvedObject.kind=Job,reason=FailedCreate"},
 }
-
-
-class KubernetesError(TrainConductorError):
-    """A Kubernetes API call failed; `retryable` says whether to try again."""
-
-    def __init__(self, verb: str, resource: str, status: int, reason: str) -> None:
-        # Cut short: the API server's message can echo back what was sent.
-        super().__init__(f"{verb} {resource}: HTTP {status} {reason[:300]}")
-        self.status = status
-        self.retryable = status == 0 or status == 429 or status >= 500
-
-
-class Gone(KubernetesError):
-    """410: the resourceVersion is too old to watch from; list again."""
 
 
 def api_client(kubeconfig: str | None, *, connections: int = 16) -> client.ApiClient:

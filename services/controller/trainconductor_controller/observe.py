@@ -25,7 +25,8 @@ import urllib3
 from kubernetes.watch.watch import iter_resp_lines
 
 from trainconductor_controller import metrics
-from trainconductor_controller.kube import Gone, Kube, KubernetesError
+from trainconductor_controller.errors import Gone, KubernetesError
+from trainconductor_controller.kube import Kube
 from trainconductor_controller.names import (
     DEADLINE_FROM_ANNOTATION,
     TRAINING_ID_LABEL,

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from opentelemetry import propagate, trace
 
 from trainconductor_controller import metrics
+from trainconductor_controller.errors import KubernetesError, NotLeader
 from trainconductor_controller.jobs import build_job, deadline_seconds
-from trainconductor_controller.kube import Kube, KubernetesError
+from trainconductor_controller.kube import Kube
 from trainconductor_controller.names import TRACEPARENT_ANNOTATION, job_name, made_by
 from trainconductor_controller.observe import Informer, slim
 from trainconductor_controller.plan import (
@@ -23,7 +24,7 @@ from trainconductor_controller.plan import (
     plan,
 )
 from trainconductor_controller.settings import ControllerSettings
-from trainconductor_core.errors import TrainConductorError, TrainingNotFound
+from trainconductor_core.errors import TrainingNotFound
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate, TrainingRecord
@@ -35,10 +36,6 @@ tracer = trace.get_tracer("trainconductor.controller")
 # Phases in which the training's Job should exist.
 _WITH_JOB = frozenset({Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED})
 _REFUSED = "JobRefused"
-
-
-class NotLeader(TrainConductorError):
-    """This replica lost the Lease: it must not act."""
 
 
 class Reconciler:
