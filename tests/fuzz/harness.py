@@ -12,7 +12,8 @@ from google.protobuf.message import DecodeError
 from train_conductor.service.training import training_pb2 as legacy
 from trainconductor.v1 import training_service_pb2 as pb
 
-from trainconductor_api.legacy import legacy_field_name, spec_from_legacy
+from trainconductor_api.legacy import legacy_violations, spec_from_legacy
+from trainconductor_api.unknown_fields import unknown_field_violations
 from trainconductor_api.validation import Limits, Violation, validate_request_id, validate_spec
 from trainconductor_core.record import decode_spec, encode_spec
 
@@ -36,6 +37,7 @@ def check(data: bytes) -> None:
 
 
 def check_create(create: pb.CreateTrainingRequest) -> None:
+    _check_violations(unknown_field_violations(create))
     for limits in LIMITS:
         violations = validate_request_id(create.request_id) + validate_spec(create.spec, limits)
         _check_violations(violations)
@@ -44,16 +46,14 @@ def check_create(create: pb.CreateTrainingRequest) -> None:
 
 
 def check_train(train: legacy.TrainingRequest) -> None:
-    spec, violations = spec_from_legacy(train)
+    _check_violations(unknown_field_violations(train))
+    translation = spec_from_legacy(train)
     for limits in LIMITS:
-        named = violations + [
-            Violation(legacy_field_name(v.field), v.description)
-            for v in validate_spec(spec, limits)
-        ]
+        named = legacy_violations(translation, limits)
         _check_violations(named)
         assert not any(v.field.startswith("spec.") for v in named), named
         if not named:
-            _check_stored_unchanged(spec)
+            _check_stored_unchanged(translation.spec)
 
 
 def _check_violations(violations: list[Violation]) -> None:

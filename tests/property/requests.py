@@ -53,6 +53,8 @@ LR_SCHEDULERS = (
 )
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")
 LORA_BIASES = ("none", "all", "lora_only")
+EVALUATION_STRATEGIES = ("no", "steps", "epoch")
+SAVE_STRATEGIES = (*EVALUATION_STRATEGIES, "best")
 PROMPT_TUNING_INITS = ("RANDOM", "TEXT")
 MAX_DEADLINE_SECONDS = 30 * 24 * 3600
 LEGACY_PEFT_NAMES = (
@@ -113,6 +115,15 @@ SHARED_PARAMETERS = {
     "dataset_text_field": _text(st.sampled_from(["output", "text", "messages"])),
     "use_flash_attn": _flag(),
     "model_max_length": _count(1, 1 << 20),
+}
+
+# The arguments v1 and the legacy contract's latest revision added (not
+# the older revision's): drawn by `_added_parameters`.
+ADDED_PARAMETERS = {
+    "validation_data_path": _optional(PLAUSIBLE_PATHS, HOSTILE_PATH_VALUES),
+    "save_strategy": _text(st.sampled_from(SAVE_STRATEGIES)),
+    "evaluation_strategy": _text(st.sampled_from(EVALUATION_STRATEGIES)),
+    "overwrite_output_dir": _flag(),
 }
 
 LORA = {
@@ -209,9 +220,20 @@ LEGACY = {
         st.sampled_from(LEGACY_PEFT_NAMES),
         st.one_of(st.sampled_from(LEGACY_PEFT_NAMES), HOSTILE_TEXTS),
     ),
-    # A float no trainer takes; the API drops it, whatever it holds.
-    "lora.bias": _optional(st.floats(), st.floats()),
+    # A float no trainer takes: 0 is PEFT's "none", any other is refused.
+    "lora.bias": _optional(st.sampled_from([0.0, -0.0]), st.floats()),
+    # The latest revision's: PEFT's name for it, and the training's GPUs.
+    "bias": _text(st.sampled_from(LORA_BIASES)),
+    "num_gpus": _optional(st.integers(0, 8), HOSTILE_INT32S),
+    # Which revision's form the request takes: one or the other, or (never
+    # valid) both.
+    "revision": Field(st.sampled_from(["older", "latest"]), st.just("both")),
 }
+
+# The latest revision's flat LoRA and prompt-tuning arguments: drawn like
+# the nested ones, hostile on their own.
+FLAT_LORA = (*LORA, "target_modules")
+FLAT_PROMPT_TUNING = tuple(PROMPT_TUNING)
 
 _SHARED_FIELDS = (
     *SHARED_PARAMETERS,
@@ -220,8 +242,14 @@ _SHARED_FIELDS = (
     "lora.target_modules",
     *(f"prompt_tuning.{name}" for name in PROMPT_TUNING),
 )
-V1_FIELDS = (*V1_SPEC, *_SHARED_FIELDS)
-LEGACY_FIELDS = (*LEGACY, *_SHARED_FIELDS)
+V1_FIELDS = (*V1_SPEC, *_SHARED_FIELDS, *ADDED_PARAMETERS)
+LEGACY_FIELDS = (
+    *LEGACY,
+    *_SHARED_FIELDS,
+    *ADDED_PARAMETERS,
+    *FLAT_LORA,
+    *FLAT_PROMPT_TUNING,
+)
 
 _MOODS = st.sampled_from(["plausible", "one hostile field", "hostile anywhere"])
 
@@ -260,6 +288,17 @@ def _shared_parameters(
         mood.set(target, name, field)
 
 
+def _added_parameters(
+    mood: Mood, target: pb.FineTuningParameters | legacy.TrainingParameters
+) -> None:
+    for name, field in ADDED_PARAMETERS.items():
+        mood.set(target, name, field)
+    # Evaluation needs evaluation data: plausibly asked for only with it.
+    evaluates = target.evaluation_strategy in ("steps", "epoch")
+    if evaluates and not target.validation_data_path and "evaluation_strategy" not in mood.hostile:
+        target.ClearField("evaluation_strategy")
+
+
 def _lora(mood: Mood, lora: pb.LoraParameters | legacy.LORAParameters) -> None:
     lora.SetInParent()
     for name, field in LORA.items():
@@ -286,6 +325,7 @@ def _v1_parameters(mood: Mood, p: pb.FineTuningParameters) -> None:
     mood.set(p, "data_path", V1_SPEC["data_path"])
     _shared_parameters(mood, p)
     mood.set(p, "torch_dtype", V1_SPEC["torch_dtype"])
+    _added_parameters(mood, p)
     mood.set(p, "peft_method", V1_SPEC["peft_method"])  # unknown numbers included
     block = mood.value(
         "peft_parameters",
@@ -337,6 +377,16 @@ def _legacy_parameters(mood: Mood, p: legacy.TrainingParameters) -> None:
     _shared_parameters(mood, p)
     mood.set(p, "torch_dytpe", LEGACY["torch_dytpe"])
     mood.set(p, "peft_method", LEGACY["peft_method"])
+    revision = mood.value("revision", LEGACY["revision"])
+    if revision in ("older", "both"):
+        _nested_peft(mood, p)
+    if revision in ("latest", "both"):
+        _added_parameters(mood, p)
+        mood.set(p, "num_gpus", LEGACY["num_gpus"])
+        _flat_peft(mood, p, with_nested=revision == "both")
+
+
+def _nested_peft(mood: Mood, p: legacy.TrainingParameters) -> None:
     plausible = _LEGACY_MATCHING_BLOCK.get(p.peft_method.lower(), st.just(""))
     block = mood.value("peft_parameters", Field(plausible, _LEGACY_BLOCKS))
     if block == "lora":
@@ -344,6 +394,25 @@ def _legacy_parameters(mood: Mood, p: legacy.TrainingParameters) -> None:
         mood.set(p.lora_parameters, "bias", LEGACY["lora.bias"], key="lora.bias")
     elif block == "pt":
         _prompt_tuning(mood, p.pt_parameters)
+
+
+def _flat_peft(mood: Mood, p: legacy.TrainingParameters, *, with_nested: bool) -> None:
+    """The latest revision's flat arguments of the method named (or of one
+    method, which they then choose); of both, or beside a nested block,
+    when hostile."""
+    plausible = _LEGACY_MATCHING_BLOCK.get(p.peft_method.lower(), st.just(""))
+    group = mood.value("peft_parameters", Field(plausible, _LEGACY_BLOCKS))
+    if with_nested and not group:
+        group = "lora"  # both forms, as the revision drawn says
+    hostile = "peft_parameters" in mood.hostile
+    if group == "lora" or (hostile and mood.draw(st.booleans())):
+        for name, field in LORA.items():
+            mood.set(p, name, field)
+        p.target_modules.extend(mood.value("target_modules", TARGET_MODULES))
+        mood.set(p, "bias", LEGACY["bias"])
+    if group == "pt" or (hostile and mood.draw(st.booleans())):
+        for name, field in PROMPT_TUNING.items():
+            mood.set(p, name, field)
 
 
 @st.composite

@@ -1,4 +1,8 @@
-"""The legacy `TrainConductor` service, served over the same store as v1."""
+"""The legacy `TrainConductor` service, served over the same store as v1.
+
+Its contract is frozen: a field number it does not know comes from a client
+of another contract, and is refused rather than ignored (unknown_fields.py).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.identity import current_identity
-from trainconductor_api.legacy import legacy_field_name, spec_from_legacy, status_to_legacy
-from trainconductor_api.status import abort_invalid, check_training_id
+from trainconductor_api.legacy import legacy_violations, spec_from_legacy, status_to_legacy
+from trainconductor_api.status import abort_invalid, check_training_id, refuse_unknown_fields
 from trainconductor_api.submission import call_trace_context, server_request_id
-from trainconductor_api.validation import Limits, Violation, validate_spec
+from trainconductor_api.unknown_fields import unknown_field_violations
+from trainconductor_api.validation import Limits
 from trainconductor_api.visibility import visible_training
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.record import TrainingRecord
@@ -33,16 +38,15 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         request: legacy.TrainingRequest,
         context: grpc.aio.ServicerContext[legacy.TrainingRequest, legacy.TrainingJob],
     ) -> legacy.TrainingJob:
-        spec, violations = spec_from_legacy(request)
-        violations += [
-            Violation(legacy_field_name(v.field), v.description)
-            for v in validate_spec(spec, self._limits)
-        ]
+        translation = spec_from_legacy(request)
+        violations = unknown_field_violations(request) or legacy_violations(
+            translation, self._limits
+        )
         if violations:
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
         record, _ = await self._store.create(
-            spec,
+            translation.spec,
             owner=current_identity().user,
             request_id=server_request_id(),
             trace_context=call_trace_context(),
@@ -58,6 +62,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             legacy.TrainingInfoRequest, legacy.TrainingStatusResponse
         ],
     ) -> legacy.TrainingStatusResponse:
+        await refuse_unknown_fields(context, request)
         await check_training_id(context, request.training_id, "training_id")
         return status_to_legacy(await self._visible(request.training_id))
 
@@ -68,6 +73,7 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             legacy.TrainingInfoRequest, legacy.TrainingStatusResponse
         ],
     ) -> legacy.TrainingStatusResponse:
+        await refuse_unknown_fields(context, request)
         await check_training_id(context, request.training_id, "training_id")
         await self._visible(request.training_id)
         record, _ = await self._store.cancel(request.training_id)

@@ -17,8 +17,9 @@ from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.convert import event_to_proto, training_to_proto
 from trainconductor_api.identity import current_identity
-from trainconductor_api.status import abort_invalid, check_training_id
+from trainconductor_api.status import abort_invalid, check_training_id, refuse_unknown_fields
 from trainconductor_api.submission import call_trace_context, server_request_id
+from trainconductor_api.unknown_fields import unknown_field_violations
 from trainconductor_api.validation import (
     Limits,
     Violation,
@@ -89,8 +90,9 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.CreateTrainingRequest,
         context: grpc.aio.ServicerContext[pb.CreateTrainingRequest, pb.CreateTrainingResponse],
     ) -> pb.CreateTrainingResponse:
-        violations = validate_request_id(request.request_id)
-        violations += validate_spec(request.spec, self._limits)
+        violations = unknown_field_violations(request) or (
+            validate_request_id(request.request_id) + validate_spec(request.spec, self._limits)
+        )
         if violations:
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
@@ -123,6 +125,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.GetTrainingRequest,
         context: grpc.aio.ServicerContext[pb.GetTrainingRequest, pb.GetTrainingResponse],
     ) -> pb.GetTrainingResponse:
+        await refuse_unknown_fields(context, request)
         await check_training_id(context, request.id, "id")
         record = await self._visible(request.id)
         return pb.GetTrainingResponse(training=training_to_proto(record))
@@ -132,6 +135,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.ListTrainingsRequest,
         context: grpc.aio.ServicerContext[pb.ListTrainingsRequest, pb.ListTrainingsResponse],
     ) -> pb.ListTrainingsResponse:
+        await refuse_unknown_fields(context, request)
         violations: list[Violation] = []
         if request.page_size < 0:
             violations.append(Violation("page_size", "must not be negative"))
@@ -174,6 +178,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.CancelTrainingRequest,
         context: grpc.aio.ServicerContext[pb.CancelTrainingRequest, pb.CancelTrainingResponse],
     ) -> pb.CancelTrainingResponse:
+        await refuse_unknown_fields(context, request)
         await check_training_id(context, request.id, "id")
         await self._visible(request.id)  # an owner never changes: checked once
         record, changed = await self._store.cancel(request.id)
@@ -186,6 +191,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.WatchTrainingRequest,
         context: grpc.aio.ServicerContext[pb.WatchTrainingRequest, pb.WatchTrainingResponse],
     ) -> AsyncIterator[pb.WatchTrainingResponse]:
+        await refuse_unknown_fields(context, request)
         await check_training_id(context, request.id, "id")
         await _check_event_id(context, request.after_event_id)
         record = await self._visible(request.id)
@@ -215,6 +221,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.WatchTrainingsRequest,
         context: grpc.aio.ServicerContext[pb.WatchTrainingsRequest, pb.WatchTrainingsResponse],
     ) -> AsyncIterator[pb.WatchTrainingsResponse]:
+        await refuse_unknown_fields(context, request)
         await _check_event_id(context, request.after_event_id)
         owner = self._access.owner_filter(current_identity(), request.owner)
         if request.after_event_id:

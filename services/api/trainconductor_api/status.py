@@ -8,9 +8,11 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from trainconductor_api.unknown_fields import unknown_field_violations
 from trainconductor_api.validation import Violation
 from trainconductor_core.ids import is_training_id
 
@@ -80,6 +82,15 @@ async def abort_quota_exceeded(
         code=code_pb2.RESOURCE_EXHAUSTED, message=description, details=[details]
     )
     await context.abort_with_status(rpc_status.to_status(status))
+
+
+async def refuse_unknown_fields(
+    context: grpc.aio.ServicerContext[Any, Any], request: Message
+) -> None:
+    """INVALID_ARGUMENT naming every field of `request` (or of a message in
+    it) this server does not know."""
+    if violations := unknown_field_violations(request):
+        await abort_invalid(context, violations)
 
 
 async def check_training_id(

@@ -31,9 +31,10 @@ MAX_NAME = 253
 MAX_LABELS = 32
 MAX_TARGET_MODULES = 64
 MAX_DEADLINE_SECONDS = 30 * 24 * 3600
-# Well above the largest spec the field limits allow (about 160 KB); what
-# goes beyond is fields this server does not know, kept as sent. Bounded so
-# that a training always fits the responses that carry it.
+# Well above the largest spec the field limits allow (about 160 KB); only
+# fields this server does not know could go beyond, and the services refuse
+# those first (unknown_fields.py). Bounded all the same, so that a training
+# always fits the responses that carry it.
 MAX_SPEC_BYTES = 256 * 1024
 
 # Patterns are applied with fullmatch: `$` alone also matches before a
@@ -63,6 +64,9 @@ LR_SCHEDULERS = frozenset(
 TORCH_DTYPES = frozenset({"auto", "float32", "float16", "bfloat16"})
 LORA_BIASES = frozenset({"none", "all", "lora_only"})
 PROMPT_TUNING_INITS = frozenset({"RANDOM", "TEXT"})
+# The Hugging Face trainer's own choices (IntervalStrategy, SaveStrategy).
+EVALUATION_STRATEGIES = frozenset({"no", "steps", "epoch"})
+SAVE_STRATEGIES = EVALUATION_STRATEGIES | {"best"}
 PEFT_METHODS = frozenset(pb.PeftMethod.values())
 
 # Optional fields of FineTuningParameters, checked when set: numbers and
@@ -79,7 +83,12 @@ _NUMBERS: dict[str, tuple[float, float, bool]] = {
     "logging_steps": (0, 1e9, True),
     "model_max_length": (1, 1 << 20, False),
 }
-_CHOICES = {"lr_scheduler_type": LR_SCHEDULERS, "torch_dtype": TORCH_DTYPES}
+_CHOICES = {
+    "lr_scheduler_type": LR_SCHEDULERS,
+    "torch_dtype": TORCH_DTYPES,
+    "save_strategy": SAVE_STRATEGIES,
+    "evaluation_strategy": EVALUATION_STRATEGIES,
+}
 _TEXTS = ("fsdp", "fsdp_config", "response_template", "dataset_text_field")
 
 
@@ -169,6 +178,13 @@ def _parameters(p: pb.FineTuningParameters, limits: Limits) -> Iterator[Violatio
         # A hub id or a path, handed to the trainer as is: no line breaks or NULs.
         yield Violation(prefix + "base_model", "must not hold control characters")
     yield from _path(prefix + "data_path", p.data_path, limits)
+    # Empty is none to the trainer, as absent is.
+    if p.validation_data_path:
+        yield from _path(prefix + "validation_data_path", p.validation_data_path, limits)
+    elif p.evaluation_strategy in EVALUATION_STRATEGIES - {"no"}:
+        # The trainer would stop at its start for want of evaluation data,
+        # after the wait for a GPU.
+        yield Violation(prefix + "evaluation_strategy", "needs validation_data_path")
 
     for name, (low, high, low_open) in _NUMBERS.items():
         if not p.HasField(name):  # type: ignore[arg-type]

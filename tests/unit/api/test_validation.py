@@ -118,6 +118,26 @@ def test_a_good_spec_has_no_violations() -> None:
             id="unknown PEFT method",
         ),
         pytest.param(
+            _set("parameters.validation_data_path", "/mnt/data/../../etc/shadow"),
+            "spec.parameters.validation_data_path",
+            id="validation data path with ..",
+        ),
+        pytest.param(
+            _set("parameters.save_strategy", "hourly"),
+            "spec.parameters.save_strategy",
+            id="a save strategy the trainer does not have",
+        ),
+        pytest.param(
+            _set("parameters.evaluation_strategy", "best"),
+            "spec.parameters.evaluation_strategy",
+            id="best is a save strategy, not an evaluation one",
+        ),
+        pytest.param(
+            _set("parameters.evaluation_strategy", "epoch"),
+            "spec.parameters.evaluation_strategy",
+            id="evaluation without validation data",
+        ),
+        pytest.param(
             _prompt_tuning_with_lora,
             "spec.parameters.lora",
             id="LoRA parameters with the prompt-tuning method",
@@ -193,6 +213,20 @@ def test_paths_outside_the_allowed_prefixes_are_refused() -> None:
     limits = Limits(allowed_path_prefixes=("/mnt/data/",))
     fields = [v.field for v in validate_spec(lora_spec(), limits)]
     assert fields == ["spec.output_path"]
+    spec = lora_spec()
+    spec.output_path = "/mnt/data/out"
+    spec.parameters.validation_data_path = "/home/eval.jsonl"
+    fields = [v.field for v in validate_spec(spec, limits)]
+    assert fields == ["spec.parameters.validation_data_path"]
+
+
+def test_evaluation_with_validation_data_and_every_save_strategy_pass() -> None:
+    spec = lora_spec()
+    spec.parameters.validation_data_path = "/mnt/data/eval.jsonl"
+    spec.parameters.evaluation_strategy = "steps"
+    for strategy in ("no", "steps", "epoch", "best"):
+        spec.parameters.save_strategy = strategy
+        assert validate_spec(spec, Limits()) == []
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.unit.controller.factories import record
-from trainconductor_controller.jobs import build_job, deadline_seconds
+from trainconductor_controller.jobs import build_job, deadline_seconds, trainer_config
 from trainconductor_controller.names import INSTANCE_LABEL, made_by
 from trainconductor_controller.settings import ControllerSettings
 
@@ -37,3 +37,17 @@ def test_a_trainings_own_deadline_comes_before_the_default() -> None:
     own = record()
     own.spec.deadline.seconds = 7200
     assert deadline_seconds(own, settings) == 7200
+
+
+def test_the_trainer_gets_evaluation_checkpoint_and_lora_bias_arguments() -> None:
+    training = record()
+    p = training.spec.parameters
+    p.validation_data_path = "/mnt/data/eval.jsonl"
+    p.save_strategy, p.evaluation_strategy = "best", "epoch"
+    p.overwrite_output_dir = False  # sent, so said, though false
+    p.lora.bias = "lora_only"
+    config = trainer_config(training.spec)
+    assert config["validation_data_path"] == "/mnt/data/eval.jsonl"
+    assert (config["save_strategy"], config["evaluation_strategy"]) == ("best", "epoch")
+    assert config["overwrite_output_dir"] is False
+    assert (config["peft_method"], config["bias"], config["r"]) == ("lora", "lora_only", 8)

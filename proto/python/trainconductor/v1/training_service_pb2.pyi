@@ -102,6 +102,7 @@ class LoraParameters(_message.Message):
     lora_alpha: _builtins.int
     lora_dropout: _builtins.float
     bias: _builtins.str
+    """Which biases train: "none", "all" or "lora_only", as PEFT takes it."""
     @_builtins.property
     def target_modules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -208,6 +209,10 @@ class FineTuningParameters(_message.Message):
     TORCH_DTYPE_FIELD_NUMBER: _builtins.int
     MODEL_MAX_LENGTH_FIELD_NUMBER: _builtins.int
     PEFT_METHOD_FIELD_NUMBER: _builtins.int
+    VALIDATION_DATA_PATH_FIELD_NUMBER: _builtins.int
+    SAVE_STRATEGY_FIELD_NUMBER: _builtins.int
+    EVALUATION_STRATEGY_FIELD_NUMBER: _builtins.int
+    OVERWRITE_OUTPUT_DIR_FIELD_NUMBER: _builtins.int
     LORA_FIELD_NUMBER: _builtins.int
     PROMPT_TUNING_FIELD_NUMBER: _builtins.int
     base_model: _builtins.str
@@ -231,6 +236,15 @@ class FineTuningParameters(_message.Message):
     torch_dtype: _builtins.str
     model_max_length: _builtins.int
     peft_method: Global___PeftMethod.ValueType
+    validation_data_path: _builtins.str
+    """Evaluation data, under the same allowed prefixes as data_path."""
+    save_strategy: _builtins.str
+    """When to save checkpoints: "no", "steps", "epoch" or "best"."""
+    evaluation_strategy: _builtins.str
+    """When to evaluate: "no", "steps" or "epoch"; other than "no" needs
+    validation_data_path.
+    """
+    overwrite_output_dir: _builtins.bool
     @_builtins.property
     def lora(self) -> Global___LoraParameters: ...
     @_builtins.property
@@ -259,15 +273,21 @@ class FineTuningParameters(_message.Message):
         torch_dtype: _builtins.str | None = ...,
         model_max_length: _builtins.int | None = ...,
         peft_method: Global___PeftMethod.ValueType = ...,
+        validation_data_path: _builtins.str | None = ...,
+        save_strategy: _builtins.str | None = ...,
+        evaluation_strategy: _builtins.str | None = ...,
+        overwrite_output_dir: _builtins.bool | None = ...,
         lora: Global___LoraParameters | None = ...,
         prompt_tuning: Global___PromptTuningParameters | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_train_epochs", b"_num_train_epochs", "_packing", b"_packing", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_response_template", b"_response_template", "_torch_dtype", b"_torch_dtype", "_use_flash_attn", b"_use_flash_attn", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "dataset_text_field", b"dataset_text_field", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora", b"lora", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "num_train_epochs", b"num_train_epochs", "packing", b"packing", "peft_parameters", b"peft_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "prompt_tuning", b"prompt_tuning", "response_template", b"response_template", "torch_dtype", b"torch_dtype", "use_flash_attn", b"use_flash_attn", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field", "_evaluation_strategy", b"_evaluation_strategy", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_train_epochs", b"_num_train_epochs", "_overwrite_output_dir", b"_overwrite_output_dir", "_packing", b"_packing", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_response_template", b"_response_template", "_save_strategy", b"_save_strategy", "_torch_dtype", b"_torch_dtype", "_use_flash_attn", b"_use_flash_attn", "_validation_data_path", b"_validation_data_path", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "dataset_text_field", b"dataset_text_field", "evaluation_strategy", b"evaluation_strategy", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora", b"lora", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "num_train_epochs", b"num_train_epochs", "overwrite_output_dir", b"overwrite_output_dir", "packing", b"packing", "peft_parameters", b"peft_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "prompt_tuning", b"prompt_tuning", "response_template", b"response_template", "save_strategy", b"save_strategy", "torch_dtype", b"torch_dtype", "use_flash_attn", b"use_flash_attn", "validation_data_path", b"validation_data_path", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_train_epochs", b"_num_train_epochs", "_packing", b"_packing", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_response_template", b"_response_template", "_torch_dtype", b"_torch_dtype", "_use_flash_attn", b"_use_flash_attn", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "base_model", b"base_model", "data_path", b"data_path", "dataset_text_field", b"dataset_text_field", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora", b"lora", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "num_train_epochs", b"num_train_epochs", "packing", b"packing", "peft_method", b"peft_method", "peft_parameters", b"peft_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "prompt_tuning", b"prompt_tuning", "response_template", b"response_template", "torch_dtype", b"torch_dtype", "use_flash_attn", b"use_flash_attn", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field", "_evaluation_strategy", b"_evaluation_strategy", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_train_epochs", b"_num_train_epochs", "_overwrite_output_dir", b"_overwrite_output_dir", "_packing", b"_packing", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_response_template", b"_response_template", "_save_strategy", b"_save_strategy", "_torch_dtype", b"_torch_dtype", "_use_flash_attn", b"_use_flash_attn", "_validation_data_path", b"_validation_data_path", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "base_model", b"base_model", "data_path", b"data_path", "dataset_text_field", b"dataset_text_field", "evaluation_strategy", b"evaluation_strategy", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora", b"lora", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "num_train_epochs", b"num_train_epochs", "overwrite_output_dir", b"overwrite_output_dir", "packing", b"packing", "peft_method", b"peft_method", "peft_parameters", b"peft_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "prompt_tuning", b"prompt_tuning", "response_template", b"response_template", "save_strategy", b"save_strategy", "torch_dtype", b"torch_dtype", "use_flash_attn", b"use_flash_attn", "validation_data_path", b"validation_data_path", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__dataset_text_field: _TypeAlias = _typing.Literal["dataset_text_field"]  # noqa: Y015
     _WhichOneofArgType__dataset_text_field: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field"]  # noqa: Y015
+    _WhichOneofReturnType__evaluation_strategy: _TypeAlias = _typing.Literal["evaluation_strategy"]  # noqa: Y015
+    _WhichOneofArgType__evaluation_strategy: _TypeAlias = _typing.Literal["_evaluation_strategy", b"_evaluation_strategy"]  # noqa: Y015
     _WhichOneofReturnType__fsdp: _TypeAlias = _typing.Literal["fsdp"]  # noqa: Y015
     _WhichOneofArgType__fsdp: _TypeAlias = _typing.Literal["_fsdp", b"_fsdp"]  # noqa: Y015
     _WhichOneofReturnType__fsdp_config: _TypeAlias = _typing.Literal["fsdp_config"]  # noqa: Y015
@@ -286,6 +306,8 @@ class FineTuningParameters(_message.Message):
     _WhichOneofArgType__model_max_length: _TypeAlias = _typing.Literal["_model_max_length", b"_model_max_length"]  # noqa: Y015
     _WhichOneofReturnType__num_train_epochs: _TypeAlias = _typing.Literal["num_train_epochs"]  # noqa: Y015
     _WhichOneofArgType__num_train_epochs: _TypeAlias = _typing.Literal["_num_train_epochs", b"_num_train_epochs"]  # noqa: Y015
+    _WhichOneofReturnType__overwrite_output_dir: _TypeAlias = _typing.Literal["overwrite_output_dir"]  # noqa: Y015
+    _WhichOneofArgType__overwrite_output_dir: _TypeAlias = _typing.Literal["_overwrite_output_dir", b"_overwrite_output_dir"]  # noqa: Y015
     _WhichOneofReturnType__packing: _TypeAlias = _typing.Literal["packing"]  # noqa: Y015
     _WhichOneofArgType__packing: _TypeAlias = _typing.Literal["_packing", b"_packing"]  # noqa: Y015
     _WhichOneofReturnType__per_device_eval_batch_size: _TypeAlias = _typing.Literal["per_device_eval_batch_size"]  # noqa: Y015
@@ -294,10 +316,14 @@ class FineTuningParameters(_message.Message):
     _WhichOneofArgType__per_device_train_batch_size: _TypeAlias = _typing.Literal["_per_device_train_batch_size", b"_per_device_train_batch_size"]  # noqa: Y015
     _WhichOneofReturnType__response_template: _TypeAlias = _typing.Literal["response_template"]  # noqa: Y015
     _WhichOneofArgType__response_template: _TypeAlias = _typing.Literal["_response_template", b"_response_template"]  # noqa: Y015
+    _WhichOneofReturnType__save_strategy: _TypeAlias = _typing.Literal["save_strategy"]  # noqa: Y015
+    _WhichOneofArgType__save_strategy: _TypeAlias = _typing.Literal["_save_strategy", b"_save_strategy"]  # noqa: Y015
     _WhichOneofReturnType__torch_dtype: _TypeAlias = _typing.Literal["torch_dtype"]  # noqa: Y015
     _WhichOneofArgType__torch_dtype: _TypeAlias = _typing.Literal["_torch_dtype", b"_torch_dtype"]  # noqa: Y015
     _WhichOneofReturnType__use_flash_attn: _TypeAlias = _typing.Literal["use_flash_attn"]  # noqa: Y015
     _WhichOneofArgType__use_flash_attn: _TypeAlias = _typing.Literal["_use_flash_attn", b"_use_flash_attn"]  # noqa: Y015
+    _WhichOneofReturnType__validation_data_path: _TypeAlias = _typing.Literal["validation_data_path"]  # noqa: Y015
+    _WhichOneofArgType__validation_data_path: _TypeAlias = _typing.Literal["_validation_data_path", b"_validation_data_path"]  # noqa: Y015
     _WhichOneofReturnType__warmup_ratio: _TypeAlias = _typing.Literal["warmup_ratio"]  # noqa: Y015
     _WhichOneofArgType__warmup_ratio: _TypeAlias = _typing.Literal["_warmup_ratio", b"_warmup_ratio"]  # noqa: Y015
     _WhichOneofReturnType__weight_decay: _TypeAlias = _typing.Literal["weight_decay"]  # noqa: Y015
@@ -306,6 +332,8 @@ class FineTuningParameters(_message.Message):
     _WhichOneofArgType_peft_parameters: _TypeAlias = _typing.Literal["peft_parameters", b"peft_parameters"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__dataset_text_field) -> _WhichOneofReturnType__dataset_text_field | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__evaluation_strategy) -> _WhichOneofReturnType__evaluation_strategy | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__fsdp) -> _WhichOneofReturnType__fsdp | None: ...
     @_typing.overload
@@ -325,6 +353,8 @@ class FineTuningParameters(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_train_epochs) -> _WhichOneofReturnType__num_train_epochs | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__overwrite_output_dir) -> _WhichOneofReturnType__overwrite_output_dir | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__packing) -> _WhichOneofReturnType__packing | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__per_device_eval_batch_size) -> _WhichOneofReturnType__per_device_eval_batch_size | None: ...
@@ -333,9 +363,13 @@ class FineTuningParameters(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__response_template) -> _WhichOneofReturnType__response_template | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__save_strategy) -> _WhichOneofReturnType__save_strategy | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__torch_dtype) -> _WhichOneofReturnType__torch_dtype | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__use_flash_attn) -> _WhichOneofReturnType__use_flash_attn | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__validation_data_path) -> _WhichOneofReturnType__validation_data_path | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__warmup_ratio) -> _WhichOneofReturnType__warmup_ratio | None: ...
     @_typing.overload

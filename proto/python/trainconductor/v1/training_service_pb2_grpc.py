@@ -28,6 +28,14 @@ if _version_not_supported:
 class TrainingServiceStub:
     """TrainingService manages trainings. Every method is safe to retry:
     CreateTraining through its request_id, the others by their nature.
+
+    A request that carries a field this server does not know (in any nested
+    message) is refused with INVALID_ARGUMENT naming the field numbers. Such a
+    field usually comes from a client built from a newer revision of this
+    file; proto3 would drop it, and the server would act on part of what was
+    asked: a training would start GPU work without a setting its client sent,
+    a list would ignore a filter. Refusing tells that client at once, before
+    anything runs; upgrade the API before its clients.
     """
 
     def __init__(self, channel):
@@ -71,6 +79,14 @@ class TrainingServiceStub:
 class TrainingServiceServicer:
     """TrainingService manages trainings. Every method is safe to retry:
     CreateTraining through its request_id, the others by their nature.
+
+    A request that carries a field this server does not know (in any nested
+    message) is refused with INVALID_ARGUMENT naming the field numbers. Such a
+    field usually comes from a client built from a newer revision of this
+    file; proto3 would drop it, and the server would act on part of what was
+    asked: a training would start GPU work without a setting its client sent,
+    a list would ignore a filter. Refusing tells that client at once, before
+    anything runs; upgrade the API before its clients.
     """
 
     def CreateTraining(self, request, context):
@@ -166,6 +182,14 @@ def add_TrainingServiceServicer_to_server(servicer, server):
 class TrainingService:
     """TrainingService manages trainings. Every method is safe to retry:
     CreateTraining through its request_id, the others by their nature.
+
+    A request that carries a field this server does not know (in any nested
+    message) is refused with INVALID_ARGUMENT naming the field numbers. Such a
+    field usually comes from a client built from a newer revision of this
+    file; proto3 would drop it, and the server would act on part of what was
+    asked: a training would start GPU work without a setting its client sent,
+    a list would ignore a filter. Refusing tells that client at once, before
+    anything runs; upgrade the API before its clients.
     """
 
     @staticmethod

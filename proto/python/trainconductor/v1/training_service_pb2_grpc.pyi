@@ -31,6 +31,14 @@ GRPC_VERSION: str
 class TrainingServiceStub:
     """TrainingService manages trainings. Every method is safe to retry:
     CreateTraining through its request_id, the others by their nature.
+
+    A request that carries a field this server does not know (in any nested
+    message) is refused with INVALID_ARGUMENT naming the field numbers. Such a
+    field usually comes from a client built from a newer revision of this
+    file; proto3 would drop it, and the server would act on part of what was
+    asked: a training would start GPU work without a setting its client sent,
+    a list would ignore a filter. Refusing tells that client at once, before
+    anything runs; upgrade the API before its clients.
     """
 
     @_typing.overload
@@ -65,6 +73,14 @@ class TrainingServiceStub:
 class TrainingServiceAsyncStub(TrainingServiceStub):
     """TrainingService manages trainings. Every method is safe to retry:
     CreateTraining through its request_id, the others by their nature.
+
+    A request that carries a field this server does not know (in any nested
+    message) is refused with INVALID_ARGUMENT naming the field numbers. Such a
+    field usually comes from a client built from a newer revision of this
+    file; proto3 would drop it, and the server would act on part of what was
+    asked: a training would start GPU work without a setting its client sent,
+    a list would ignore a filter. Refusing tells that client at once, before
+    anything runs; upgrade the API before its clients.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -95,6 +111,14 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TrainingService manages trainings. Every method is safe to retry:
     CreateTraining through its request_id, the others by their nature.
+
+    A request that carries a field this server does not know (in any nested
+    message) is refused with INVALID_ARGUMENT naming the field numbers. Such a
+    field usually comes from a client built from a newer revision of this
+    file; proto3 would drop it, and the server would act on part of what was
+    asked: a training would start GPU work without a setting its client sent,
+    a list would ignore a filter. Refusing tells that client at once, before
+    anything runs; upgrade the API before its clients.
     """
 
     @_abc_1.abstractmethod

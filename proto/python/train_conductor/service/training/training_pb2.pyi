@@ -3,6 +3,19 @@
 isort:skip_file
 The original Train Conductor contract. Clients written for it call this
 service unchanged; field numbers, types and names are frozen on the wire.
+
+Two revisions of the original's file are in use, and this one message set
+serves both (their numbers do not collide). The older one nests the LoRA
+and prompt-tuning arguments (`lora_parameters` = 50, `pt_parameters` = 60);
+the latest one has them flat in TrainingParameters (25-33) and adds
+save_strategy (3) and 34-37. A request uses one form or the other: one
+that mixes them is refused, naming the fields. docs/legacy.md lists what
+each field becomes.
+
+Every request is refused (INVALID_ARGUMENT, naming the field numbers) if
+it carries a field this server does not know, in any nested message:
+proto3 would drop it, and a training would run without settings its
+client sent.
 """
 
 from collections import abc as _abc
@@ -158,6 +171,7 @@ class TrainingParameters(_message.Message):
 
     MODEL_NAME_OR_PATH_FIELD_NUMBER: _builtins.int
     DATA_PATH_FIELD_NUMBER: _builtins.int
+    SAVE_STRATEGY_FIELD_NUMBER: _builtins.int
     NUM_TRAIN_EPOCHS_FIELD_NUMBER: _builtins.int
     PER_DEVICE_TRAIN_BATCH_SIZE_FIELD_NUMBER: _builtins.int
     PER_DEVICE_EVAL_BATCH_SIZE_FIELD_NUMBER: _builtins.int
@@ -177,10 +191,25 @@ class TrainingParameters(_message.Message):
     TORCH_DYTPE_FIELD_NUMBER: _builtins.int
     MODEL_MAX_LENGTH_FIELD_NUMBER: _builtins.int
     PEFT_METHOD_FIELD_NUMBER: _builtins.int
+    R_FIELD_NUMBER: _builtins.int
+    LORA_ALPHA_FIELD_NUMBER: _builtins.int
+    TARGET_MODULES_FIELD_NUMBER: _builtins.int
+    BIAS_FIELD_NUMBER: _builtins.int
+    LORA_DROPOUT_FIELD_NUMBER: _builtins.int
+    PROMPT_TUNING_INIT_FIELD_NUMBER: _builtins.int
+    NUM_VIRTUAL_TOKENS_FIELD_NUMBER: _builtins.int
+    PROMPT_TUNING_INIT_TEXT_FIELD_NUMBER: _builtins.int
+    TOKENIZER_NAME_OR_PATH_FIELD_NUMBER: _builtins.int
+    OVERWRITE_OUTPUT_DIR_FIELD_NUMBER: _builtins.int
+    NUM_GPUS_FIELD_NUMBER: _builtins.int
+    EVALUATION_STRATEGY_FIELD_NUMBER: _builtins.int
+    VALIDATION_DATA_PATH_FIELD_NUMBER: _builtins.int
     LORA_PARAMETERS_FIELD_NUMBER: _builtins.int
     PT_PARAMETERS_FIELD_NUMBER: _builtins.int
     model_name_or_path: _builtins.str
     data_path: _builtins.str
+    save_strategy: _builtins.str
+    """Latest revision. "no", "steps", "epoch" or "best"."""
     num_train_epochs: _builtins.float
     per_device_train_batch_size: _builtins.int
     per_device_eval_batch_size: _builtins.int
@@ -198,8 +227,42 @@ class TrainingParameters(_message.Message):
     dataset_text_field: _builtins.str
     use_flash_attn: _builtins.bool
     torch_dytpe: _builtins.str
+    """Named `torch_dtype` in the latest revision: the same field on the wire.
+    The older spelling stays, the one existing clients' code was generated
+    with (a name is not on the wire, so clients of either name are served).
+    """
     model_max_length: _builtins.int
     peft_method: _builtins.str
+    """"lora", "pt" (or "prompt_tuning") or "none"; when empty, the LoRA or
+    prompt-tuning arguments sent choose it.
+    """
+    r: _builtins.int
+    """The latest revision's LoRA arguments, flat. Not with the older
+    revision's `lora_parameters` or `pt_parameters`.
+    """
+    lora_alpha: _builtins.int
+    bias: _builtins.str
+    """"none", "all" or "lora_only", as PEFT takes it."""
+    lora_dropout: _builtins.float
+    prompt_tuning_init: _builtins.str
+    """The latest revision's prompt-tuning arguments, flat. Not with the older
+    revision's `lora_parameters` or `pt_parameters`.
+    """
+    num_virtual_tokens: _builtins.int
+    prompt_tuning_init_text: _builtins.str
+    tokenizer_name_or_path: _builtins.str
+    overwrite_output_dir: _builtins.bool
+    """Latest revision."""
+    num_gpus: _builtins.int
+    """Latest revision: the training's GPUs (v1 resources.gpus)."""
+    evaluation_strategy: _builtins.str
+    """Latest revision. "no", "steps" or "epoch"; other than "no" needs
+    validation_data_path.
+    """
+    validation_data_path: _builtins.str
+    """Latest revision. Under the same allowed prefixes as data_path."""
+    @_builtins.property
+    def target_modules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def lora_parameters(self) -> Global___LORAParameters: ...
     @_builtins.property
@@ -209,6 +272,7 @@ class TrainingParameters(_message.Message):
         *,
         model_name_or_path: _builtins.str = ...,
         data_path: _builtins.str = ...,
+        save_strategy: _builtins.str | None = ...,
         num_train_epochs: _builtins.float | None = ...,
         per_device_train_batch_size: _builtins.int | None = ...,
         per_device_eval_batch_size: _builtins.int | None = ...,
@@ -228,15 +292,32 @@ class TrainingParameters(_message.Message):
         torch_dytpe: _builtins.str | None = ...,
         model_max_length: _builtins.int | None = ...,
         peft_method: _builtins.str | None = ...,
+        r: _builtins.int | None = ...,
+        lora_alpha: _builtins.int | None = ...,
+        target_modules: _abc.Iterable[_builtins.str] | None = ...,
+        bias: _builtins.str | None = ...,
+        lora_dropout: _builtins.float | None = ...,
+        prompt_tuning_init: _builtins.str | None = ...,
+        num_virtual_tokens: _builtins.int | None = ...,
+        prompt_tuning_init_text: _builtins.str | None = ...,
+        tokenizer_name_or_path: _builtins.str | None = ...,
+        overwrite_output_dir: _builtins.bool | None = ...,
+        num_gpus: _builtins.int | None = ...,
+        evaluation_strategy: _builtins.str | None = ...,
+        validation_data_path: _builtins.str | None = ...,
         lora_parameters: Global___LORAParameters | None = ...,
         pt_parameters: Global___PTParameters | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_train_epochs", b"_num_train_epochs", "_packing", b"_packing", "_peft_method", b"_peft_method", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_response_template", b"_response_template", "_torch_dytpe", b"_torch_dytpe", "_use_flash_attn", b"_use_flash_attn", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "dataset_text_field", b"dataset_text_field", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora_parameters", b"lora_parameters", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "num_train_epochs", b"num_train_epochs", "packing", b"packing", "peft_method", b"peft_method", "peft_method_parameters", b"peft_method_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "pt_parameters", b"pt_parameters", "response_template", b"response_template", "torch_dytpe", b"torch_dytpe", "use_flash_attn", b"use_flash_attn", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bias", b"_bias", "_dataset_text_field", b"_dataset_text_field", "_evaluation_strategy", b"_evaluation_strategy", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lora_alpha", b"_lora_alpha", "_lora_dropout", b"_lora_dropout", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_gpus", b"_num_gpus", "_num_train_epochs", b"_num_train_epochs", "_num_virtual_tokens", b"_num_virtual_tokens", "_overwrite_output_dir", b"_overwrite_output_dir", "_packing", b"_packing", "_peft_method", b"_peft_method", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_prompt_tuning_init", b"_prompt_tuning_init", "_prompt_tuning_init_text", b"_prompt_tuning_init_text", "_r", b"_r", "_response_template", b"_response_template", "_save_strategy", b"_save_strategy", "_tokenizer_name_or_path", b"_tokenizer_name_or_path", "_torch_dytpe", b"_torch_dytpe", "_use_flash_attn", b"_use_flash_attn", "_validation_data_path", b"_validation_data_path", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "bias", b"bias", "dataset_text_field", b"dataset_text_field", "evaluation_strategy", b"evaluation_strategy", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora_alpha", b"lora_alpha", "lora_dropout", b"lora_dropout", "lora_parameters", b"lora_parameters", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "num_gpus", b"num_gpus", "num_train_epochs", b"num_train_epochs", "num_virtual_tokens", b"num_virtual_tokens", "overwrite_output_dir", b"overwrite_output_dir", "packing", b"packing", "peft_method", b"peft_method", "peft_method_parameters", b"peft_method_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "prompt_tuning_init", b"prompt_tuning_init", "prompt_tuning_init_text", b"prompt_tuning_init_text", "pt_parameters", b"pt_parameters", "r", b"r", "response_template", b"response_template", "save_strategy", b"save_strategy", "tokenizer_name_or_path", b"tokenizer_name_or_path", "torch_dytpe", b"torch_dytpe", "use_flash_attn", b"use_flash_attn", "validation_data_path", b"validation_data_path", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_train_epochs", b"_num_train_epochs", "_packing", b"_packing", "_peft_method", b"_peft_method", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_response_template", b"_response_template", "_torch_dytpe", b"_torch_dytpe", "_use_flash_attn", b"_use_flash_attn", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "data_path", b"data_path", "dataset_text_field", b"dataset_text_field", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora_parameters", b"lora_parameters", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "model_name_or_path", b"model_name_or_path", "num_train_epochs", b"num_train_epochs", "packing", b"packing", "peft_method", b"peft_method", "peft_method_parameters", b"peft_method_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "pt_parameters", b"pt_parameters", "response_template", b"response_template", "torch_dytpe", b"torch_dytpe", "use_flash_attn", b"use_flash_attn", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bias", b"_bias", "_dataset_text_field", b"_dataset_text_field", "_evaluation_strategy", b"_evaluation_strategy", "_fsdp", b"_fsdp", "_fsdp_config", b"_fsdp_config", "_gradient_accumulation_steps", b"_gradient_accumulation_steps", "_include_tokens_per_second", b"_include_tokens_per_second", "_learning_rate", b"_learning_rate", "_logging_steps", b"_logging_steps", "_lora_alpha", b"_lora_alpha", "_lora_dropout", b"_lora_dropout", "_lr_scheduler_type", b"_lr_scheduler_type", "_model_max_length", b"_model_max_length", "_num_gpus", b"_num_gpus", "_num_train_epochs", b"_num_train_epochs", "_num_virtual_tokens", b"_num_virtual_tokens", "_overwrite_output_dir", b"_overwrite_output_dir", "_packing", b"_packing", "_peft_method", b"_peft_method", "_per_device_eval_batch_size", b"_per_device_eval_batch_size", "_per_device_train_batch_size", b"_per_device_train_batch_size", "_prompt_tuning_init", b"_prompt_tuning_init", "_prompt_tuning_init_text", b"_prompt_tuning_init_text", "_r", b"_r", "_response_template", b"_response_template", "_save_strategy", b"_save_strategy", "_tokenizer_name_or_path", b"_tokenizer_name_or_path", "_torch_dytpe", b"_torch_dytpe", "_use_flash_attn", b"_use_flash_attn", "_validation_data_path", b"_validation_data_path", "_warmup_ratio", b"_warmup_ratio", "_weight_decay", b"_weight_decay", "bias", b"bias", "data_path", b"data_path", "dataset_text_field", b"dataset_text_field", "evaluation_strategy", b"evaluation_strategy", "fsdp", b"fsdp", "fsdp_config", b"fsdp_config", "gradient_accumulation_steps", b"gradient_accumulation_steps", "include_tokens_per_second", b"include_tokens_per_second", "learning_rate", b"learning_rate", "logging_steps", b"logging_steps", "lora_alpha", b"lora_alpha", "lora_dropout", b"lora_dropout", "lora_parameters", b"lora_parameters", "lr_scheduler_type", b"lr_scheduler_type", "model_max_length", b"model_max_length", "model_name_or_path", b"model_name_or_path", "num_gpus", b"num_gpus", "num_train_epochs", b"num_train_epochs", "num_virtual_tokens", b"num_virtual_tokens", "overwrite_output_dir", b"overwrite_output_dir", "packing", b"packing", "peft_method", b"peft_method", "peft_method_parameters", b"peft_method_parameters", "per_device_eval_batch_size", b"per_device_eval_batch_size", "per_device_train_batch_size", b"per_device_train_batch_size", "prompt_tuning_init", b"prompt_tuning_init", "prompt_tuning_init_text", b"prompt_tuning_init_text", "pt_parameters", b"pt_parameters", "r", b"r", "response_template", b"response_template", "save_strategy", b"save_strategy", "target_modules", b"target_modules", "tokenizer_name_or_path", b"tokenizer_name_or_path", "torch_dytpe", b"torch_dytpe", "use_flash_attn", b"use_flash_attn", "validation_data_path", b"validation_data_path", "warmup_ratio", b"warmup_ratio", "weight_decay", b"weight_decay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bias: _TypeAlias = _typing.Literal["bias"]  # noqa: Y015
+    _WhichOneofArgType__bias: _TypeAlias = _typing.Literal["_bias", b"_bias"]  # noqa: Y015
     _WhichOneofReturnType__dataset_text_field: _TypeAlias = _typing.Literal["dataset_text_field"]  # noqa: Y015
     _WhichOneofArgType__dataset_text_field: _TypeAlias = _typing.Literal["_dataset_text_field", b"_dataset_text_field"]  # noqa: Y015
+    _WhichOneofReturnType__evaluation_strategy: _TypeAlias = _typing.Literal["evaluation_strategy"]  # noqa: Y015
+    _WhichOneofArgType__evaluation_strategy: _TypeAlias = _typing.Literal["_evaluation_strategy", b"_evaluation_strategy"]  # noqa: Y015
     _WhichOneofReturnType__fsdp: _TypeAlias = _typing.Literal["fsdp"]  # noqa: Y015
     _WhichOneofArgType__fsdp: _TypeAlias = _typing.Literal["_fsdp", b"_fsdp"]  # noqa: Y015
     _WhichOneofReturnType__fsdp_config: _TypeAlias = _typing.Literal["fsdp_config"]  # noqa: Y015
@@ -249,12 +330,22 @@ class TrainingParameters(_message.Message):
     _WhichOneofArgType__learning_rate: _TypeAlias = _typing.Literal["_learning_rate", b"_learning_rate"]  # noqa: Y015
     _WhichOneofReturnType__logging_steps: _TypeAlias = _typing.Literal["logging_steps"]  # noqa: Y015
     _WhichOneofArgType__logging_steps: _TypeAlias = _typing.Literal["_logging_steps", b"_logging_steps"]  # noqa: Y015
+    _WhichOneofReturnType__lora_alpha: _TypeAlias = _typing.Literal["lora_alpha"]  # noqa: Y015
+    _WhichOneofArgType__lora_alpha: _TypeAlias = _typing.Literal["_lora_alpha", b"_lora_alpha"]  # noqa: Y015
+    _WhichOneofReturnType__lora_dropout: _TypeAlias = _typing.Literal["lora_dropout"]  # noqa: Y015
+    _WhichOneofArgType__lora_dropout: _TypeAlias = _typing.Literal["_lora_dropout", b"_lora_dropout"]  # noqa: Y015
     _WhichOneofReturnType__lr_scheduler_type: _TypeAlias = _typing.Literal["lr_scheduler_type"]  # noqa: Y015
     _WhichOneofArgType__lr_scheduler_type: _TypeAlias = _typing.Literal["_lr_scheduler_type", b"_lr_scheduler_type"]  # noqa: Y015
     _WhichOneofReturnType__model_max_length: _TypeAlias = _typing.Literal["model_max_length"]  # noqa: Y015
     _WhichOneofArgType__model_max_length: _TypeAlias = _typing.Literal["_model_max_length", b"_model_max_length"]  # noqa: Y015
+    _WhichOneofReturnType__num_gpus: _TypeAlias = _typing.Literal["num_gpus"]  # noqa: Y015
+    _WhichOneofArgType__num_gpus: _TypeAlias = _typing.Literal["_num_gpus", b"_num_gpus"]  # noqa: Y015
     _WhichOneofReturnType__num_train_epochs: _TypeAlias = _typing.Literal["num_train_epochs"]  # noqa: Y015
     _WhichOneofArgType__num_train_epochs: _TypeAlias = _typing.Literal["_num_train_epochs", b"_num_train_epochs"]  # noqa: Y015
+    _WhichOneofReturnType__num_virtual_tokens: _TypeAlias = _typing.Literal["num_virtual_tokens"]  # noqa: Y015
+    _WhichOneofArgType__num_virtual_tokens: _TypeAlias = _typing.Literal["_num_virtual_tokens", b"_num_virtual_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__overwrite_output_dir: _TypeAlias = _typing.Literal["overwrite_output_dir"]  # noqa: Y015
+    _WhichOneofArgType__overwrite_output_dir: _TypeAlias = _typing.Literal["_overwrite_output_dir", b"_overwrite_output_dir"]  # noqa: Y015
     _WhichOneofReturnType__packing: _TypeAlias = _typing.Literal["packing"]  # noqa: Y015
     _WhichOneofArgType__packing: _TypeAlias = _typing.Literal["_packing", b"_packing"]  # noqa: Y015
     _WhichOneofReturnType__peft_method: _TypeAlias = _typing.Literal["peft_method"]  # noqa: Y015
@@ -263,12 +354,24 @@ class TrainingParameters(_message.Message):
     _WhichOneofArgType__per_device_eval_batch_size: _TypeAlias = _typing.Literal["_per_device_eval_batch_size", b"_per_device_eval_batch_size"]  # noqa: Y015
     _WhichOneofReturnType__per_device_train_batch_size: _TypeAlias = _typing.Literal["per_device_train_batch_size"]  # noqa: Y015
     _WhichOneofArgType__per_device_train_batch_size: _TypeAlias = _typing.Literal["_per_device_train_batch_size", b"_per_device_train_batch_size"]  # noqa: Y015
+    _WhichOneofReturnType__prompt_tuning_init: _TypeAlias = _typing.Literal["prompt_tuning_init"]  # noqa: Y015
+    _WhichOneofArgType__prompt_tuning_init: _TypeAlias = _typing.Literal["_prompt_tuning_init", b"_prompt_tuning_init"]  # noqa: Y015
+    _WhichOneofReturnType__prompt_tuning_init_text: _TypeAlias = _typing.Literal["prompt_tuning_init_text"]  # noqa: Y015
+    _WhichOneofArgType__prompt_tuning_init_text: _TypeAlias = _typing.Literal["_prompt_tuning_init_text", b"_prompt_tuning_init_text"]  # noqa: Y015
+    _WhichOneofReturnType__r: _TypeAlias = _typing.Literal["r"]  # noqa: Y015
+    _WhichOneofArgType__r: _TypeAlias = _typing.Literal["_r", b"_r"]  # noqa: Y015
     _WhichOneofReturnType__response_template: _TypeAlias = _typing.Literal["response_template"]  # noqa: Y015
     _WhichOneofArgType__response_template: _TypeAlias = _typing.Literal["_response_template", b"_response_template"]  # noqa: Y015
+    _WhichOneofReturnType__save_strategy: _TypeAlias = _typing.Literal["save_strategy"]  # noqa: Y015
+    _WhichOneofArgType__save_strategy: _TypeAlias = _typing.Literal["_save_strategy", b"_save_strategy"]  # noqa: Y015
+    _WhichOneofReturnType__tokenizer_name_or_path: _TypeAlias = _typing.Literal["tokenizer_name_or_path"]  # noqa: Y015
+    _WhichOneofArgType__tokenizer_name_or_path: _TypeAlias = _typing.Literal["_tokenizer_name_or_path", b"_tokenizer_name_or_path"]  # noqa: Y015
     _WhichOneofReturnType__torch_dytpe: _TypeAlias = _typing.Literal["torch_dytpe"]  # noqa: Y015
     _WhichOneofArgType__torch_dytpe: _TypeAlias = _typing.Literal["_torch_dytpe", b"_torch_dytpe"]  # noqa: Y015
     _WhichOneofReturnType__use_flash_attn: _TypeAlias = _typing.Literal["use_flash_attn"]  # noqa: Y015
     _WhichOneofArgType__use_flash_attn: _TypeAlias = _typing.Literal["_use_flash_attn", b"_use_flash_attn"]  # noqa: Y015
+    _WhichOneofReturnType__validation_data_path: _TypeAlias = _typing.Literal["validation_data_path"]  # noqa: Y015
+    _WhichOneofArgType__validation_data_path: _TypeAlias = _typing.Literal["_validation_data_path", b"_validation_data_path"]  # noqa: Y015
     _WhichOneofReturnType__warmup_ratio: _TypeAlias = _typing.Literal["warmup_ratio"]  # noqa: Y015
     _WhichOneofArgType__warmup_ratio: _TypeAlias = _typing.Literal["_warmup_ratio", b"_warmup_ratio"]  # noqa: Y015
     _WhichOneofReturnType__weight_decay: _TypeAlias = _typing.Literal["weight_decay"]  # noqa: Y015
@@ -276,7 +379,11 @@ class TrainingParameters(_message.Message):
     _WhichOneofReturnType_peft_method_parameters: _TypeAlias = _typing.Literal["lora_parameters", "pt_parameters"]  # noqa: Y015
     _WhichOneofArgType_peft_method_parameters: _TypeAlias = _typing.Literal["peft_method_parameters", b"peft_method_parameters"]  # noqa: Y015
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bias) -> _WhichOneofReturnType__bias | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__dataset_text_field) -> _WhichOneofReturnType__dataset_text_field | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__evaluation_strategy) -> _WhichOneofReturnType__evaluation_strategy | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__fsdp) -> _WhichOneofReturnType__fsdp | None: ...
     @_typing.overload
@@ -290,11 +397,21 @@ class TrainingParameters(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__logging_steps) -> _WhichOneofReturnType__logging_steps | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lora_alpha) -> _WhichOneofReturnType__lora_alpha | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lora_dropout) -> _WhichOneofReturnType__lora_dropout | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__lr_scheduler_type) -> _WhichOneofReturnType__lr_scheduler_type | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__model_max_length) -> _WhichOneofReturnType__model_max_length | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__num_gpus) -> _WhichOneofReturnType__num_gpus | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_train_epochs) -> _WhichOneofReturnType__num_train_epochs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__num_virtual_tokens) -> _WhichOneofReturnType__num_virtual_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__overwrite_output_dir) -> _WhichOneofReturnType__overwrite_output_dir | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__packing) -> _WhichOneofReturnType__packing | None: ...
     @_typing.overload
@@ -304,11 +421,23 @@ class TrainingParameters(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__per_device_train_batch_size) -> _WhichOneofReturnType__per_device_train_batch_size | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prompt_tuning_init) -> _WhichOneofReturnType__prompt_tuning_init | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prompt_tuning_init_text) -> _WhichOneofReturnType__prompt_tuning_init_text | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__r) -> _WhichOneofReturnType__r | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__response_template) -> _WhichOneofReturnType__response_template | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__save_strategy) -> _WhichOneofReturnType__save_strategy | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tokenizer_name_or_path) -> _WhichOneofReturnType__tokenizer_name_or_path | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__torch_dytpe) -> _WhichOneofReturnType__torch_dytpe | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__use_flash_attn) -> _WhichOneofReturnType__use_flash_attn | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__validation_data_path) -> _WhichOneofReturnType__validation_data_path | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__warmup_ratio) -> _WhichOneofReturnType__warmup_ratio | None: ...
     @_typing.overload
@@ -330,6 +459,9 @@ class LORAParameters(_message.Message):
     r: _builtins.int
     lora_alpha: _builtins.int
     bias: _builtins.float
+    """A number in the older revision, which no trainer takes: 0 stands for
+    PEFT's "none" (no bias trained); any other value is refused.
+    """
     lora_dropout: _builtins.float
     @_builtins.property
     def target_modules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...

@@ -3,6 +3,19 @@
 isort:skip_file
 The original Train Conductor contract. Clients written for it call this
 service unchanged; field numbers, types and names are frozen on the wire.
+
+Two revisions of the original's file are in use, and this one message set
+serves both (their numbers do not collide). The older one nests the LoRA
+and prompt-tuning arguments (`lora_parameters` = 50, `pt_parameters` = 60);
+the latest one has them flat in TrainingParameters (25-33) and adds
+save_strategy (3) and 34-37. A request uses one form or the other: one
+that mixes them is refused, naming the fields. docs/legacy.md lists what
+each field becomes.
+
+Every request is refused (INVALID_ARGUMENT, naming the field numbers) if
+it carries a field this server does not know, in any nested message:
+proto3 would drop it, and a training would run without settings its
+client sent.
 """
 
 from collections import abc as _abc
