@@ -12,13 +12,13 @@ from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
 from trainconductor_controller.errors import NotLeader
 from trainconductor_controller.health_server import Readiness
-from trainconductor_controller.kube import Kube
-from trainconductor_controller.observe import (
+from trainconductor_controller.informer import (
     Informer,
     slim_refusal,
     training_id_of_refusal,
     wait_synced,
 )
+from trainconductor_controller.kube import Kube
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue

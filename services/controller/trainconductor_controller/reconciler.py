@@ -11,10 +11,10 @@ from opentelemetry import propagate, trace
 
 from trainconductor_controller import metrics
 from trainconductor_controller.errors import KubernetesError, NotLeader
+from trainconductor_controller.informer import Informer, slim
 from trainconductor_controller.jobs import build_job, deadline_seconds
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.names import TRACEPARENT_ANNOTATION, job_name, made_by
-from trainconductor_controller.observe import Informer, slim
 from trainconductor_controller.plan import (
     Action,
     CreateJob,
