@@ -66,7 +66,7 @@ def training_id_of(obj: Object) -> str:
 
 
 def slim_refusal(event: Object) -> Object:
-    """Keeps what job_status reads of a FailedCreate event: what it said, and
+    """Keeps what observe() reads of a FailedCreate event: what it said, and
     when it last said it (a repeated event counts up in one object)."""
     metadata = event.get("metadata", {})
     last = (

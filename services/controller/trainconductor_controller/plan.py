@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from trainconductor_controller.job_status import (
+from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
+from trainconductor_controller.observe import (
     Observed,
     created_ms,
     observe,
@@ -20,7 +21,6 @@ from trainconductor_controller.job_status import (
     refused_at_ms,
     trainer_starts_ms,
 )
-from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate, TrainingRecord
 

@@ -10,7 +10,7 @@ from tests.unit.controller.factories import (
     pod,
     unschedulable_pod,
 )
-from trainconductor_controller.job_status import observe, parse_time_ms
+from trainconductor_controller.observe import observe, parse_time_ms
 from trainconductor_core.phases import Phase
 
 
