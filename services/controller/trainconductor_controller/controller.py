@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
@@ -14,11 +15,12 @@ from trainconductor_controller.errors import NotLeader
 from trainconductor_controller.health_server import Readiness
 from trainconductor_controller.informer import (
     Informer,
-    slim_refusal,
+    training_id_of,
     training_id_of_refusal,
     wait_synced,
 )
 from trainconductor_controller.kube import Kube
+from trainconductor_controller.objects import slim_job, slim_pod, slim_refusal
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.workqueue import WorkQueue
@@ -55,8 +57,12 @@ class Controller:
         def enqueue_from_thread(training_id: str) -> None:
             loop.call_soon_threadsafe(self.queue.add, training_id)
 
-        self.jobs = Informer(self._kube, "jobs", enqueue_from_thread)
-        self.pods = Informer(self._kube, "pods", enqueue_from_thread)
+        self.jobs = Informer(
+            self._kube, "jobs", enqueue_from_thread, key_of=training_id_of, slim=slim_job
+        )
+        self.pods = Informer(
+            self._kube, "pods", enqueue_from_thread, key_of=training_id_of, slim=slim_pod
+        )
         self.refusals = Informer(
             self._kube,
             "events",
@@ -64,7 +70,7 @@ class Controller:
             key_of=training_id_of_refusal,
             slim=slim_refusal,
         )
-        informers = [self.jobs, self.pods, self.refusals]
+        informers: list[Informer[Any]] = [self.jobs, self.pods, self.refusals]
         for informer in informers:
             informer.start()
         self._readiness.failing_watches = lambda: [i.resource for i in informers if not i.healthy]

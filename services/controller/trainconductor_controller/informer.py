@@ -4,8 +4,8 @@ pods into an in-memory cache, by training.
 One thread per resource: list (paged), then watch from the list's
 resourceVersion with bookmarks; a watch that times out resumes from the
 last version seen, one that answers 410 Gone relists. Every change calls
-`on_change(training_id)`. Objects are slimmed to what the controller reads,
-so 10,000 Jobs fit in little memory.
+`on_change(training_id)`. Objects are slimmed to what the controller reads
+(objects.py).
 
 A refusal is the Job controller's FailedCreate event on a Job: a quota, a
 LimitRange or an admission policy refused the Job's pod. The Job's status
@@ -18,8 +18,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import urllib3
 from kubernetes.watch.watch import iter_resp_lines
@@ -27,75 +27,34 @@ from kubernetes.watch.watch import iter_resp_lines
 from trainconductor_controller import metrics
 from trainconductor_controller.errors import Gone, KubernetesError
 from trainconductor_controller.kube import Kube
-from trainconductor_controller.names import (
-    DEADLINE_FROM_ANNOTATION,
-    TRAINING_ID_LABEL,
-    training_id_of_job,
-)
+from trainconductor_controller.names import TRAINING_ID_LABEL, training_id_of_job
+from trainconductor_controller.objects import RawObject
 
 log = logging.getLogger(__name__)
 
-Object = dict[str, Any]
+# What the cache keeps of an object: a Job, a Pod, a Refusal (objects.py).
+T = TypeVar("T")
 
 
-def slim(obj: Object) -> Object:
-    """Keeps what plan() and observe() read: names, deletion, status, a
-    pod's node, a Job's deadline (and what it was counted from) and whether
-    it is to be suspended."""
-    metadata = obj.get("metadata", {})
-    kept: Object = {
-        "metadata": {
-            k: metadata[k]
-            for k in ("name", "labels", "deletionTimestamp", "creationTimestamp", "resourceVersion")
-            if k in metadata
-        },
-        "status": obj.get("status", {}),
-    }
-    spec = obj.get("spec", {})
-    spec = {k: spec[k] for k in ("nodeName", "activeDeadlineSeconds", "suspend") if spec.get(k)}
-    if spec:
-        kept["spec"] = spec
-    counted_from = metadata.get("annotations", {}).get(DEADLINE_FROM_ANNOTATION)
-    if counted_from:
-        kept["metadata"]["annotations"] = {DEADLINE_FROM_ANNOTATION: counted_from}
-    return kept
-
-
-def training_id_of(obj: Object) -> str:
+def training_id_of(obj: RawObject) -> str:
+    """The training a Job or a pod belongs to, by its label; '' for none."""
     return str(obj.get("metadata", {}).get("labels", {}).get(TRAINING_ID_LABEL, ""))
 
 
-def slim_refusal(event: Object) -> Object:
-    """Keeps what observe() reads of a FailedCreate event: what it said, and
-    when it last said it (a repeated event counts up in one object)."""
-    metadata = event.get("metadata", {})
-    last = (
-        (event.get("series") or {}).get("lastObservedTime")
-        or event.get("lastTimestamp")
-        or event.get("eventTime")
-        or metadata.get("creationTimestamp")
-        or ""
-    )
-    return {
-        "metadata": {k: metadata[k] for k in ("name", "resourceVersion") if k in metadata},
-        "message": str(event.get("message") or "")[:1024],
-        "lastTimestamp": last,
-    }
-
-
-def training_id_of_refusal(event: Object) -> str:
+def training_id_of_refusal(event: RawObject) -> str:
+    """The training whose Job the event is on; '' for another Job."""
     return training_id_of_job(str(event.get("involvedObject", {}).get("name", "")))
 
 
-class Informer:
+class Informer(Generic[T]):
     def __init__(
         self,
         kube: Kube,
         resource: str,
         on_change: Callable[[str], None],
         *,
-        key_of: Callable[[Object], str] = training_id_of,
-        slim: Callable[[Object], Object] = slim,
+        key_of: Callable[[RawObject], str],
+        slim: Callable[[RawObject], T],
         watch_timeout_seconds: int = 300,
     ) -> None:
         """`key_of` gives the training an object belongs to ('' for none of
@@ -106,7 +65,7 @@ class Informer:
         self._key_of = key_of
         self._slim = slim
         self._watch_timeout = watch_timeout_seconds
-        self._by_training: dict[str, dict[str, Object]] = {}
+        self._by_training: dict[str, dict[str, T]] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
         self.healthy = False
@@ -115,7 +74,7 @@ class Informer:
 
     # reads (any thread)
 
-    def get(self, training_id: str) -> list[Object]:
+    def get(self, training_id: str) -> list[T]:
         with self._lock:
             return list(self._by_training.get(training_id, {}).values())
 
@@ -163,7 +122,7 @@ class Informer:
 
     def _relist(self) -> str:
         items, version = self._kube.list(self.resource)
-        fresh: dict[str, dict[str, Object]] = {}
+        fresh: dict[str, dict[str, T]] = {}
         for item in items:
             key = self._key_of(item)
             if key:
@@ -205,7 +164,7 @@ class Informer:
             metrics.WATCH_RESTARTS.labels(self.resource, "timeout").inc()
         return version
 
-    def _apply(self, kind: str, obj: Object) -> None:
+    def _apply(self, kind: str, obj: RawObject) -> None:
         key = self._key_of(obj)
         if not key:
             return
@@ -221,6 +180,6 @@ class Informer:
         self._on_change(key)
 
 
-def wait_synced(informers: list[Informer], timeout: float) -> bool:
+def wait_synced(informers: Sequence[Informer[Any]], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     return all(i.synced.wait(max(0.0, deadline - time.monotonic())) for i in informers)

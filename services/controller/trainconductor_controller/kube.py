@@ -21,8 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from trainconductor_controller import metrics
 from trainconductor_controller.errors import Gone, KubernetesError
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, MANAGED_SELECTOR
-
-Object = dict[str, Any]
+from trainconductor_controller.objects import RawObject
 
 # What the controller lists and watches: its Jobs and their pods, by label;
 # and the Job controller's FailedCreate events, the only place Kubernetes
@@ -90,7 +89,7 @@ class Kube:
             raise
         return True
 
-    def create_job(self, manifest: Object) -> bool:
+    def create_job(self, manifest: RawObject) -> bool:
         """Creates the Job; False when it already existed (a repeat after a crash)."""
         return self._call_unless(
             "create",
@@ -136,7 +135,7 @@ class Kube:
             ),
         )
 
-    def get_job(self, name: str) -> Object | None:
+    def get_job(self, name: str) -> RawObject | None:
         try:
             with self._call("get", "jobs"):
                 # Without preloading, the raw urllib3 response comes back, not a V1Job.
@@ -150,14 +149,14 @@ class Kube:
             if err.status == 404:
                 return None
             raise
-        job: Object = json.loads(response.data)
+        job: RawObject = json.loads(response.data)
         return job
 
-    def list(self, resource: str, *, page_size: int = 500) -> tuple[list[Object], str]:
+    def list(self, resource: str, *, page_size: int = 500) -> tuple[list[RawObject], str]:
         """Every object of `resource` the controller reads (`_SELECTORS`),
         paged; and the resourceVersion to watch from."""
         method = self._list_method(resource)
-        items: list[Object] = []
+        items: list[RawObject] = []
         token: str | None = None
         while True:
             with self._call("list", resource):

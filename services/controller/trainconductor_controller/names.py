@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # objects.py reads DEADLINE_FROM_ANNOTATION from here
+    from trainconductor_controller.objects import Job
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "train-conductor"
@@ -31,7 +34,7 @@ def training_id_of_job(name: str) -> str:
     return name.removeprefix(_JOB_PREFIX) if name.startswith(_JOB_PREFIX) else ""
 
 
-def made_by(job: dict[str, Any], instance: str) -> bool:
+def made_by(job: Job, instance: str) -> bool:
     """Whether `instance` made the Job; one labelled by no install is taken
     as its own (Jobs made before the label existed)."""
     made = job.get("metadata", {}).get("labels", {}).get(INSTANCE_LABEL)

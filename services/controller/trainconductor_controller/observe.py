@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from trainconductor_controller.names import CONTAINER_NAME
+from trainconductor_controller.objects import (
+    ContainerStateTerminated,
+    Job,
+    JobCondition,
+    Pod,
+    Refusal,
+)
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import Condition
-
-Object = dict[str, Any]
 
 _IMAGE_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
@@ -43,14 +47,14 @@ def parse_time_ms(value: str | None) -> int | None:
     return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def _true_condition(job: Object, kind: str) -> Object | None:
+def _true_condition(job: Job, kind: str) -> JobCondition | None:
     for c in job.get("status", {}).get("conditions") or []:
         if c.get("type") == kind and c.get("status") == "True":
-            return dict(c)
+            return c
     return None
 
 
-def _conditions(job: Object) -> tuple[Condition, ...]:
+def _conditions(job: Job) -> tuple[Condition, ...]:
     return tuple(
         Condition(
             type=c.get("type", ""),
@@ -63,9 +67,9 @@ def _conditions(job: Object) -> tuple[Condition, ...]:
     )
 
 
-def _terminated(pods: list[Object]) -> Object | None:
+def _terminated(pods: list[Pod]) -> ContainerStateTerminated | None:
     """The termination record of the most recent failed trainer container."""
-    latest: Object | None = None
+    latest: ContainerStateTerminated | None = None
     for pod in pods:
         for status in pod.get("status", {}).get("containerStatuses") or []:
             terminated = (status.get("state") or {}).get("terminated")
@@ -81,7 +85,7 @@ def _terminated(pods: list[Object]) -> Object | None:
     return latest
 
 
-def trainer_starts_ms(pods: list[Object]) -> list[int]:
+def trainer_starts_ms(pods: list[Pod]) -> list[int]:
     """When the trainer started, in each of the Job's pods that ran it. The
     first is the training's start. (The Job's own startTime is when the Job
     controller took it up, before any wait for a node.)"""
@@ -90,10 +94,12 @@ def trainer_starts_ms(pods: list[Object]) -> list[int]:
         for status in pod.get("status", {}).get("containerStatuses") or []:
             if status.get("name") != CONTAINER_NAME:
                 continue
-            for state in ("running", "terminated"):
-                started = parse_time_ms(
-                    ((status.get("state") or {}).get(state) or {}).get("startedAt")
-                )
+            state = status.get("state") or {}
+            for started_at in (
+                (state.get("running") or {}).get("startedAt"),
+                (state.get("terminated") or {}).get("startedAt"),
+            ):
+                started = parse_time_ms(started_at)
                 # A container that could not start (StartError) says it
                 # started at the epoch. (Any other time stands, though it is
                 # the node's clock, which may be behind the control plane's.)
@@ -102,11 +108,11 @@ def trainer_starts_ms(pods: list[Object]) -> list[int]:
     return starts
 
 
-def _newest_first(pods: list[Object]) -> list[Object]:
+def _newest_first(pods: list[Pod]) -> list[Pod]:
     return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
 
 
-def _disruption(pods: list[Object]) -> str:
+def _disruption(pods: list[Pod]) -> str:
     """What Kubernetes said when it stopped a pod itself (an eviction, a
     preemption, a lost node), newest first; '' when none was."""
     for pod in _newest_first(pods):
@@ -123,7 +129,7 @@ def _reason_and_message(reason: str, message: str | None) -> str:
     return f"{reason}: {message}" if message else reason
 
 
-def _failure_message(condition: Object, pods: list[Object]) -> str:
+def _failure_message(condition: JobCondition, pods: list[Pod]) -> str:
     message = condition.get("message") or "the Job failed"
     disrupted = _disruption(pods)
     if disrupted:  # not the trainer's doing: its exit code would mislead
@@ -138,7 +144,7 @@ def _failure_message(condition: Object, pods: list[Object]) -> str:
     return message
 
 
-def _waiting(pods: list[Object], refusals: list[Object]) -> tuple[str, str]:
+def _waiting(pods: list[Pod], refusals: list[Refusal]) -> tuple[str, str]:
     """Why the newest pending pod is not running yet, or why there is none."""
     for pod in _newest_first(pods):
         status = pod.get("status", {})
@@ -166,29 +172,29 @@ def _waiting(pods: list[Object], refusals: list[Object]) -> tuple[str, str]:
     return "JobCreated", "the Job was created; waiting for its pod"
 
 
-def created_ms(obj: Object) -> int:
-    """When the API server made the object (the control plane's clock)."""
-    return parse_time_ms(obj.get("metadata", {}).get("creationTimestamp")) or 0
+def created_ms(pod: Pod) -> int:
+    """When the API server made the pod (the control plane's clock)."""
+    return parse_time_ms(pod.get("metadata", {}).get("creationTimestamp")) or 0
 
 
-def refused_at_ms(refusal: Object) -> int:
+def refused_at_ms(refusal: Refusal) -> int:
     """When a refusal was last said (its times may or may not have fractions)."""
     return parse_time_ms(refusal.get("lastTimestamp")) or 0
 
 
-def _refused(refusals: list[Object]) -> tuple[str, str]:
+def _refused(refusals: list[Refusal]) -> tuple[str, str]:
     newest = max(refusals, key=refused_at_ms)
     return "PodRefused", f"Kubernetes refused its pod; the Job retries: {newest['message']}"
 
 
-def _refused_since(pods: list[Object], refusals: list[Object]) -> bool:
+def _refused_since(pods: list[Pod], refusals: list[Refusal]) -> bool:
     """Whether the Job's newest pod creation was refused after its last pod came."""
     newest_pod = max(created_ms(p) for p in pods)
     return any(refused_at_ms(r) > newest_pod for r in refusals)
 
 
 def observe(
-    job: Object, pods: list[Object], refusals: list[Object] | None = None, *, ran: bool = False
+    job: Job, pods: list[Pod], refusals: list[Refusal] | None = None, *, ran: bool = False
 ) -> Observed:
     """`refusals`: the Job controller's FailedCreate events on the Job; `ran`:
     whether its trainer is known to have run (its pods may be gone since)."""
@@ -197,7 +203,7 @@ def observe(
         Phase.QUEUED,
         "",
         "",
-        attempts=sum(int(status.get(k, 0)) for k in ("active", "succeeded", "failed")),
+        attempts=status.get("active", 0) + status.get("succeeded", 0) + status.get("failed", 0),
         start_time_ms=min(trainer_starts_ms(pods), default=None),
         conditions=_conditions(job),
     )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
+from trainconductor_controller.objects import Job, Pod, Refusal
 from trainconductor_controller.observe import (
     Observed,
     created_ms,
@@ -23,8 +23,6 @@ from trainconductor_controller.observe import (
 )
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate, TrainingRecord
-
-Object = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class WriteStatus:
 Action = CreateJob | DeleteJob | SetDeadline | WriteStatus
 
 
-def _deleting(job: Object) -> bool:
+def _deleting(job: Job) -> bool:
     return bool(job.get("metadata", {}).get("deletionTimestamp"))
 
 
@@ -88,7 +86,7 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
     )
 
 
-def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDeadline | None:
+def _deadline(job: Job, pods: list[Pod], deadline_seconds: int) -> SetDeadline | None:
     """The change the Job's deadline needs. Kubernetes counts
     activeDeadlineSeconds from the Job's startTime; the training's deadline
     counts from its trainer's start, so the wait between is added once the
@@ -122,13 +120,13 @@ def _deadline(job: Object, pods: list[Object], deadline_seconds: int) -> SetDead
 
 def plan(
     desired: TrainingRecord | None,
-    job: Object | None,
-    pods: list[Object],
+    job: Job | None,
+    pods: list[Pod],
     now_ms: int,
     *,
     keep_finished_ms: int,
     deadline_seconds: int = 0,
-    refusals: list[Object] | None = None,
+    refusals: list[Refusal] | None = None,
 ) -> list[Action]:
     """`keep_finished_ms`: how long a finished training's Job stays after it
     finished (and at least until its final status is recorded);

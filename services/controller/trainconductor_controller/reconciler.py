@@ -11,10 +11,11 @@ from opentelemetry import propagate, trace
 
 from trainconductor_controller import metrics
 from trainconductor_controller.errors import KubernetesError, NotLeader
-from trainconductor_controller.informer import Informer, slim
+from trainconductor_controller.informer import Informer
 from trainconductor_controller.jobs import build_job, deadline_seconds
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.names import TRACEPARENT_ANNOTATION, job_name, made_by
+from trainconductor_controller.objects import Job, Pod, Refusal, slim_job
 from trainconductor_controller.plan import (
     Action,
     CreateJob,
@@ -43,9 +44,9 @@ class Reconciler:
         self,
         store: TrainingStore,
         kube: Kube,
-        jobs: Informer,
-        pods: Informer,
-        refusals: Informer,
+        jobs: Informer[Job],
+        pods: Informer[Pod],
+        refusals: Informer[Refusal],
         settings: ControllerSettings,
         *,
         is_leader: Callable[[], bool],
@@ -76,7 +77,7 @@ class Reconciler:
                 # The cache may lag behind a Job created moments ago: ask the
                 # API server before concluding the Job is gone.
                 live = await asyncio.to_thread(self._kube.get_job, job_name(training_id))
-                job = slim(live) if live else None
+                job = slim_job(live) if live else None
             actions = plan(
                 desired,
                 job,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from devstack.specs import lora_spec
 from trainconductor_controller.names import job_name
+from trainconductor_controller.objects import Job, JobStatus, ObjectMeta, Pod, PodStatus
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingRecord
 
@@ -32,26 +33,29 @@ def record(phase: Phase = Phase.PENDING, **changes: Any) -> TrainingRecord:
     return replace(base, **changes)
 
 
-def job(*conditions: tuple[str, str, str], deleting: bool = False, **status: Any) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": NAME, "namespace": "default"}
+def job(*conditions: tuple[str, str, str], deleting: bool = False, **status: Any) -> Job:
+    metadata: ObjectMeta = {"name": NAME}
     if deleting:
         metadata["deletionTimestamp"] = "2027-01-15T08:00:00Z"
     return {
         "metadata": metadata,
-        "status": {
-            "startTime": "2027-01-15T08:00:00Z",
-            **status,
-            "conditions": [
-                {
-                    "type": kind,
-                    "status": "True",
-                    "reason": reason,
-                    "message": message,
-                    "lastTransitionTime": "2027-01-15T08:05:00Z",
-                }
-                for kind, reason, message in conditions
-            ],
-        },
+        "status": cast(
+            JobStatus,
+            {
+                "startTime": "2027-01-15T08:00:00Z",
+                **status,
+                "conditions": [
+                    {
+                        "type": kind,
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": "2027-01-15T08:05:00Z",
+                    }
+                    for kind, reason, message in conditions
+                ],
+            },
+        ),
     }
 
 
@@ -59,8 +63,11 @@ STARTED = "2027-01-15T08:00:00Z"  # NOW: when a running pod's trainer started
 
 
 def pod(
-    phase: str, started: str = STARTED, created: str = "2027-01-15T08:00:00Z", **status: Any
-) -> dict[str, Any]:
+    phase: str,
+    started: str = STARTED,
+    created: str = "2027-01-15T08:00:00Z",
+    **status: Any,
+) -> Pod:
     """A pod of the training's Job, made at `created`; a running one's
     trainer started at `started`."""
     if phase == "Running" and "containerStatuses" not in status:
@@ -70,11 +77,11 @@ def pod(
     return {
         "metadata": {"name": f"{NAME}-abcde", "creationTimestamp": created},
         "spec": {"nodeName": "kwok-gpu-0"} if phase != "Pending" else {},
-        "status": {"phase": phase, **status},
+        "status": cast(PodStatus, {"phase": phase, **status}),
     }
 
 
-def unschedulable_pod() -> dict[str, Any]:
+def unschedulable_pod() -> Pod:
     return pod(
         "Pending",
         conditions=[
@@ -88,7 +95,7 @@ def unschedulable_pod() -> dict[str, Any]:
     )
 
 
-def image_pull_pod() -> dict[str, Any]:
+def image_pull_pod() -> Pod:
     return pod(
         "Pending",
         containerStatuses=[
@@ -97,6 +104,6 @@ def image_pull_pod() -> dict[str, Any]:
     )
 
 
-def failed_pod(exit_code: int, reason: str, message: str = "") -> dict[str, Any]:
+def failed_pod(exit_code: int, reason: str, message: str = "") -> Pod:
     terminated = {"exitCode": exit_code, "reason": reason, "message": message}
     return pod("Failed", containerStatuses=[{"state": {"terminated": terminated}}])

@@ -10,6 +10,7 @@ from tests.unit.controller.factories import (
     pod,
     unschedulable_pod,
 )
+from trainconductor_controller.objects import Refusal
 from trainconductor_controller.observe import observe, parse_time_ms
 from trainconductor_core.phases import Phase
 
@@ -90,7 +91,7 @@ def test_a_container_that_can_not_be_created_says_why() -> None:
     assert seen.message == 'secret "hf-token" not found'
 
 
-def _refusal(message: str, at: str) -> dict[str, object]:
+def _refusal(message: str, at: str) -> Refusal:
     return {"metadata": {"name": f"{NAME}.{at}"}, "message": message, "lastTimestamp": at}
 
 

@@ -16,6 +16,7 @@ from tests.unit.controller.factories import (
     unschedulable_pod,
 )
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION
+from trainconductor_controller.objects import Job, Pod, Refusal
 from trainconductor_controller.plan import CreateJob, DeleteJob, SetDeadline, WriteStatus, plan
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingRecord
@@ -101,8 +102,8 @@ COMPLETE = ("Complete", "CompletionsReached", "")
 )  # fmt: skip
 def test_plan(
     desired: TrainingRecord | None,
-    observed_job: dict[str, Any] | None,
-    pods: list[dict[str, Any]],
+    observed_job: Job | None,
+    pods: list[Pod],
     expected: list[str],
 ) -> None:
     assert summary(plan(desired, observed_job, pods, NOW, keep_finished_ms=KEEP)) == expected
@@ -135,7 +136,7 @@ def test_the_created_status_names_the_job() -> None:
     assert written[0].update.job_name == NAME
 
 
-def _job_with_deadline(seconds: int, counted_from: str | None, started: str) -> dict[str, Any]:
+def _job_with_deadline(seconds: int, counted_from: str | None, started: str) -> Job:
     deadlined = job(active=1)
     deadlined["spec"] = {"activeDeadlineSeconds": seconds}
     deadlined["status"]["startTime"] = started
@@ -180,7 +181,7 @@ RESUMED = "2027-01-15T09:00:00Z"  # the startTime Kubernetes gives it on resumin
     ],
 )  # fmt: skip
 def test_a_deadline_counts_from_the_trainers_start(
-    observed_job: dict[str, Any], pods: list[dict[str, Any]], deadline: int, expected: list[Any]
+    observed_job: Job, pods: list[Pod], deadline: int, expected: list[Any]
 ) -> None:
     actions = plan(
         record(Phase.QUEUED), observed_job, pods, NOW, keep_finished_ms=KEEP,
@@ -193,13 +194,13 @@ def test_refusals_from_before_the_trainer_ran_are_history() -> None:
     """At its deadline Kubernetes deletes the pod a moment before it marks
     the Job failed: the quota that once refused the pod is not why."""
     ran = record(Phase.RUNNING, start_time_ms=NOW)  # its trainer started at 08:00:00
-    old = {
+    old: Refusal = {
         "metadata": {"name": "e"},
         "message": "exceeded quota",
         "lastTimestamp": "2027-01-15T07:59:30Z",
     }
     actions = plan(ran, job(active=1), [], NOW, keep_finished_ms=KEEP, refusals=[old])
     assert summary(actions) == ["status:QUEUED/JobCreated"]
-    new = {**old, "lastTimestamp": "2027-01-15T08:00:01Z"}  # after it ran
+    new: Refusal = {**old, "lastTimestamp": "2027-01-15T08:00:01Z"}  # after it ran
     actions = plan(ran, job(active=1), [], NOW, keep_finished_ms=KEEP, refusals=[new])
     assert summary(actions) == ["status:QUEUED/PodRefused"]
