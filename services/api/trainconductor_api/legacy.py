@@ -296,8 +296,10 @@ def _reasons(record: TrainingRecord) -> list[str]:
     if record.cancel_requested and not record.phase.is_final:
         # The legacy state has no word for it: without this, a cancel of a
         # pending training would answer exactly as if nothing were asked.
-        reasons.append(
+        # First, as the latest news; the phase's own reason follows.
+        reasons.insert(
+            0,
             "CancelRequested: the cancel is recorded; the training stops "
-            "when the controller acts on it"
+            "when the controller acts on it",
         )
     return reasons

@@ -47,6 +47,12 @@ async def test_submit_read_and_cancel_with_the_legacy_contract(
 
     canceled = await client.CancelTraining(legacy.TrainingInfoRequest(training_id=job.training_id))
     assert canceled.training_id == job.training_id
+    # No controller runs here: the training stays PENDING, and both the
+    # answer and later reads say that the cancel was taken.
+    assert canceled.state == legacy.PENDING
+    assert canceled.reasons[0].startswith("CancelRequested:")
+    status = await client.GetTrainingStatus(legacy.TrainingInfoRequest(training_id=job.training_id))
+    assert list(status.reasons) == list(canceled.reasons)
     v1 = (await trainings.GetTraining(pb.GetTrainingRequest(id=job.training_id))).training
     assert v1.cancel_requested
 
