@@ -53,10 +53,12 @@ def test_sigkill_during_a_burst_loses_nothing_and_duplicates_nothing(stack: Stac
     phases = {stack.get(i).phase for i in ids}
     assert phases == {pb.PHASE_COMPLETED}
 
-    time.sleep(1)  # let the counting watch catch up
+    expected = {f"train-{i}" for i in ids}
+    wait_for("the counting watch to see every training's Job",
+             lambda: expected <= set(creations.first_seen) or creations.error,
+             describe=lambda: f"{len(expected - set(creations.first_seen))} not seen")  # fmt: skip
     created = creations.stop()
     assert creations.error is None
-    expected = {f"train-{i}" for i in ids}
     assert set(created) == expected, "a training has no Job, or a Job has no training"
     duplicated = {name: n for name, n in created.items() if n != 1}
     assert not duplicated, f"Jobs created more than once: {duplicated}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from devstack.specs import lora_spec
 from trainconductor_core.ids import created_ms
 from trainconductor_core.phases import Phase
@@ -16,7 +14,6 @@ async def test_the_oldest_pending_training_is_the_earliest_submitted_still_pendi
 ) -> None:
     assert await store.oldest_in_phase(Phase.PENDING) is None
     first, _ = await store.create(lora_spec(), owner="ada")
-    await asyncio.sleep(0.002)  # ids order by their millisecond, then at random
     second, _ = await store.create(lora_spec(), owner="bob")
     assert await store.oldest_in_phase(Phase.PENDING) == first.id
     assert created_ms(first.id) == first.create_time_ms
