@@ -13,7 +13,11 @@
 #     (TAG: --tag, else $TAG, else dev), both components unless some are named;
 #   - hands this machine's pip settings (index, CA bundle, timeout) to the
 #     wheel download of the build: build arguments and a read-only mount,
-#     nothing of them is kept in the images.
+#     nothing of them is kept in the images;
+#   - labels every image it makes dev.trainconductor.project=train-conductor,
+#     tags each build's builder stage train-conductor-<component>-builder:TAG
+#     (the layers the next build reuses), and then removes this project's
+#     dangling images: those of builds since superseded, and nobody else's.
 #
 # Needs root, podman, buildah and debootstrap (`make deps` installs them), and
 # Debian's mirror the first time: the one of /etc/apt/sources.list*, or
@@ -30,6 +34,9 @@ packages=python3,python3-venv,ca-certificates
 # base's own bundle, as a mount point that did not exist would be left behind
 # in the image, empty.
 pip_cert_in_build=/etc/ssl/certs/ca-certificates.crt
+# On every image made here (the base, each stage of each build): what the
+# pruning after a build picks this project's images by.
+project_label=dev.trainconductor.project=train-conductor
 scratch=""
 base=""
 pip_args=()
@@ -151,6 +158,7 @@ make_base() {
   if ! podman image exists "$base"; then
     log "podman import $base"
     podman import --quiet \
+      --change "LABEL $project_label" \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV LANG=C.UTF-8' \
       --change 'CMD ["/bin/bash"]' \
@@ -195,21 +203,47 @@ progress() {
   awk '/STEP [0-9]+\/[0-9]+: / { printf "[images]   %s\n", substr($0, 1, 110); fflush() }' >&2
 }
 
+# logged LOG COMMAND...: COMMAND's whole output added to LOG, its steps shown.
+logged() {
+  local log_file=$1
+  shift
+  "$@" 2>&1 | tee -a "$log_file" | progress
+}
+
 build_image() {
   local component=$1 tag=$2 image log_file started
   shift 2
   image="train-conductor-$component:$tag"
   log_file="$logs/$component-$tag.log"
   started=$SECONDS
+  local build=(podman build --isolation=chroot --network host --layers --label "$project_label"
+    --build-arg "BASE_IMAGE=$base" "$@" --file "$root/services/$component/Dockerfile")
   log "podman build services/$component/Dockerfile -> $image (log: ${log_file#"$root/"})"
-  if ! podman build --isolation=chroot --network host --layers \
-    --build-arg "BASE_IMAGE=$base" "$@" \
-    --file "$root/services/$component/Dockerfile" --tag "$image" "$root" 2>&1 |
-    tee "$log_file" | progress; then
+  : >"$log_file"
+  # The builder stage first, alone and tagged: its last image is otherwise
+  # untagged with nothing built on it, and pruning would take it and its
+  # layers (the wheels' download, the virtualenv) for dangling. The tag keeps
+  # them for the next build; the whole build then finds them cached.
+  if ! logged "$log_file" "${build[@]}" --target builder \
+    --tag "train-conductor-$component-builder:$tag" "$root" ||
+    ! logged "$log_file" "${build[@]}" --tag "$image" "$root"; then
     tail -n 40 "$log_file" | cut -c1-300 >&2
     die "podman build of $image failed; the whole log: $log_file"
   fi
   log "built $image in $((SECONDS - started))s"
+}
+
+# Removes this project's dangling images (by label): the images and layers of
+# builds that newer ones replaced. Their tags moved on, so they are of no use,
+# and without this they fill the disk. A failure is said, not fatal: the
+# images were built.
+prune_dangling() {
+  local removed
+  if removed="$(podman image prune --force --filter "label=$project_label" 2>&1)"; then
+    log "removed $(grep -c . <<<"$removed" || true) dangling images of this project"
+  else
+    log "could not remove this project's dangling images: ${removed:0:300}"
+  fi
 }
 
 main() {
@@ -234,6 +268,7 @@ main() {
   for component in "${components[@]}"; do
     build_image "$component" "$tag" "${pip_args[@]}" "${build_args[@]}"
   done
+  prune_dangling
   for component in "${components[@]}"; do
     size="$(podman image inspect --format '{{.Size}}' "train-conductor-$component:$tag")"
     log "train-conductor-$component:$tag: $((size / 1000000)) MB"

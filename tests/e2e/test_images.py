@@ -47,6 +47,8 @@ TAG = "dev"
 TAG_WITHOUT_CLIENT = "dev-without-kubernetes-client"
 TOOLS = ("podman", "buildah", "debootstrap")
 KUBECONFIG_IN_IMAGE = "/etc/train-conductor/kubeconfig"
+# What hack/images.sh labels its images with, and prunes dangling ones by.
+PROJECT_LABEL = ("dev.trainconductor.project", "train-conductor")
 # The images are the base (Debian with python3, about 140 MB) and the
 # service's virtualenv; the Kubernetes client is most of the latter.
 MAX_MEGABYTES = 400
@@ -352,6 +354,26 @@ def test_the_images_are_small(images: Images) -> None:
         limit = limits.get(image, MAX_MEGABYTES)
         assert megabytes < limit, f"{image} is {megabytes:.0f} MB, more than {limit} MB"
     assert sizes[images.api_without_client] < sizes[images.api]
+
+
+def test_a_build_leaves_no_dangling_image_of_the_project_and_keeps_its_cache(
+    images: Images, tmp_path: Path
+) -> None:
+    name, value = PROJECT_LABEL
+    for image in vars(images).values():
+        assert inspect(image)["Config"]["Labels"].get(name) == value, image
+    before = inspect(images.api)["Id"]
+    build("--tag", TAG, "api", log=tmp_path / "rebuild.log")
+    # Every step came from the layers the pruning kept: the very same image.
+    assert inspect(images.api)["Id"] == before
+    filters = ["--filter", "dangling=true", "--filter", f"label={name}={value}"]
+    dangling = subprocess.run(
+        ["podman", "images", "--quiet", *filters],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert dangling == []
 
 
 # the images at work
