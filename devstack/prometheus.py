@@ -125,8 +125,12 @@ def render_alert_rules(dest: Path, release: str, namespace: str) -> Path:
         [
             binary_of("helm"), "template", release, str(ROOT / "helm" / "train-conductor"),
             "--namespace", namespace,
+            # The alerts select the job names the ServiceMonitors give.
             "--set", "prometheusRule.enabled=true",
+            "--set", "api.serviceMonitor.enabled=true",
+            "--set", "controller.serviceMonitor.enabled=true",
             "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+            "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
         ],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip

@@ -131,7 +131,18 @@ main() {
   fi
   local tools=("$@")
   ((${#tools[@]})) || tools=("${all_tools[@]}")
-  for tool in "${tools[@]}"; do build_tool "$tool"; done
+  # In parallel: module downloads and links (one core each) overlap the
+  # compiles of the others. Go's build cache is safe to share.
+  local pids=() failed=0
+  for tool in "${tools[@]}"; do
+    build_tool "$tool" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  if ((failed)); then
+    log "some tools did not build (see above)"
+    return 1
+  fi
   log "tools ready in $bin"
 }
 
