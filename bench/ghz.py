@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -13,22 +14,31 @@ from devstack.cluster import binary
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The services' protos: v1 and the legacy contract, served on one port.
+PROTOS = (
+    "trainconductor/v1/training_service.proto",
+    "train_conductor/service/training/training.proto",
+)
+V1_SERVICE = "trainconductor.v1.TrainingService"
+LEGACY_SERVICE = "train_conductor.service.training.TrainConductor"
+
+
+@functools.cache
 def protoset() -> Path:
-    """The API's descriptors, compiled once: this ghz's own .proto parser
-    predates proto3 `optional`."""
+    """The API's descriptors, compiled once a run (the protos change): this
+    ghz's own .proto parser predates proto3 `optional`."""
     out = ROOT / "build" / "bench" / "training_service.protoset"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable, "-m", "grpc_tools.protoc",
-                "-I", str(ROOT / "proto"),
-                "--include_imports",
-                f"--descriptor_set_out={out}",
-                "trainconductor/v1/training_service.proto",
-            ],
-            check=True,
-        )  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc",
+            "-I", str(ROOT / "proto"),
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            *PROTOS,
+        ],
+        check=True,
+    )  # fmt: skip
     return out
 
 
@@ -55,11 +65,12 @@ def run_ghz(
     rps: int = 0,
     connections: int = 4,
 ) -> Load:
+    """`method` is a v1 method's name, or `package.Service/Method`."""
     command = [
         binary("ghz"),
         "--insecure",
         "--protoset", str(protoset()),
-        "--call", f"trainconductor.v1.TrainingService/{method}",
+        "--call", method if "/" in method else f"{V1_SERVICE}/{method}",
         "--data", json.dumps(data),
         "--concurrency", str(concurrency),
         "--connections", str(connections),

@@ -1,5 +1,6 @@
-"""The baseline: a bare grpc.aio server of the same service that answers at
-once, with no validation, no store, no interceptors.
+"""The baseline: a bare grpc.aio server of the same services (v1 and the
+legacy contract) that answers at once, with no validation, no store, no
+interceptors.
 
     TC_GRPC_PORT=PORT python -m bench.noop_server
 """
@@ -12,6 +13,8 @@ import sys
 from collections.abc import AsyncIterator
 
 import grpc
+from train_conductor.service.training import training_pb2 as legacy
+from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
@@ -52,9 +55,30 @@ class NoopTrainingService(pb_grpc.TrainingServiceServicer):
         yield pb.WatchTrainingsResponse()
 
 
+_STATUS = legacy.TrainingStatusResponse(training_id="0" * 20, state=legacy.PENDING)
+
+
+class NoopTrainConductor(legacy_grpc.TrainConductorServicer):
+    async def Train(
+        self, request: legacy.TrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> legacy.TrainingJob:
+        return legacy.TrainingJob(training_id="0" * 20, model_name=request.model_name)
+
+    async def GetTrainingStatus(
+        self, request: legacy.TrainingInfoRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> legacy.TrainingStatusResponse:
+        return _STATUS
+
+    async def CancelTraining(
+        self, request: legacy.TrainingInfoRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> legacy.TrainingStatusResponse:
+        return _STATUS
+
+
 async def serve(port: int) -> None:
     server = grpc.aio.server()
     pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), server)
+    legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
