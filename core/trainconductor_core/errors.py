@@ -18,8 +18,8 @@ class StoreUnavailable(TrainConductorError):
 class TrainingNotFound(TrainConductorError):
     """No training has this id."""
 
-    def __init__(self, training_id: str) -> None:
-        super().__init__(f"training {training_id!r} not found")
+    def __init__(self, training_id: str, why: str = "") -> None:
+        super().__init__(f"training {training_id!r} not found" + (f": {why}" if why else ""))
         self.training_id = training_id
 
 
@@ -42,3 +42,32 @@ class ActiveTrainingsCapReached(TrainConductorError):
         )
         self.owner = owner
         self.cap = cap
+
+
+class StoreFull(TrainConductorError):
+    """Redis refused a write for want of memory (an OOM error: its maxmemory
+    is reached, and it evicts nothing). Retryable once memory is freed."""
+
+    retryable = True
+
+
+class TrainingRemoved(TrainingNotFound):
+    """The training finished and was removed after the retention period;
+    `owner` is whose it was, so that only who could see it is told so."""
+
+    def __init__(self, training_id: str, owner: str) -> None:
+        super().__init__(training_id, "it finished and was removed after the retention period")
+        self.owner = owner
+
+
+class RequestIdOfRemovedTraining(TrainConductorError):
+    """A request id names a training that has since been removed after the
+    retention period: a retry must not make a second training."""
+
+    def __init__(self, request_id: str, training_id: str) -> None:
+        super().__init__(
+            f"request id {request_id!r} created training {training_id!r}, which finished and "
+            "was removed after the retention period; a new training needs a new request id"
+        )
+        self.request_id = request_id
+        self.training_id = training_id

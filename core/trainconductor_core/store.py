@@ -12,13 +12,27 @@ Layout (every key under the configured prefix, "tc:" by default):
   idx:label:{k}={v}      ... of the ids carrying a label
   changes                stream: "the desired state of this id changed",
                          read by the controller through a consumer group
-  events:{id}            stream (capped): status events of one training
+  events:{id}            stream (capped): status events of one training; a
+                         finished training keeps only its last few
   events                 stream (capped): status events of all trainings
+  removed:{id}           tombstone (expires): the owner of a training removed
+                         after the retention period, so reading it says so
 
 Ids are time-ordered (see `ids.py`) and all index scores are 0, so each
 index is ordered by id and pages walk it by id: new trainings land before
 the cursor, never inside a later page. Each write is one Lua script, so a
 training, its indexes and its feed entries change together or not at all.
+
+Retention removes a finished training with its hash, its events and its
+index entries in one script too. Its request-id key stays until it expires
+(`request_id_ttl_seconds` after the create): a late retry is told that its
+training was removed, instead of making a second one.
+
+Redis must evict nothing (maxmemory-policy noeviction; see redis_config.py).
+When it is full, the scripts that record new trainings are refused whole
+(`StoreFull`); those that record what happened to existing ones (status,
+cancel, removal) run on (their Lua flag allow-oom): they are small, bounded
+by the trainings that exist, and removal frees memory.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import orjson
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from trainconductor.v1 import training_service_pb2 as pb
 
@@ -46,8 +60,11 @@ from trainconductor_core.errors import (
     ActiveTrainingsCapReached,
     HistoryTrimmed,
     InvalidCursor,
+    RequestIdOfRemovedTraining,
+    StoreFull,
     StoreUnavailable,
     TrainingNotFound,
+    TrainingRemoved,
 )
 from trainconductor_core.ids import TrainingIds
 from trainconductor_core.phases import ACTIVE_PHASES, FINAL_PHASES, Phase
@@ -59,7 +76,7 @@ from trainconductor_core.record import (
 )
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
-from trainconductor_core.store_metrics import REDIS_ERRORS, REDIS_OPERATION_SECONDS
+from trainconductor_core.store_metrics import REDIS_ERRORS, REDIS_FULL, REDIS_OPERATION_SECONDS
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -79,8 +96,9 @@ _Streams = list[tuple[str, _StreamEntries]]
 def _unavailable_on_outage(
     method: Callable[P, Awaitable[T]],
 ) -> Callable[P, Awaitable[T]]:
-    """Times the operation, and turns Redis being unreachable into
-    `StoreUnavailable` (retryable)."""
+    """Times the operation, turns Redis being unreachable into
+    `StoreUnavailable` and Redis being out of memory into `StoreFull` (both
+    retryable)."""
     operation = method.__name__.lstrip("_")
     seconds = REDIS_OPERATION_SECONDS.labels(operation)
     errors = REDIS_ERRORS.labels(operation)
@@ -93,6 +111,12 @@ def _unavailable_on_outage(
         except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as err:
             errors.inc()
             raise StoreUnavailable(f"Redis is unavailable: {type(err).__name__}") from err
+        except OutOfMemoryError as err:
+            REDIS_FULL.set(1)
+            raise StoreFull(
+                "Redis is out of memory (OOM: its maxmemory is reached) and refuses new "
+                "trainings until memory is freed or maxmemory raised"
+            ) from err
         finally:
             seconds.observe(time.perf_counter() - start)
 
@@ -110,6 +134,14 @@ class WriteResult(Enum):
     STALE = 0
     UNCHANGED = 1
     CHANGED = 2
+
+
+class Removal(Enum):
+    """What the retention script did with one training."""
+
+    GONE = -1  # no such training (its stale index entries were removed)
+    KEPT = 0  # unfinished, or finished after the cutoff
+    REMOVED = 1
 
 
 @dataclass(frozen=True)
@@ -142,21 +174,28 @@ class TrainingStore:
         change_feed_cap: int = 100_000,
         training_events_cap: int = 1_000,
         all_events_cap: int = 100_000,
+        finished_events_kept: int = 10,
         max_active_per_owner: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`finished_events_kept`: the events a training's stream keeps once
+        it finished (its last ones; at least its final one)."""
+        if finished_events_kept < 1:
+            raise ValueError("a finished training keeps at least its final event")
         self._redis = client
         self._prefix = prefix
         self._request_id_ttl = request_id_ttl_seconds
         self._change_feed_cap = change_feed_cap
         self._training_events_cap = training_events_cap
         self._all_events_cap = all_events_cap
+        self._finished_events_kept = finished_events_kept
         self._max_active_per_owner = max_active_per_owner  # 0: no cap
         self._clock = clock
         self._ids = TrainingIds()
         self._create = client.register_script(_lua("create.lua"))
         self._cancel = client.register_script(_lua("cancel.lua"))
         self._status = client.register_script(_lua("status.lua"))
+        self._remove = client.register_script(_lua("remove.lua"))
         # The short commands of concurrent calls go to Redis together.
         self._batched = AutoPipeline(client)
 
@@ -177,6 +216,21 @@ class TrainingStore:
     @_unavailable_on_outage
     async def ping(self) -> None:
         await self._redis.ping()
+
+    async def has_room(self) -> bool:
+        """Whether Redis takes writes now: false while it is out of memory.
+        Asked with a write that changes nothing (SET of a missing key, only
+        if it exists), which Redis refuses for want of memory alone."""
+        try:
+            await self._write_probe()
+        except StoreFull:
+            return False
+        REDIS_FULL.set(0)
+        return True
+
+    @_unavailable_on_outage
+    async def _write_probe(self) -> None:
+        await self._batched.execute("SET", self._k("room"), "", "XX")
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -243,6 +297,8 @@ class TrainingStore:
         created, stored_id = await self._batched.run_script(self._create, keys, args)
         if created == -1:
             raise ActiveTrainingsCapReached(owner, self._max_active_per_owner)
+        if created == -2:
+            raise RequestIdOfRemovedTraining(request_id, str(stored_id))
         if not created:  # an earlier call with this request id made it
             return await self.get(str(stored_id)), False
         return record, True
@@ -299,6 +355,7 @@ class TrainingStore:
                 update.attempts,
                 "" if update.start_time_ms is None else update.start_time_ms,
                 "" if update.finish_time_ms is None else update.finish_time_ms,
+                self._finished_events_kept,
                 *sorted(FINAL_PHASES),
             ],
         )
@@ -310,6 +367,9 @@ class TrainingStore:
     async def get(self, training_id: str) -> TrainingRecord:
         values = await self._batched.execute("HGETALL", self._k("training", training_id))
         if not values:
+            owner = await self._batched.execute("GET", self._k("removed", training_id))
+            if owner is not None:
+                raise TrainingRemoved(training_id, str(owner))
             raise TrainingNotFound(training_id)
         return TrainingRecord.from_hash(cast(dict[str, str], values))
 
@@ -422,6 +482,85 @@ class TrainingStore:
         )
         return str(ids[0]) if ids else None
 
+    # retention: finished trainings removed after a while
+
+    @_unavailable_on_outage
+    async def finished_ids(
+        self, phase: Phase, *, recorded_by_ms: int, after: str = "", count: int
+    ) -> list[str]:
+        """Up to `count` ids of the final `phase`'s index recorded at or
+        before `recorded_by_ms`, oldest first, after `after`. A training
+        finishes after it was recorded, so these are where the trainings
+        finished by then are, without a look at any other."""
+        lower = f"({after}" if after else "-"
+        # Ids start with their millisecond in 12 hex digits: each id of a
+        # later millisecond sorts after this prefix, each of this one before.
+        upper = f"({recorded_by_ms + 1:012x}"
+        ids = await self._redis.zrange(
+            self._k("idx", "phase", phase), lower, upper, bylex=True, offset=0, num=count
+        )
+        return cast(list[str], ids)
+
+    @_unavailable_on_outage
+    async def remove_finished(
+        self,
+        phase: Phase,
+        training_ids: Sequence[str],
+        *,
+        finished_by_ms: int,
+        tombstone_seconds: int,
+    ) -> list[Removal]:
+        """Removes each of the trainings (found in the final `phase`'s index)
+        that finished at or before `finished_by_ms`, one script each, with
+        everything of it; leaves a tombstone for `tombstone_seconds` (0:
+        none). The script reads again whether and when the training
+        finished: an unfinished one is never touched."""
+        records = await self.get_many(training_ids)
+        results = [Removal.KEPT] * len(training_ids)
+        calls: dict[int, tuple[Any, ...]] = {}
+        for i, (training_id, record) in enumerate(zip(training_ids, records, strict=True)):
+            if record is not None and (
+                not record.phase.is_final or (record.finish_time_ms or 0) > finished_by_ms
+            ):
+                continue  # kept; no need to ask
+            labels = sorted(record.spec.labels.items()) if record else []
+            keys = [
+                self._k("training", training_id),
+                self._k("events", training_id),
+                self._k("removed", training_id),
+                self._k("idx", "all"),
+                self._k("idx", "phase", phase),
+                *(self._k("idx", "label", f"{k}={v}") for k, v in labels),
+            ]
+            args = [training_id, finished_by_ms, tombstone_seconds, self._prefix]
+            calls[i] = ("EVALSHA", self._remove.sha, len(keys), *keys, *args, *FINAL_PHASES)
+        for attempt in range(2):
+            replies = await self._pipeline(list(calls.values()))
+            unloaded = {}
+            for (i, call), reply in zip(calls.items(), replies, strict=True):
+                if isinstance(reply, NoScriptError) and attempt == 0:
+                    unloaded[i] = call  # Redis lost its scripts: this one did not run
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[i] = Removal(int(reply))
+            if not unloaded:
+                break
+            await self._redis.script_load(self._remove.script)
+            calls = unloaded
+        return results
+
+    async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The replies of `commands`, sent together; an error reply is that
+        command's own."""
+        if not commands:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
     # events, for the watch calls
 
     @_unavailable_on_outage
@@ -492,9 +631,23 @@ class TrainingStore:
     async def ensure_consumer_group(self, group: str) -> None:
         try:
             await self._redis.xgroup_create(self.changes_key, group, id="0", mkstream=True)
+        except OutOfMemoryError:
+            # Refused before Redis looked: a leader starting while Redis is
+            # full goes on with the group it has.
+            if not any(info["name"] == group for info in await self._feed_groups()):
+                raise
         except ResponseError as err:
             if "BUSYGROUP" not in str(err):
                 raise
+
+    async def _feed_groups(self) -> list[dict[str, Any]]:
+        try:
+            groups: list[dict[str, Any]] = await self._redis.xinfo_groups(self.changes_key)
+            return groups
+        except ResponseError as err:
+            if "no such key" in str(err):
+                return []
+            raise
 
     @_unavailable_on_outage
     async def read_changes(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REDIS_OPERATION_SECONDS = Histogram(
     "trainconductor_redis_operation_duration_seconds",
@@ -14,4 +14,9 @@ REDIS_ERRORS = Counter(
     "trainconductor_redis_errors_total",
     "Store operations that failed because Redis was unreachable or too slow.",
     ["operation"],
+)
+REDIS_FULL = Gauge(
+    "trainconductor_redis_full",
+    "1 while Redis is out of memory (its maxmemory reached): new trainings are refused "
+    "(RESOURCE_EXHAUSTED); reads, cancels and status writes go on.",
 )

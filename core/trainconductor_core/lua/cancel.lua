@@ -1,6 +1,9 @@
+#!lua flags=allow-oom
 -- Records that the user wants a training stopped: raises its generation and
 -- tells the controller through the change feed. A training that already
 -- finished, or whose cancellation is already recorded, is left as it is.
+-- Runs when Redis is out of memory (allow-oom): stopping a training must
+-- stay possible, and a cancellation is small and recorded once.
 --
 -- KEYS: 1 training hash, 2 change feed, 3 training events, 4 all events
 -- ARGV: 1 id, 2 now (ms), 3 change feed cap, 4 training events cap,

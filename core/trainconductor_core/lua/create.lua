@@ -12,11 +12,18 @@
 --       instead of forty: packing arguments dominates the cost of a create),
 --       10 most active trainings per owner (0: no cap)
 -- Returns {1, id} when created, {0, id} for an earlier call's training,
--- {-1, count} when the owner is at the cap.
+-- {-2, id} when that training has since been removed (retention), {-1,
+-- count} when the owner is at the cap.
+--
+-- Refused whole when Redis is out of memory: its first write is denied.
 local id = ARGV[1]
 if KEYS[1] ~= "" then
   local existing = redis.call("GET", KEYS[1])
   if existing then
+    local hash = string.sub(KEYS[2], 1, #KEYS[2] - #id) .. existing
+    if redis.call("EXISTS", hash) == 0 then
+      return {-2, existing}
+    end
     return {0, existing}
   end
 end

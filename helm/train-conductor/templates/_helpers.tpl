@@ -132,7 +132,7 @@ prefix. The exporter reads server statistics and no key. Takes the root context.
 {{- define "train-conductor.redis.aclRules" -}}
 {{- $keys := printf "~%s*" (regexReplaceAll "([*?\\[\\]\\\\])" .Values.redis.keyPrefix "\\${1}") }}
 api: {{ printf "on resetkeys %s resetchannels -@all +ping +evalsha +script|load +hgetall +zrange +xread +xrevrange +xinfo|stream +get +set +zintercard +hset +zadd +xadd +exists +hmget +hincrby" $keys | quote }}
-controller: {{ printf "on resetkeys %s resetchannels -@all +ping +evalsha +script|load +hgetall +zrange +zcard +xgroup|create +xreadgroup +xautoclaim +xack +xinfo|groups +exists +hmget +hset +zrem +zadd +xadd" $keys | quote }}
+controller: {{ printf "on resetkeys %s resetchannels -@all +ping +evalsha +script|load +hgetall +zrange +zcard +xgroup|create +xreadgroup +xautoclaim +xack +xinfo|groups +exists +hmget +hset +zrem +zadd +xadd +xinfo|stream +xrevrange +xsetid +dump +restore +hdel +del +set" $keys | quote }}
 exporter: "on resetkeys resetchannels -@all +ping +info +config|get +client|setname +latency|latest +latency|histogram +slowlog|len +slowlog|get"
 {{- end }}
 

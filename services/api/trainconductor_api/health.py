@@ -1,4 +1,10 @@
-"""Keeps `grpc.health.v1` in step with Redis, and turns it off to drain."""
+"""Keeps `grpc.health.v1` in step with Redis, and turns it off to drain.
+
+A Redis that is out of memory still serves reads, watches and cancels: the
+API stays SERVING (NOT_SERVING would take every replica out of its Service
+and stop those too), logs that new trainings are refused, and sets
+`trainconductor_redis_full`; the chart's alert on Redis's memory warns
+before it comes to that."""
 
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ class HealthReporter:
         self._names = ["", *services]
         self._interval = interval_seconds
         self._serving: bool | None = None
+        self._full = False
         self._draining = False
 
     async def _set(self, serving: bool, why: str = "") -> None:
@@ -59,10 +66,23 @@ class HealthReporter:
         try:
             await asyncio.wait_for(self._store.ping(), timeout=timeout)
             await self._set(True)
+            self._note_room(await asyncio.wait_for(self._store.has_room(), timeout=timeout))
         except StoreUnavailable as err:  # its text names the error, never a secret
             await self._set(False, str(err))
         except TimeoutError:
             await self._set(False, f"Redis did not answer a PING within {timeout:g} s")
+
+    def _note_room(self, has_room: bool) -> None:
+        if has_room == (not self._full):
+            return
+        self._full = not has_room
+        if self._full:
+            log.warning(
+                "Redis is out of memory (maxmemory reached): new trainings are refused "
+                "with RESOURCE_EXHAUSTED; reads, watches and cancels go on"
+            )
+        else:
+            log.info("Redis has room again: new trainings are accepted")
 
     async def run(self) -> None:
         while not self._draining:

@@ -66,8 +66,8 @@ AUTHENTICATIONS = Counter(
 )
 LIMITED = Counter(
     "trainconductor_api_limited_total",
-    "Creates refused by a limit: rate (the identity's token bucket) or active (the "
-    "owner's cap on unfinished trainings).",
+    "Creates refused by a limit: rate (the identity's token bucket), active (the "
+    "owner's cap on unfinished trainings) or redis_full (Redis out of memory).",
     ["limit"],
     registry=registry,
 )

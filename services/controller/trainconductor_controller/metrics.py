@@ -94,6 +94,20 @@ CHANGE_FEED_LAG = Gauge(
     "Change-feed entries not yet acknowledged (delivered or not).",
 )
 
+RETENTION_REMOVED = Counter(
+    "trainconductor_controller_retention_removed_total",
+    "Finished trainings removed from Redis after the retention period.",
+)
+RETENTION_PASS_SECONDS = Histogram(
+    "trainconductor_controller_retention_pass_duration_seconds",
+    "Time one retention pass took (paced by retention_rate_per_second).",
+    buckets=_LONG,
+)
+RETENTION_LAST_PASS = Gauge(
+    "trainconductor_controller_retention_last_pass_timestamp_seconds",
+    "When the last retention pass ended (Unix time; 0: none yet).",
+)
+
 
 def _initialize() -> None:
     """Series with known label values exist from the start, at 0, so that

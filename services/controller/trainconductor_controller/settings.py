@@ -105,5 +105,47 @@ class ControllerSettings(CommonSettings):
         3600,
         ge=0,
         description="A finished training's Job is deleted this long after the training "
-        "finished, once its final status is recorded (the status stays in Redis).",
+        "finished, once its final status is recorded (the status stays in Redis for "
+        "retention_seconds).",
+    )
+    # Retention: what finished long ago leaves Redis.
+    retention_seconds: int = Field(
+        30 * 24 * 3600,
+        ge=0,
+        description="How long a finished training (COMPLETED, FAILED, CANCELED) stays in Redis "
+        "after it finished, in seconds; then the leader removes it with its events and index "
+        "entries, so that Redis does not grow for ever. 0 keeps every training for ever.",
+    )
+    retention_tombstone_seconds: int = Field(
+        30 * 24 * 3600,
+        ge=0,
+        description="How long a removed training's id is remembered (a key of about 100 "
+        "bytes), so that reading it answers that it was removed after the retention period "
+        "rather than that it never existed; 0 remembers none.",
+    )
+    retention_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds between the leader's retention passes; each removes what "
+        "finished more than retention_seconds ago.",
+    )
+    retention_batch: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Trainings examined per batch of a retention pass (one pipeline, one "
+        "script each): bounds how long one batch keeps Redis busy (a few milliseconds).",
+    )
+    retention_rate_per_second: float = Field(
+        500.0,
+        gt=0,
+        description="Most trainings a retention pass examines per second, so that a backlog "
+        "(the first pass after retention is turned on) leaves Redis to the API: 100,000 "
+        "take under 4 minutes.",
+    )
+    finished_events_kept: int = Field(
+        10,
+        ge=1,
+        description="Events a finished training keeps for WatchTraining (its last ones); the "
+        "rest, and the room its event stream kept for more, are freed when it finishes.",
     )

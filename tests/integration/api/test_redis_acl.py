@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
-from trainconductor_core.store import TrainingStore
+from trainconductor_core.store import Removal, TrainingStore
 
 SECURITY_DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 
@@ -102,6 +103,7 @@ async def test_the_api_works_as_its_acl_user(
         assert (await controller_store.get_many([training.id]))[0] is not None
         assert (await controller_store.count_by_phase())[Phase.CANCELED] == 1
         await controller_store.ping()
+        assert await controller_store.has_room()
 
         events = [r.event async for r in stub.WatchTraining(
             pb.WatchTrainingRequest(id=training.id)
@@ -115,12 +117,30 @@ async def test_the_api_works_as_its_acl_user(
         assert first.event.training_id == training.id
         watch_all.cancel()
 
+        # Its retention period over, the controller removes it.
+        removed = await controller_store.remove_finished(
+            Phase.CANCELED,
+            await controller_store.finished_ids(
+                Phase.CANCELED, recorded_by_ms=int(time.time() * 1000), count=10
+            ),
+            finished_by_ms=int(time.time() * 1000) + 1000,
+            tombstone_seconds=60,
+        )
+        assert removed == [Removal.REMOVED]
+        with pytest.raises(grpc.aio.AioRpcError, match="removed after the retention period"):
+            await stub.GetTraining(pb.GetTrainingRequest(id=training.id))
+
 
 async def test_the_users_can_do_nothing_else(acl_redis: tuple[RedisServer, str]) -> None:
     server, password = acl_redis
-    for user in ("tc-api", "tc-controller"):
+    # The controller removes trainings (retention), under the prefix only;
+    # the API removes nothing.
+    for user, refused in (
+        ("tc-api", [("DEL", "tc:x")]),
+        ("tc-controller", [("DEL", "other-app:x")]),
+    ):
         client: Any = aioredis.Redis(port=server.port, username=user, password=password)
-        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("DEL", "tc:x")):
+        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), *refused):
             with pytest.raises(NoPermissionError):
                 await client.execute_command(*command)
         with pytest.raises(NoPermissionError):

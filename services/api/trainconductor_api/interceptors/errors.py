@@ -21,6 +21,8 @@ from trainconductor_core.errors import (
     ActiveTrainingsCapReached,
     HistoryTrimmed,
     InvalidCursor,
+    RequestIdOfRemovedTraining,
+    StoreFull,
     StoreUnavailable,
     TrainingNotFound,
 )
@@ -35,6 +37,14 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], err: Exception
         await context.abort(
             grpc.StatusCode.UNAVAILABLE, "the training store is unavailable; retry shortly"
         )
+    if isinstance(err, StoreFull):
+        metrics.LIMITED.labels("redis_full").inc()
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{err}; reads, watches and cancels still work; retry later",
+        )
+    if isinstance(err, RequestIdOfRemovedTraining):
+        await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(err))
     if isinstance(err, InvalidCursor):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
     if isinstance(err, HistoryTrimmed):
