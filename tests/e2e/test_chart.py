@@ -32,6 +32,7 @@ from devstack.processes import Service
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from devstack.stack import Cluster, wait_for
+from trainconductor_core.redis_config import REDIS_CONFIG
 
 CHART = ROOT / "helm" / "train-conductor"
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
@@ -1367,7 +1368,11 @@ def test_the_bundled_redis_starts_with_its_users_and_their_passwords(tmp_path: P
             connect("tc-controller", env["REDIS_API_PASSWORD"]).ping()
         exporter = connect("tc-exporter", env["REDIS_EXPORTER_PASSWORD"])
         assert exporter.info()["redis_version"]
-        assert exporter.config_get("maxmemory") == {"maxmemory": "0"}
+        # The memory it may take (redis.maxmemory, 768mb), and what Train
+        # Conductor asks of it.
+        assert exporter.config_get("maxmemory") == {"maxmemory": str(768 * 1024 * 1024)}
+        for name, value in REDIS_CONFIG.items():
+            assert exporter.config_get(name) == {name: value}
         assert exporter.slowlog_len() >= 0
         exporter.execute_command("CLIENT", "SETNAME", "redis_exporter")
         exporter.execute_command("LATENCY", "LATEST")
@@ -1455,6 +1460,13 @@ def test_the_services_accept_the_settings_the_chart_renders(
         v["claimName"] for v in training["volumes"]
     ]
     assert controller["ttl_seconds_after_finished"] == training["ttlSecondsAfterFinished"]
+    retention = values["retention"]
+    assert controller["retention_seconds"] == retention["seconds"]
+    assert controller["retention_tombstone_seconds"] == retention["tombstoneSeconds"]
+    assert controller["retention_interval_seconds"] == retention["intervalSeconds"]
+    assert controller["retention_batch"] == retention["batch"]
+    assert controller["retention_rate_per_second"] == retention["ratePerSecond"]
+    assert controller["finished_events_kept"] == retention["finishedEventsKept"]
     assert controller["redis_url"] == api["redis_url"]
     assert controller["redis_sentinels"] == values["redis"]["sentinel"]["hosts"]
     # The Sentinels' password, from its Secret, where they ask for one.

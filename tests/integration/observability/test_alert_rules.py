@@ -16,6 +16,9 @@ from devstack.cluster import ROOT, binary
 
 API = 'job="tc-train-conductor-api", namespace="ml"'
 CONTROLLER = 'job="tc-train-conductor-controller", namespace="ml"'
+# redis_exporter beside the bundled Redis.
+REDIS = 'job="tc-train-conductor-redis", namespace="ml", instance="10.0.0.7:9121"'
+GIB = 1024**3
 REDIS_ERRORS = "trainconductor_redis_errors_total"
 
 
@@ -131,6 +134,26 @@ def run_case(rules_file: Path, series: list[dict[str, str]], minutes: int,
                      [{"series": f"trainconductor_controller_workqueue_depth{{{CONTROLLER}}}",
                        "values": "500x40"}],
                      30, True, id="a work queue that stays deep alerts"),
+        pytest.param("TrainConductorRedisMemoryHigh",
+                     [{"series": f"redis_memory_used_bytes{{{REDIS}}}",
+                       "values": f"{GIB // 2}+{GIB // 100}x40"},
+                      {"series": f"redis_memory_max_bytes{{{REDIS}}}", "values": f"{GIB}x40"}],
+                     40, True, id="Redis filling past 80 percent of its maxmemory alerts"),
+        pytest.param("TrainConductorRedisMemoryHigh",
+                     [{"series": f"redis_memory_used_bytes{{{REDIS}}}", "values": f"{GIB // 2}x40"},
+                      {"series": f"redis_memory_max_bytes{{{REDIS}}}", "values": f"{GIB}x40"}],
+                     40, False, id="Redis at half its maxmemory stays quiet"),
+        pytest.param("TrainConductorRedisMemoryHigh",
+                     [{"series": f"redis_memory_used_bytes{{{REDIS}}}", "values": f"{GIB}x40"},
+                      {"series": f"redis_memory_max_bytes{{{REDIS}}}", "values": "0x40"}],
+                     40, False, id="a Redis without maxmemory has no share to alert on"),
+        pytest.param("TrainConductorRedisFull",
+                     [{"series": f'trainconductor_redis_full{{{API}, pod="a"}}',
+                       "values": "0x5 1x10"}],
+                     12, True, id="an API that finds Redis out of memory alerts"),
+        pytest.param("TrainConductorRedisFull",
+                     [{"series": f'trainconductor_redis_full{{{API}, pod="a"}}', "values": "0x15"}],
+                     12, False, id="a Redis with room stays quiet"),
     ],
 )  # fmt: skip
 def test_alert(
