@@ -21,6 +21,8 @@ PROTOS = (
 )
 V1_SERVICE = "trainconductor.v1.TrainingService"
 LEGACY_SERVICE = "train_conductor.service.training.TrainConductor"
+# The legacy methods whose names v1 does not have (its CancelTraining does).
+_LEGACY_METHODS = {"Train", "GetTrainingStatus"}
 
 
 @functools.cache
@@ -65,12 +67,13 @@ def run_ghz(
     rps: int = 0,
     connections: int = 4,
 ) -> Load:
-    """`method` is a v1 method's name, or `package.Service/Method`."""
+    """`method` is a v1 method's name, a legacy one's that v1 does not
+    have (Train, GetTrainingStatus), or `package.Service/Method`."""
     command = [
         binary("ghz"),
         "--insecure",
         "--protoset", str(protoset()),
-        "--call", method if "/" in method else f"{V1_SERVICE}/{method}",
+        "--call", _qualified(method),
         "--data", json.dumps(data),
         "--concurrency", str(concurrency),
         "--connections", str(connections),
@@ -101,3 +104,9 @@ def run_ghz(
         errors=sum(failures.values()),
         error_messages=failures,
     )
+
+
+def _qualified(method: str) -> str:
+    if "/" in method:
+        return method
+    return f"{LEGACY_SERVICE if method in _LEGACY_METHODS else V1_SERVICE}/{method}"
