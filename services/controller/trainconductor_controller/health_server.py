@@ -36,7 +36,19 @@ class Readiness:
         return found
 
 
-def serve(port: int, readiness: Readiness, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+class HealthServer:
+    """Serves the port on a thread of its own, from `start()` on; the port
+    is bound at construction."""
+
+    def __init__(self, port: int, readiness: Readiness, host: str = "0.0.0.0") -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler(readiness))
+        self._server.daemon_threads = True
+
+    def start(self) -> None:
+        threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
+
+
+def _handler(readiness: Readiness) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
@@ -60,7 +72,4 @@ def serve(port: int, readiness: Readiness, host: str = "0.0.0.0") -> ThreadingHT
         def log_message(self, format: str, *args: object) -> None:
             pass  # probes every few seconds would drown the log
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    return server
+    return Handler

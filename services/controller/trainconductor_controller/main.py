@@ -1,106 +1,19 @@
-"""Entry point: `trainconductor-controller`."""
+"""Entry point: `trainconductor-controller`. SIGTERM gives the Lease up,
+then exits 0; losing the Lease exits 3 at once (controller.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
-from trainconductor_controller.controller import Controller
-from trainconductor_controller.health_server import Readiness, serve
-from trainconductor_controller.kube import Kube, api_client
-from trainconductor_controller.leader import LeaderElector
+from trainconductor_controller.controller import build_controller
 from trainconductor_controller.settings import ControllerSettings
-from trainconductor_core import build_info
-from trainconductor_core.errors import TrainConductorError
 from trainconductor_core.logs import configure_logging
 from trainconductor_core.settings import SettingsError, load
-from trainconductor_core.store import TrainingStore, open_store
 from trainconductor_core.tracing import configure_tracing
 
 log = logging.getLogger("trainconductor_controller")
-
-EXIT_LOST_LEASE = 3
-
-
-def _lost_lease() -> None:
-    """Called from the elector's thread: stop acting now, whatever is in flight."""
-    logging.shutdown()
-    sys.stdout.flush()
-    os._exit(EXIT_LOST_LEASE)
-
-
-async def _probe(store: TrainingStore, kube: Kube, readiness: Readiness) -> None:
-    """Keeps /readyz current: Redis and the Kubernetes API, every few seconds."""
-    while True:
-        try:
-            await store.ping()
-            readiness.redis = True
-        except TrainConductorError:
-            readiness.redis = False
-        try:
-            await asyncio.to_thread(kube.ping)
-            readiness.kubernetes = True
-        except TrainConductorError:
-            readiness.kubernetes = False
-        await asyncio.sleep(2)
-
-
-async def run(settings: ControllerSettings) -> None:
-    api = api_client(
-        str(settings.kubeconfig) if settings.kubeconfig else None,
-        # The workers, three watches (Jobs, pods, refusals), the Lease, probes.
-        connections=settings.workers + 6,
-    )
-    kube = Kube(api, settings.namespace)
-    store = open_store(settings)
-    readiness = Readiness()
-    serve(settings.http_port, readiness)
-    loop = asyncio.get_running_loop()
-    # The Kubernetes client blocks, so its calls run in threads: one for each
-    # worker, or workers queue behind asyncio's default of cores + 4 threads,
-    # which holds Job creation below what the API server takes.
-    loop.set_default_executor(
-        ThreadPoolExecutor(max_workers=settings.workers + 4, thread_name_prefix="kube")
-    )
-    stop = asyncio.Event()
-    leading = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    def started() -> None:  # called in the elector's thread
-        loop.call_soon_threadsafe(leading.set)
-
-    elector = LeaderElector(
-        api,
-        settings,
-        on_started=started,
-        on_lost=_lost_lease,
-    )
-    probe = asyncio.create_task(_probe(store, kube, readiness))
-    elector.start()
-    log.info("waiting to lead", extra={"identity": settings.identity, "lease": settings.lease_name})
-    waiting = [asyncio.create_task(stop.wait()), asyncio.create_task(leading.wait())]
-    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    if leading.is_set() and not stop.is_set():
-        readiness.leading = True
-        controller = Controller(settings, store, kube, readiness, is_leader=elector.is_leader)
-        work = asyncio.create_task(controller.run())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if work.done():
-            work.result()  # re-raises what ended the work
-        work.cancel()
-        # A moment for the reconciles in flight to wind down (not forever:
-        # a Redis call caught mid-write may never finish); any that still
-        # runs checks is_leader(), false from the release on, before acting.
-        await asyncio.wait([work], timeout=2)
-        await asyncio.to_thread(elector.release)
-    probe.cancel()
-    log.info("stopped")
 
 
 def main() -> None:
@@ -110,12 +23,9 @@ def main() -> None:
         sys.exit(f"trainconductor-controller: {err}")
     configure_logging(settings.log_level, "controller", tracing=settings.tracing_enabled)
     configure_tracing("trainconductor-controller", settings)
-    from trainconductor_controller import metrics
-
-    build_info.register_build_info(metrics.registry, "controller")
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(run(settings))
+        loop.run_until_complete(build_controller(settings, loop).run())
     finally:
         _close(loop)
 
