@@ -27,11 +27,17 @@ def _openssl(*args: str) -> None:
 
 
 class CertificateAuthority:
-    def __init__(self, directory: Path, name: str = "test-ca", days: int = 2) -> None:
+    def __init__(
+        self, directory: Path, name: str = "test-ca", days: int = 2, *, generate: bool = True
+    ) -> None:
+        """A new CA in `directory`; with `generate=False`, the one already
+        there (`<name>.pem`, `<name>.key`)."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.cert = directory / f"{name}.pem"
         self.key = directory / f"{name}.key"
+        if not generate:
+            return
         _openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
             "-keyout", str(self.key), "-out", str(self.cert), "-subj", f"/CN={name}",

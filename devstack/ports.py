@@ -38,3 +38,16 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise AssertionError(f"no free loopback port in {low}-{high - 1}")
+
+
+def claim(port: int) -> bool:
+    """Takes `port` (one used before, say) if it is free; returns whether it was."""
+    if port in _handed_out:
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    _handed_out.add(port)
+    return True

@@ -100,6 +100,21 @@ build_helm() {
   GOBIN="$out" go install -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# Kueue's manager, and beside it the manifests the harness installs (the CRDs
+# with their conversion patches, the webhook configurations, the visibility
+# APIServices), copied out of the module cache so that nothing at run time
+# depends on where GOMODCACHE is or how it is laid out.
+build_kueue() {
+  local pkg=sigs.k8s.io/kueue/pkg/version
+  GOBIN="$out" go install -ldflags "-s -w -X $pkg.GitVersion=$KUEUE_VERSION" \
+    "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
+  local components
+  components="$(go env GOMODCACHE)/sigs.k8s.io/kueue@$KUEUE_VERSION/config/components"
+  mkdir -p "$out/kueue-manifests"
+  cp -R "$components/crd" "$components/webhook" "$components/visibility" "$out/kueue-manifests/"
+  chmod -R u+w "$out/kueue-manifests"  # the module cache is read-only
+}
+
 build_helm_docs() {
   GOBIN="$out" go install -ldflags "-s -w" "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
 }
@@ -113,6 +128,8 @@ build_tool() {
     helm) build helm "$(key helm "$HELM_VERSION")" helm -- build_helm ;;
     helm-docs) build helm-docs "$(key helm-docs "$HELM_DOCS_VERSION")" helm-docs -- build_helm_docs ;;
     ghz) build ghz "$(key ghz "$GHZ_VERSION")" ghz -- build_ghz ;;
+    # kueue-manifests is a directory: listed so that a cache without it builds again.
+    kueue) build kueue "$(key kueue "$KUEUE_VERSION")" kueue kueue-manifests -- build_kueue ;;
     grpcurl) build grpcurl "$(key grpcurl "$GRPCURL_VERSION")" grpcurl -- build_grpcurl ;;
     jaeger) build jaeger "$(key jaeger "$JAEGER_VERSION" "$here/jaeger/go.sum")" jaeger -- build_jaeger ;;
     kubernetes) build kubernetes "$(key kubernetes "$KUBERNETES_VERSION" "$here/kubernetes/go.sum")" \
@@ -121,7 +138,7 @@ build_tool() {
   esac
 }
 
-all_tools=(etcd kwok helm helm-docs ghz grpcurl jaeger kubernetes)
+all_tools=(etcd kwok helm helm-docs ghz grpcurl jaeger kubernetes kueue)
 
 main() {
   if [[ ${1:-} == --print ]]; then echo "$bin"; return; fi
