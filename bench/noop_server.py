@@ -44,6 +44,16 @@ class NoopTrainingService(pb_grpc.TrainingServiceServicer):
     ) -> pb.CancelTrainingResponse:
         return pb.CancelTrainingResponse(training=_TRAINING)
 
+    async def HoldTraining(
+        self, request: pb.HoldTrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.HoldTrainingResponse:
+        return pb.HoldTrainingResponse(training=_TRAINING)
+
+    async def ReleaseTraining(
+        self, request: pb.ReleaseTrainingRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ReleaseTrainingResponse:
+        return pb.ReleaseTrainingResponse(training=_TRAINING)
+
     async def WatchTraining(
         self, request: pb.WatchTrainingRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.WatchTrainingResponse]:

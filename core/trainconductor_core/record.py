@@ -45,6 +45,14 @@ class TrainingRecord:
     attempts: int = 0
     conditions: tuple[Condition, ...] = ()
     trace_context: dict[str, str] = field(default_factory=dict)
+    # The queue (Kueue LocalQueue) and priority (WorkloadPriorityClass) it
+    # was recorded with: the spec's, or the operator's defaults; "" for none.
+    queue: str = ""
+    priority: str = ""
+    # Its place in the queue while it waits, from 1; 0: not waiting, or unknown.
+    queue_position: int = 0
+    # Held by its owner: out of its queue until released.
+    held: bool = False
 
     @classmethod
     def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
@@ -67,12 +75,17 @@ class TrainingRecord:
             attempts=int(values.get("attempts") or 0),
             conditions=conditions,
             trace_context=orjson.loads(values.get("trace_context") or "{}"),
+            queue=values.get("queue", ""),
+            priority=values.get("priority", ""),
+            queue_position=int(values.get("queue_position") or 0),
+            held=values.get("held") == "1",
         )
 
     def new_hash(self) -> dict[str, str]:
         """The hash a new training is stored as, read back by `from_hash`
-        (what only the controller sets later is left out)."""
-        return {
+        (what only the controller sets later is left out, and so are a
+        queue and a priority it has none of)."""
+        values = {
             "id": self.id,
             "spec": encode_spec(self.spec),
             "owner": self.owner,
@@ -86,6 +99,11 @@ class TrainingRecord:
             "attempts": str(self.attempts),
             "trace_context": orjson.dumps(self.trace_context).decode(),
         }
+        if self.queue:
+            values["queue"] = self.queue
+        if self.priority:
+            values["priority"] = self.priority
+        return values
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,8 @@ class StatusUpdate:
     conditions: tuple[Condition, ...] = ()
     start_time_ms: int | None = None
     finish_time_ms: int | None = None
+    # Its place in its queue, from 1; 0 when it does not wait in one.
+    queue_position: int = 0
 
     def conditions_json(self) -> str:
         return json.dumps([c.__dict__ for c in self.conditions], separators=(",", ":"))
@@ -116,6 +136,7 @@ class TrainingEvent:
     time_ms: int
     generation: int
     cancel_requested: bool
+    queue_position: int = 0
 
     @classmethod
     def from_stream(cls, event_id: str, values: dict[str, str]) -> TrainingEvent:
@@ -128,6 +149,7 @@ class TrainingEvent:
             time_ms=int(values["time"]),
             generation=int(values["generation"]),
             cancel_requested=values["cancel_requested"] == "1",
+            queue_position=int(values.get("queue_position") or 0),
         )
 
 

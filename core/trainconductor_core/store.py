@@ -2,8 +2,9 @@
 
 Layout (every key under the configured prefix, "tc:" by default):
 
-  training:{id}          hash: the spec (protobuf, base64), owner, desired state
-                         (generation, cancel_requested) and observed status
+  training:{id}          hash: the spec (protobuf, base64), owner, queue and
+                         priority, desired state (generation, cancel_requested,
+                         held) and observed status (with queue_position)
   request:{owner}/{rid}  the id a request id created (idempotent create); a
                          request id has no "/", so no two owners share a key
   idx:all                sorted set of every id; members sort by creation
@@ -85,6 +86,10 @@ _SUBMITTED_REASON = "Submitted"
 _SUBMITTED_MESSAGE = "Recorded; waiting for the controller to create its Job."
 _CANCEL_REASON = "CancelRequested"
 _CANCEL_MESSAGE = "Cancellation requested; waiting for the controller to stop the Job."
+_HOLD_REASON = "HoldRequested"
+_HOLD_MESSAGE = "Hold requested; waiting for the controller to take it out of its queue."
+_RELEASE_REASON = "ReleaseRequested"
+_RELEASE_MESSAGE = "Release requested; waiting for the controller to put it back in its queue."
 _MAX_SCAN_PER_PAGE = 20_000  # bounds the work of one filtered list call
 
 # What the stream reads return with decode_responses=True (RESP2): one
@@ -149,18 +154,22 @@ class ListFilter:
     phase: Phase | None = None
     owner: str = ""
     labels: Mapping[str, str] | None = None
+    queue: str = ""
 
     def matches(self, record: TrainingRecord) -> bool:
         if self.phase is not None and record.phase != self.phase:
             return False
         if self.owner and record.owner != self.owner:
             return False
+        if self.queue and record.queue != self.queue:
+            return False
         return all(record.spec.labels.get(k) == v for k, v in (self.labels or {}).items())
 
     def digest(self) -> str:
-        canonical = json.dumps(
-            [self.phase, self.owner, sorted((self.labels or {}).items())], separators=(",", ":")
-        )
+        filters: list[object] = [self.phase, self.owner, sorted((self.labels or {}).items())]
+        if self.queue:  # tokens of lists without a queue stay as they were
+            filters.append(self.queue)
+        canonical = json.dumps(filters, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -196,6 +205,7 @@ class TrainingStore:
         self._cancel = client.register_script(_lua("cancel.lua"))
         self._status = client.register_script(_lua("status.lua"))
         self._remove = client.register_script(_lua("remove.lua"))
+        self._hold = client.register_script(_lua("hold.lua"))
         # The short commands of concurrent calls go to Redis together.
         self._batched = AutoPipeline(client)
 
@@ -245,8 +255,12 @@ class TrainingStore:
         owner: str,
         request_id: str = "",
         trace_context: Mapping[str, str] | None = None,
+        queue: str = "",
+        priority: str = "",
     ) -> tuple[TrainingRecord, bool]:
         """Records a training; returns it and whether this call created it.
+        `queue` and `priority`: where it waits for quota and its priority
+        there, as the API resolved them (the spec's, or the defaults).
 
         Raises `ActiveTrainingsCapReached` when the owner is at the cap, unless
         the request id names a training already made (a retry gets it back).
@@ -280,6 +294,8 @@ class TrainingStore:
             cancel_requested=False,
             create_time_ms=now,
             trace_context=dict(trace_context or {}),
+            queue=queue,
+            priority=priority,
         )
         fields = {**record.new_hash(), "request_id": request_id}
         args: list[str | int | bytes] = [
@@ -329,6 +345,34 @@ class TrainingStore:
             raise TrainingNotFound(training_id)
         return await self.get(training_id), result == 1
 
+    @_unavailable_on_outage
+    async def hold(self, training_id: str, *, held: bool) -> tuple[TrainingRecord, bool]:
+        """Records that the user wants the training held (out of its queue)
+        or released; returns the training and whether it changed."""
+        result = await self._batched.run_script(
+            self._hold,
+            [
+                self._k("training", training_id),
+                self.changes_key,
+                self._k("events", training_id),
+                self._k("events"),
+            ],
+            [
+                training_id,
+                self._now_ms(),
+                self._change_feed_cap,
+                self._training_events_cap,
+                self._all_events_cap,
+                "1" if held else "0",
+                _HOLD_REASON if held else _RELEASE_REASON,
+                _HOLD_MESSAGE if held else _RELEASE_MESSAGE,
+                *sorted(FINAL_PHASES),
+            ],
+        )
+        if result == -1:
+            raise TrainingNotFound(training_id)
+        return await self.get(training_id), result == 1
+
     # observed state, written by the controller
 
     @_unavailable_on_outage
@@ -356,6 +400,7 @@ class TrainingStore:
                 "" if update.start_time_ms is None else update.start_time_ms,
                 "" if update.finish_time_ms is None else update.finish_time_ms,
                 self._finished_events_kept,
+                update.queue_position,
                 *sorted(FINAL_PHASES),
             ],
         )

@@ -203,6 +203,10 @@ V1_SPEC = {
             _WIDE_LABELS,
         ),
     ),
+    # The property API runs without queues: any queue or priority is
+    # refused, a plausible name ("team-a") as much as a hostile one.
+    "queue": Field(st.just(""), st.one_of(st.sampled_from(["team-a", "Team A"]), HOSTILE_TEXTS)),
+    "priority": Field(st.just(""), st.one_of(st.sampled_from(["high", "-"]), HOSTILE_TEXTS)),
     "request_id": Field(
         PLAUSIBLE_REQUEST_IDS,
         st.one_of(HOSTILE_TEXTS, st.sampled_from(["a/b", "a" * 129, "/", "ä"])),
@@ -356,6 +360,8 @@ def create_training_requests(draw: st.DrawFn) -> pb.CreateTrainingRequest:
     if deadline is not None:
         spec.deadline.CopyFrom(deadline)
     spec.labels.update(mood.value("labels", V1_SPEC["labels"]))
+    mood.set(spec, "queue", V1_SPEC["queue"])
+    mood.set(spec, "priority", V1_SPEC["priority"])
     mood.set(request, "request_id", V1_SPEC["request_id"])
     return request
 

@@ -81,6 +81,10 @@ def _unsafe(spec: pb.TrainingSpec) -> Iterator[str]:
         if not 0 < seconds <= MAX_DEADLINE_SECONDS:
             yield f"deadline is {seconds}s"
     yield from _unsafe_labels(dict(spec.labels))
+    # The API under test runs without queues.
+    for name in ("queue", "priority"):
+        if getattr(spec, name):
+            yield f"{name} {getattr(spec, name)[:80]!r} given to an installation without queues"
 
 
 def _unsafe_path(field: str, path: str) -> Iterator[str]:

@@ -20,7 +20,8 @@
 --       5 all events cap, 6 phase index prefix, 7 phase, 8 reason,
 --       9 message, 10 conditions (JSON), 11 job name, 12 attempts,
 --       13 start time (ms, "" keeps), 14 finish time (ms, "" keeps),
---       15 events a finished training keeps, 16.. final phases
+--       15 events a finished training keeps, 16 place in its queue (from 1;
+--       0: not waiting), 17.. final phases
 -- Returns -1 when there is no such training, 0 when the write was refused
 -- as stale, 1 when written without a visible change, 2 when an event was
 -- appended.
@@ -28,14 +29,14 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
   return -1
 end
 local old = redis.call("HMGET", KEYS[1], "observed_generation", "phase", "reason", "message",
-  "generation", "cancel_requested", "start_time", "finish_time")
+  "generation", "cancel_requested", "start_time", "finish_time", "queue_position")
 local observed = tonumber(ARGV[3])
 if observed < tonumber(old[1]) then
   return 0
 end
 local phase = ARGV[7]
 local was_final, is_final = false, false
-for i = 16, #ARGV do
+for i = 17, #ARGV do
   if old[2] == ARGV[i] then
     was_final = true
   end
@@ -61,6 +62,16 @@ elseif finishing and (old[8] == false or old[8] == "") then
   fields[#fields + 1] = "finish_time"
   fields[#fields + 1] = ARGV[2]
 end
+local position = ARGV[16]
+local old_position = old[9] or "0"
+if position ~= old_position then
+  if position == "0" then
+    redis.call("HDEL", KEYS[1], "queue_position")
+  else
+    fields[#fields + 1] = "queue_position"
+    fields[#fields + 1] = position
+  end
+end
 redis.call("HSET", KEYS[1], unpack(fields))
 
 local id = ARGV[1]
@@ -68,11 +79,15 @@ if phase ~= old[2] then
   redis.call("ZREM", ARGV[6] .. old[2], id)
   redis.call("ZADD", ARGV[6] .. phase, 0, id)
 end
-if phase == old[2] and ARGV[8] == old[3] and ARGV[9] == old[4] then
+if phase == old[2] and ARGV[8] == old[3] and ARGV[9] == old[4] and position == old_position then
   return 1
 end
 local event = {"training_id", id, "phase", phase, "reason", ARGV[8], "message", ARGV[9],
   "time", ARGV[2], "generation", old[5], "cancel_requested", old[6]}
+if position ~= "0" then
+  event[#event + 1] = "queue_position"
+  event[#event + 1] = position
+end
 redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[4], "*", unpack(event))
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[5], "*", unpack(event))
 

@@ -42,6 +42,10 @@ def training_to_proto(record: TrainingRecord) -> pb.Training:
         create_time=timestamp(record.create_time_ms),
         start_time=timestamp(record.start_time_ms),
         finish_time=timestamp(record.finish_time_ms),
+        queue=record.queue,
+        priority=record.priority,
+        queue_position=record.queue_position,
+        held=record.held,
     )
 
 
@@ -55,4 +59,5 @@ def event_to_proto(event: TrainingEvent) -> pb.TrainingEvent:
         time=timestamp(event.time_ms),
         generation=event.generation,
         cancel_requested=event.cancel_requested,
+        queue_position=event.queue_position,
     )

@@ -14,6 +14,7 @@ from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.identity import current_identity
 from trainconductor_api.legacy import legacy_violations, spec_from_legacy, status_to_legacy
+from trainconductor_api.queueing import QueuePolicy
 from trainconductor_api.status import abort_invalid, check_training_id, refuse_unknown_fields
 from trainconductor_api.submission import call_trace_context, server_request_id
 from trainconductor_api.unknown_fields import unknown_field_violations
@@ -25,10 +26,19 @@ from trainconductor_core.store import TrainingStore
 
 
 class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
-    def __init__(self, store: TrainingStore, limits: Limits, access: Access) -> None:
+    def __init__(
+        self,
+        store: TrainingStore,
+        limits: Limits,
+        access: Access,
+        queues: QueuePolicy | None = None,
+    ) -> None:
+        """`queues`: where a training waits by default (the legacy contract
+        names no queue, so its trainings go where the operator's defaults say)."""
         self._store = store
         self._limits = limits
         self._access = access
+        self._queues = queues or QueuePolicy()
 
     async def _visible(self, training_id: str) -> TrainingRecord:
         return await visible_training(self._store, self._access, training_id)
@@ -45,11 +55,15 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
         if violations:
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
+        identity = current_identity()
+        placement = self._queues.place(translation.spec, identity)
         record, _ = await self._store.create(
             translation.spec,
-            owner=current_identity().user,
+            owner=identity.user,
             request_id=server_request_id(),
             trace_context=call_trace_context(),
+            queue=placement.queue,
+            priority=placement.priority,
         )
         training_id_var.set(record.id)  # for the access log line
         metrics.CREATED.inc()

@@ -87,11 +87,12 @@ def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSet
             watch_slots=WatchSlots(s.watch_limit),
             # Room left for the rest of the response and gRPC's framing.
             response_bytes=s.max_message_bytes * 3 // 4,
+            queues=s.queue_policy,
         ),
         server,
     )
     legacy_grpc.add_TrainConductorServicer_to_server(
-        LegacyTrainConductor(store, limits, access), server
+        LegacyTrainConductor(store, limits, access, s.queue_policy), server
     )
 
 

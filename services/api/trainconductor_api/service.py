@@ -17,6 +17,7 @@ from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.convert import event_to_proto, training_to_proto
 from trainconductor_api.identity import current_identity
+from trainconductor_api.queueing import QueuePolicy, is_queue_name
 from trainconductor_api.status import abort_invalid, check_training_id, refuse_unknown_fields
 from trainconductor_api.submission import call_trace_context, server_request_id
 from trainconductor_api.unknown_fields import unknown_field_violations
@@ -56,8 +57,12 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         watch_poll_ms: int,
         watch_slots: WatchSlots,
         response_bytes: int,
+        queues: QueuePolicy | None = None,
     ) -> None:
+        """`queues`: whether trainings wait in Kueue's queues, and where by
+        default (none: they never do)."""
         self._store = store
+        self._queues = queues or QueuePolicy()
         self._limits = limits
         self._access = access
         self._watch_poll_ms = watch_poll_ms
@@ -90,17 +95,23 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         request: pb.CreateTrainingRequest,
         context: grpc.aio.ServicerContext[pb.CreateTrainingRequest, pb.CreateTrainingResponse],
     ) -> pb.CreateTrainingResponse:
+        identity = current_identity()
         violations = unknown_field_violations(request) or (
-            validate_request_id(request.request_id) + validate_spec(request.spec, self._limits)
+            validate_request_id(request.request_id)
+            + validate_spec(request.spec, self._limits)
+            + self._queues.violations(request.spec, identity)
         )
         if violations:
             metrics.REJECTED.inc()
             await abort_invalid(context, violations)
+        placement = self._queues.place(request.spec, identity)
         record, created = await self._store.create(
             request.spec,
-            owner=current_identity().user,
+            owner=identity.user,
             request_id=request.request_id or server_request_id(),
             trace_context=call_trace_context(),
+            queue=placement.queue,
+            priority=placement.priority,
         )
         training_id_var.set(record.id)
         if not created and record.spec != request.spec:
@@ -144,6 +155,8 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         for key in request.labels:
             if not is_label_key(key):
                 violations.append(Violation(f"labels[{key[:64]!r}]", "is not a label key"))
+        if request.queue and not is_queue_name(request.queue):
+            violations.append(Violation("queue", "is not a LocalQueue name (a DNS-1123 label)"))
         if violations:
             await abort_invalid(context, violations)
         owner = self._access.owner_filter(current_identity(), request.owner)
@@ -153,6 +166,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             phase=Phase.from_proto(request.phase) if request.phase else None,
             owner=owner,
             labels=dict(request.labels),
+            queue=request.queue,
         )
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         try:
@@ -185,6 +199,50 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         if changed:
             log.info("cancellation recorded", extra={"training_id": record.id})
         return pb.CancelTrainingResponse(training=training_to_proto(record))
+
+    async def HoldTraining(
+        self,
+        request: pb.HoldTrainingRequest,
+        context: grpc.aio.ServicerContext[pb.HoldTrainingRequest, pb.HoldTrainingResponse],
+    ) -> pb.HoldTrainingResponse:
+        record = await self._hold(request, request.id, context, held=True)
+        return pb.HoldTrainingResponse(training=training_to_proto(record))
+
+    async def ReleaseTraining(
+        self,
+        request: pb.ReleaseTrainingRequest,
+        context: grpc.aio.ServicerContext[pb.ReleaseTrainingRequest, pb.ReleaseTrainingResponse],
+    ) -> pb.ReleaseTrainingResponse:
+        record = await self._hold(request, request.id, context, held=False)
+        return pb.ReleaseTrainingResponse(training=training_to_proto(record))
+
+    async def _hold(
+        self,
+        request: pb.HoldTrainingRequest | pb.ReleaseTrainingRequest,
+        training_id: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        *,
+        held: bool,
+    ) -> TrainingRecord:
+        """Holds or releases the training, as cancel does: its owner (or an
+        admin) only, a finished one left as it finished."""
+        await refuse_unknown_fields(context, request)
+        await check_training_id(context, training_id, "id")
+        record = await self._visible(training_id)  # an owner never changes: checked once
+        if not record.queue:
+            # Without a queue its Job runs at once: nothing can take it out
+            # of a queue, and a suspended Job would hold its nodes' place.
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"training {training_id} waits in no queue; only a queued training can be "
+                + ("held" if held else "released"),
+            )
+        record, changed = await self._store.hold(training_id, held=held)
+        if changed:
+            log.info(
+                "hold recorded" if held else "release recorded", extra={"training_id": record.id}
+            )
+        return record
 
     async def WatchTraining(
         self,

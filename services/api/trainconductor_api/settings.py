@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from trainconductor_api.queueing import QueuePolicy, is_priority_name, is_queue_name
 from trainconductor_core.settings import CommonSettings
 
 AuthMode = Literal["none", "token-review", "mtls", "static-token"]
@@ -131,6 +132,29 @@ class ApiSettings(CommonSettings):
         "queued, running, suspended), across all replicas; 0 means no cap.",
     )
 
+    # Queues: Kueue LocalQueues the trainings' Jobs wait in for quota.
+    queues_enabled: bool = Field(
+        False,
+        description="The installation runs Kueue and its trainings wait in its queues: "
+        "spec.queue and spec.priority are taken. Off, both are refused (INVALID_ARGUMENT "
+        "naming the field) and every Job runs at once.",
+    )
+    default_queue: str = Field(
+        "",
+        description="LocalQueue of a training that names none and whose owner is in no group "
+        "of group_default_queues; '' runs such a training without a queue.",
+    )
+    default_priority: str = Field(
+        "",
+        description="WorkloadPriorityClass of a queued training that names none; '' leaves "
+        "it to the queue's default.",
+    )
+    group_default_queues: dict[str, str] = Field(
+        default_factory=dict,
+        description="Default LocalQueue per group of the owner (group: queue), before "
+        "default_queue; with several matching groups, the first listed wins.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _single_mode_is_a_list_of_one(cls, data: Any) -> Any:
@@ -163,6 +187,16 @@ class ApiSettings(CommonSettings):
                 f"watch_poll_ms ({self.watch_poll_ms}) must be shorter than "
                 f"redis_socket_timeout_seconds ({self.redis_socket_timeout_seconds:g} s)"
             )
+        queue_defaults = [self.default_queue, self.default_priority, *self.group_default_queues]
+        if not self.queues_enabled and any(queue_defaults):
+            raise ValueError(
+                "default_queue, default_priority and group_default_queues need queues_enabled"
+            )
+        for queue in [self.default_queue, *self.group_default_queues.values()]:
+            if queue and not is_queue_name(queue):
+                raise ValueError(f"{queue[:64]!r} is not a LocalQueue name (a DNS-1123 label)")
+        if self.default_priority and not is_priority_name(self.default_priority):
+            raise ValueError("default_priority is not a WorkloadPriorityClass name")
         if self.max_watches is not None and self.max_watches >= self.redis_max_connections:
             # Watches would take every connection; the other calls need some.
             raise ValueError(
@@ -174,6 +208,15 @@ class ApiSettings(CommonSettings):
     @property
     def watch_limit(self) -> int:
         return self.max_watches or max(self.redis_max_connections * 3 // 4, 1)
+
+    @property
+    def queue_policy(self) -> QueuePolicy:
+        return QueuePolicy.of(
+            enabled=self.queues_enabled,
+            default_queue=self.default_queue,
+            default_priority=self.default_priority,
+            group_queues=self.group_default_queues,
+        )
 
     @property
     def tls_enabled(self) -> bool:

@@ -33,11 +33,17 @@ class _PhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Phase.ValueType
     PHASE_PENDING: _Phase.ValueType  # 1
     """Recorded; no Job exists yet."""
     PHASE_QUEUED: _Phase.ValueType  # 2
-    """The Job exists; its pod waits to be scheduled or to start."""
+    """The Job exists; it waits in its queue for quota (reason WaitingForQuota,
+    or QueueUnavailable when its queue does not exist or is stopped), or its
+    pod waits to be scheduled or to start.
+    """
     PHASE_RUNNING: _Phase.ValueType  # 3
     """A pod of the Job is running."""
     PHASE_SUSPENDED: _Phase.ValueType  # 4
-    """The Job is suspended."""
+    """The Job is suspended: preempted by a queue (reason Preempted, which
+    the message explains), held by its owner (reason Held), or suspended by
+    someone else. A preempted training is QUEUED again once its pods are gone.
+    """
     PHASE_COMPLETED: _Phase.ValueType  # 5
     """The Job completed. Final."""
     PHASE_CANCELED: _Phase.ValueType  # 6
@@ -52,11 +58,17 @@ PHASE_UNSPECIFIED: Phase.ValueType  # 0
 PHASE_PENDING: Phase.ValueType  # 1
 """Recorded; no Job exists yet."""
 PHASE_QUEUED: Phase.ValueType  # 2
-"""The Job exists; its pod waits to be scheduled or to start."""
+"""The Job exists; it waits in its queue for quota (reason WaitingForQuota,
+or QueueUnavailable when its queue does not exist or is stopped), or its
+pod waits to be scheduled or to start.
+"""
 PHASE_RUNNING: Phase.ValueType  # 3
 """A pod of the Job is running."""
 PHASE_SUSPENDED: Phase.ValueType  # 4
-"""The Job is suspended."""
+"""The Job is suspended: preempted by a queue (reason Preempted, which
+the message explains), held by its owner (reason Held), or suspended by
+someone else. A preempted training is QUEUED again once its pods are gone.
+"""
 PHASE_COMPLETED: Phase.ValueType  # 5
 """The Job completed. Final."""
 PHASE_CANCELED: Phase.ValueType  # 6
@@ -440,8 +452,21 @@ class TrainingSpec(_message.Message):
     RESOURCES_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
     output_path: _builtins.str
+    queue: _builtins.str
+    """The queue to wait in for quota: a Kueue LocalQueue of the namespace the
+    trainings run in (a DNS-1123 label, such as "team-a"). Empty takes the
+    operator's default (per group of the owner, or for all). Refused
+    (INVALID_ARGUMENT) when the installation runs without queues.
+    """
+    priority: _builtins.str
+    """The training's priority in its queue: a Kueue WorkloadPriorityClass
+    name (a DNS-1123 subdomain, such as "high"). Empty takes the operator's
+    default. Refused when the installation runs without queues.
+    """
     @_builtins.property
     def parameters(self) -> Global___FineTuningParameters: ...
     @_builtins.property
@@ -465,10 +490,12 @@ class TrainingSpec(_message.Message):
         resources: Global___Resources | None = ...,
         deadline: _duration_pb2.Duration | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        queue: _builtins.str = ...,
+        priority: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "labels", b"labels", "model_name", b"model_name", "output_path", b"output_path", "parameters", b"parameters", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "labels", b"labels", "model_name", b"model_name", "output_path", b"output_path", "parameters", b"parameters", "priority", b"priority", "queue", b"queue", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -530,6 +557,10 @@ class Training(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     owner: _builtins.str
     phase: Global___Phase.ValueType
@@ -540,10 +571,25 @@ class Training(_message.Message):
     job_name: _builtins.str
     attempts: _builtins.int
     generation: _builtins.int
-    """Rises on every change of what the user wants (create, cancel)."""
+    """Rises on every change of what the user wants (create, cancel, hold,
+    release).
+    """
     observed_generation: _builtins.int
     """The generation the controller last acted on."""
     cancel_requested: _builtins.bool
+    queue: _builtins.str
+    """The queue it waits or waited in: spec.queue, or the operator's default
+    when that was empty. Empty: not queued, its Job runs at once.
+    """
+    priority: _builtins.str
+    """Its priority in the queue: spec.priority or the operator's default."""
+    queue_position: _builtins.int
+    """Its place in its queue while it waits for quota, counted from 1 (1 is
+    the next to be admitted; Kueue's own count starts at 0). 0 when it does
+    not wait in a queue, or its place is not known yet.
+    """
+    held: _builtins.bool
+    """Held by its owner (HoldTraining) and not yet released."""
     @_builtins.property
     def spec(self) -> Global___TrainingSpec: ...
     @_builtins.property
@@ -572,10 +618,14 @@ class Training(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
+        queue: _builtins.str = ...,
+        priority: _builtins.str = ...,
+        queue_position: _builtins.int = ...,
+        held: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "conditions", b"conditions", "create_time", b"create_time", "finish_time", b"finish_time", "generation", b"generation", "id", b"id", "job_name", b"job_name", "message", b"message", "observed_generation", b"observed_generation", "owner", b"owner", "phase", b"phase", "reason", b"reason", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "conditions", b"conditions", "create_time", b"create_time", "finish_time", b"finish_time", "generation", b"generation", "held", b"held", "id", b"id", "job_name", b"job_name", "message", b"message", "observed_generation", b"observed_generation", "owner", b"owner", "phase", b"phase", "priority", b"priority", "queue", b"queue", "queue_position", b"queue_position", "reason", b"reason", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -595,6 +645,7 @@ class TrainingEvent(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Opaque and ordered; resume a watch after it."""
     training_id: _builtins.str
@@ -603,6 +654,10 @@ class TrainingEvent(_message.Message):
     message: _builtins.str
     generation: _builtins.int
     cancel_requested: _builtins.bool
+    queue_position: _builtins.int
+    """The training's place in its queue at this event, from 1; 0 when it did
+    not wait in one. A change of place alone makes an event too.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -616,10 +671,11 @@ class TrainingEvent(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         generation: _builtins.int = ...,
         cancel_requested: _builtins.bool = ...,
+        queue_position: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "event_id", b"event_id", "generation", b"generation", "message", b"message", "phase", b"phase", "reason", b"reason", "time", b"time", "training_id", b"training_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "event_id", b"event_id", "generation", b"generation", "message", b"message", "phase", b"phase", "queue_position", b"queue_position", "reason", b"reason", "time", b"time", "training_id", b"training_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -739,11 +795,14 @@ class ListTrainingsRequest(_message.Message):
     PHASE_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """At most 1000; 0 means 50."""
     page_token: _builtins.str
     phase: Global___Phase.ValueType
     owner: _builtins.str
+    queue: _builtins.str
+    """Only trainings in this queue."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Every label given must match."""
@@ -756,10 +815,11 @@ class ListTrainingsRequest(_message.Message):
         phase: Global___Phase.ValueType = ...,
         owner: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        queue: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase", "queue", b"queue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -827,6 +887,84 @@ class CancelTrainingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelTrainingResponse: _TypeAlias = CancelTrainingResponse  # noqa: Y015
+
+@_typing.final
+class HoldTrainingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldTrainingRequest: _TypeAlias = HoldTrainingRequest  # noqa: Y015
+
+@_typing.final
+class HoldTrainingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRAINING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def training(self) -> Global___Training: ...
+    def __init__(
+        self,
+        *,
+        training: Global___Training | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["training", b"training"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["training", b"training"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldTrainingResponse: _TypeAlias = HoldTrainingResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseTrainingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseTrainingRequest: _TypeAlias = ReleaseTrainingRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseTrainingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRAINING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def training(self) -> Global___Training: ...
+    def __init__(
+        self,
+        *,
+        training: Global___Training | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["training", b"training"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["training", b"training"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseTrainingResponse: _TypeAlias = ReleaseTrainingResponse  # noqa: Y015
 
 @_typing.final
 class WatchTrainingRequest(_message.Message):

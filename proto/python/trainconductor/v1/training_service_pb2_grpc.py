@@ -64,6 +64,16 @@ class TrainingServiceStub:
                 request_serializer=trainconductor_dot_v1_dot_training__service__pb2.CancelTrainingRequest.SerializeToString,
                 response_deserializer=trainconductor_dot_v1_dot_training__service__pb2.CancelTrainingResponse.FromString,
                 _registered_method=True)
+        self.HoldTraining = channel.unary_unary(
+                '/trainconductor.v1.TrainingService/HoldTraining',
+                request_serializer=trainconductor_dot_v1_dot_training__service__pb2.HoldTrainingRequest.SerializeToString,
+                response_deserializer=trainconductor_dot_v1_dot_training__service__pb2.HoldTrainingResponse.FromString,
+                _registered_method=True)
+        self.ReleaseTraining = channel.unary_unary(
+                '/trainconductor.v1.TrainingService/ReleaseTraining',
+                request_serializer=trainconductor_dot_v1_dot_training__service__pb2.ReleaseTrainingRequest.SerializeToString,
+                response_deserializer=trainconductor_dot_v1_dot_training__service__pb2.ReleaseTrainingResponse.FromString,
+                _registered_method=True)
         self.WatchTraining = channel.unary_stream(
                 '/trainconductor.v1.TrainingService/WatchTraining',
                 request_serializer=trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingRequest.SerializeToString,
@@ -120,6 +130,25 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HoldTraining(self, request, context):
+        """Takes a queued or running training out of its queue: its Job stays,
+        suspended and holding no quota, until ReleaseTraining. The training is
+        then SUSPENDED with reason Held. Only for a training in a queue
+        (FAILED_PRECONDITION otherwise). Idempotent; a finished or canceled
+        training is left as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseTraining(self, request, context):
+        """Puts a held training back in its queue, behind those that wait there
+        already, as the queue's order has it. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchTraining(self, request, context):
         """Streams one training's status events, from the first one or from the
         event after `after_event_id`, and ends after its final phase.
@@ -160,6 +189,16 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.CancelTraining,
                     request_deserializer=trainconductor_dot_v1_dot_training__service__pb2.CancelTrainingRequest.FromString,
                     response_serializer=trainconductor_dot_v1_dot_training__service__pb2.CancelTrainingResponse.SerializeToString,
+            ),
+            'HoldTraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldTraining,
+                    request_deserializer=trainconductor_dot_v1_dot_training__service__pb2.HoldTrainingRequest.FromString,
+                    response_serializer=trainconductor_dot_v1_dot_training__service__pb2.HoldTrainingResponse.SerializeToString,
+            ),
+            'ReleaseTraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseTraining,
+                    request_deserializer=trainconductor_dot_v1_dot_training__service__pb2.ReleaseTrainingRequest.FromString,
+                    response_serializer=trainconductor_dot_v1_dot_training__service__pb2.ReleaseTrainingResponse.SerializeToString,
             ),
             'WatchTraining': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchTraining,
@@ -290,6 +329,60 @@ class TrainingService:
             '/trainconductor.v1.TrainingService/CancelTraining',
             trainconductor_dot_v1_dot_training__service__pb2.CancelTrainingRequest.SerializeToString,
             trainconductor_dot_v1_dot_training__service__pb2.CancelTrainingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainconductor.v1.TrainingService/HoldTraining',
+            trainconductor_dot_v1_dot_training__service__pb2.HoldTrainingRequest.SerializeToString,
+            trainconductor_dot_v1_dot_training__service__pb2.HoldTrainingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainconductor.v1.TrainingService/ReleaseTraining',
+            trainconductor_dot_v1_dot_training__service__pb2.ReleaseTrainingRequest.SerializeToString,
+            trainconductor_dot_v1_dot_training__service__pb2.ReleaseTrainingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,17 @@ class TrainingServiceStub:
     """Asks for a training to stop. Idempotent; a finished training keeps the
     phase it finished with.
     """
+    HoldTraining: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.HoldTrainingRequest, _training_service_pb2.HoldTrainingResponse]
+    """Takes a queued or running training out of its queue: its Job stays,
+    suspended and holding no quota, until ReleaseTraining. The training is
+    then SUSPENDED with reason Held. Only for a training in a queue
+    (FAILED_PRECONDITION otherwise). Idempotent; a finished or canceled
+    training is left as it is.
+    """
+    ReleaseTraining: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ReleaseTrainingRequest, _training_service_pb2.ReleaseTrainingResponse]
+    """Puts a held training back in its queue, behind those that wait there
+    already, as the queue's order has it. Idempotent.
+    """
     WatchTraining: _grpc.UnaryStreamMultiCallable[_training_service_pb2.WatchTrainingRequest, _training_service_pb2.WatchTrainingResponse]
     """Streams one training's status events, from the first one or from the
     event after `after_event_id`, and ends after its final phase.
@@ -96,6 +107,17 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     CancelTraining: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CancelTrainingRequest, _training_service_pb2.CancelTrainingResponse]  # type: ignore[assignment]
     """Asks for a training to stop. Idempotent; a finished training keeps the
     phase it finished with.
+    """
+    HoldTraining: _aio.UnaryUnaryMultiCallable[_training_service_pb2.HoldTrainingRequest, _training_service_pb2.HoldTrainingResponse]  # type: ignore[assignment]
+    """Takes a queued or running training out of its queue: its Job stays,
+    suspended and holding no quota, until ReleaseTraining. The training is
+    then SUSPENDED with reason Held. Only for a training in a queue
+    (FAILED_PRECONDITION otherwise). Idempotent; a finished or canceled
+    training is left as it is.
+    """
+    ReleaseTraining: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ReleaseTrainingRequest, _training_service_pb2.ReleaseTrainingResponse]  # type: ignore[assignment]
+    """Puts a held training back in its queue, behind those that wait there
+    already, as the queue's order has it. Idempotent.
     """
     WatchTraining: _aio.UnaryStreamMultiCallable[_training_service_pb2.WatchTrainingRequest, _training_service_pb2.WatchTrainingResponse]  # type: ignore[assignment]
     """Streams one training's status events, from the first one or from the
@@ -156,6 +178,29 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_training_service_pb2.CancelTrainingResponse, _abc.Awaitable[_training_service_pb2.CancelTrainingResponse]]:
         """Asks for a training to stop. Idempotent; a finished training keeps the
         phase it finished with.
+        """
+
+    @_abc_1.abstractmethod
+    def HoldTraining(
+        self,
+        request: _training_service_pb2.HoldTrainingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.HoldTrainingResponse, _abc.Awaitable[_training_service_pb2.HoldTrainingResponse]]:
+        """Takes a queued or running training out of its queue: its Job stays,
+        suspended and holding no quota, until ReleaseTraining. The training is
+        then SUSPENDED with reason Held. Only for a training in a queue
+        (FAILED_PRECONDITION otherwise). Idempotent; a finished or canceled
+        training is left as it is.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseTraining(
+        self,
+        request: _training_service_pb2.ReleaseTrainingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.ReleaseTrainingResponse, _abc.Awaitable[_training_service_pb2.ReleaseTrainingResponse]]:
+        """Puts a held training back in its queue, behind those that wait there
+        already, as the queue's order has it. Idempotent.
         """
 
     @_abc_1.abstractmethod
