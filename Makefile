@@ -108,6 +108,10 @@ bench: deps tools ## Run the benchmarks; prints figures and ratios, writes build
 	  $(PY) -m bench.controller || controller=$$?; \
 	  exit $$((api || controller))
 
+.PHONY: bench-scale
+bench-scale: deps ## Redis with 1,000,000 finished and 10,000 active trainings: memory, list/get p99, resync, retention (about 20 minutes, 4 GB).
+	$(PY) -m bench.scale $(BENCH_SCALE_ARGS)
+
 ##@ kind (needs Docker)
 
 .PHONY: kind-e2e
