@@ -6,9 +6,10 @@ SHELL := /usr/bin/env bash
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
 # What `make up` builds: the control plane, and unless TC_UP_MINIMAL is set,
-# Jaeger and Helm (which renders the chart's alerts for Prometheus).
+# Jaeger, Helm (which renders the chart's alerts for Prometheus) and Kueue
+# (unless TC_UP_QUEUES=0 too).
 CLUSTER_TOOLS = etcd kwok kubernetes
-UP_TOOLS = $(CLUSTER_TOOLS) $(if $(filter-out 0,$(TC_UP_MINIMAL)),,jaeger helm)
+UP_TOOLS = $(CLUSTER_TOOLS) $(if $(filter-out 0,$(TC_UP_MINIMAL)),,jaeger helm $(if $(filter 0,$(TC_UP_QUEUES)),,kueue))
 
 ##@ General
 
@@ -21,7 +22,7 @@ help: ## Show this help.
 ##@ Run
 
 .PHONY: up
-up: deps ## Run Redis, a Kubernetes control plane, the API, the controller, Prometheus and Jaeger locally (TC_UP_MINIMAL=1: without the last two).
+up: deps ## Run Redis, a Kubernetes control plane, the API, the controller, Prometheus, Jaeger and Kueue locally (TC_UP_QUEUES=0: no Kueue; TC_UP_MINIMAL=1: none of the last three).
 	hack/tools/install.sh $(UP_TOOLS)
 	$(PY) -m devstack up
 

@@ -106,10 +106,12 @@ class Kueue:
     that it dies with its parent) + `register()` (waits for it, then the
     webhooks and the APIServices, and waits until the API server reaches both)."""
 
-    def __init__(self, kubeconfig: Path, run_dir: Path) -> None:
+    def __init__(self, kubeconfig: Path, run_dir: Path, log_path: Path | None = None) -> None:
+        """`run_dir` holds its configuration, certificates and (unless
+        `log_path` says where) its log."""
         self.kubeconfig = kubeconfig
         self.run_dir = run_dir
-        self.log_path = run_dir / "kueue.log"
+        self.log_path = log_path or run_dir / "kueue.log"
         self.webhook_port = free_port()
         self.visibility_port = free_port()
         self.metrics_port = free_port()
@@ -373,11 +375,14 @@ class Kueue:
     def _installed_crds(self) -> dict[str, str | None]:
         """The CRDs of the cluster, each with the digest of what was applied
         (metadata only: Kueue's CRDs are megabytes)."""
-        items = get_json(
-            self.kube,
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-        )["items"]
+        items = (
+            get_json(
+                self.kube,
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            )["items"]
+            or []
+        )  # null when there are none
         return {
             i["metadata"]["name"]: (i["metadata"].get("annotations") or {}).get(DIGEST_ANNOTATION)
             for i in items

@@ -1,6 +1,8 @@
 """`make up`: Redis, a Kubernetes control plane, the API and the controller,
-with a Prometheus that scrapes both (the chart's alerts loaded) and a Jaeger
-that receives every call's trace, in the foreground until stopped.
+with a Prometheus that scrapes both (the chart's alerts loaded), a Jaeger
+that receives every call's trace, and Kueue with an example setup of queues
+(the ClusterQueues team-a and team-b in one cohort, a LocalQueue of each in
+the controller's namespace), in the foreground until stopped.
 
 However it is stopped (Ctrl-C, SIGTERM to its process group, SIGHUP from a
 closing terminal, its output piped into a `tee` that died first), it stops
@@ -9,7 +11,9 @@ nothing it can not write. Each process runs in a session of its own, so a
 signal reaches only this program, which stops them in order.
 
 KUBECONFIG (or TC_KUBECONFIG) uses that cluster instead of the local control
-plane; TC_UP_MINIMAL=1 leaves out Prometheus and Jaeger.
+plane (and leaves Kueue out: it runs beside the local one only);
+TC_UP_QUEUES=0 leaves out Kueue; TC_UP_MINIMAL=1 leaves out Prometheus,
+Jaeger and Kueue.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,10 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from devstack.cluster import ROOT, RUN_DIR, LocalCluster
+from kubernetes import client
+
+from devstack.cluster import BIN, ROOT, RUN_DIR, LocalCluster
 from devstack.jaeger import Jaeger
+from devstack.kueue import Kueue
 from devstack.processes import Service
 from devstack.prometheus import Prometheus, render_alert_rules
+from devstack.queues import TEAMS, example_queues
 from devstack.redis_server import RedisServer
 from devstack.stack import KWOK_TOLERATION, controller_timings
 
@@ -115,16 +124,21 @@ def check_ports(ports: list[Port]) -> None:
 class LocalUp:
     """What `make up` started, to be stopped in reverse order."""
 
-    def __init__(self, console: Console, run_dir: Path, minimal: bool) -> None:
+    def __init__(self, console: Console, run_dir: Path, minimal: bool, queues: bool) -> None:
         self.console = console
         self.run_dir = run_dir
         self.minimal = minimal
+        self.queues = queues and not minimal
         self.stops = ExitStack()
         self.services: list[Service] = []
         self.kubeconfig = Path()
         self.local_cluster: LocalCluster | None = None
         self.prometheus: Prometheus | None = None
         self.jaeger: Jaeger | None = None
+        self.kueue: Kueue | None = None  # the one started here
+        self.kube: client.ApiClient | None = None
+        # The namespace the controller makes Jobs in: its LocalQueues are there.
+        self.namespace = os.environ.get("TC_NAMESPACE") or "default"
 
     def start(self) -> None:
         given = os.environ.get("TC_KUBECONFIG") or os.environ.get("KUBECONFIG")
@@ -133,28 +147,35 @@ class LocalUp:
             ports += [PROMETHEUS, JAEGER, OTLP]
         check_ports(ports)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        # The control plane takes longest: it starts while the rest does.
-        with self._in_background(self._start_cluster, given):
+        if given and self.queues:
+            self.console.log("no Kueue: it runs beside the local control plane only")
+            self.queues = False
+        # The control plane takes longest: it starts while the rest does, and
+        # so does what Kueue needs of it before its manager starts.
+        with self._in_background("control-plane", lambda: self._start_cluster(given)):
             self._start_redis()
             if not self.minimal:
                 self._start_jaeger()
-        self._start_services(tolerations=[] if given else KWOK_TOLERATION)
-        if not self.minimal:
-            self._start_prometheus()
+        if self.kueue is not None:
+            # From this thread, so that the manager dies with this process.
+            self.kueue.launch()
+        # Kueue's manager comes up while the services do.
+        with self._in_background("kueue", self._start_queues):
+            self._start_services(tolerations=[] if given else KWOK_TOLERATION)
+            if not self.minimal:
+                self._start_prometheus()
 
     @contextmanager
-    def _in_background(
-        self, start: Callable[[str | None], None], arg: str | None
-    ) -> Iterator[None]:
+    def _in_background(self, name: str, start: Callable[[], None]) -> Iterator[None]:
         failure: list[BaseException] = []
 
         def run() -> None:
             try:
-                start(arg)
+                start()
             except BaseException as error:  # noqa: BLE001 - handed to the main thread
                 failure.append(error)
 
-        thread = threading.Thread(target=run, name="control-plane", daemon=True)
+        thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         try:
             yield
@@ -165,7 +186,7 @@ class LocalUp:
                 try:
                     thread.join()
                 except Stop:
-                    self.console.log("stopping once the control plane has started")
+                    self.console.log(f"stopping once {name} has started")
         if failure:
             raise failure[0]
 
@@ -179,6 +200,31 @@ class LocalUp:
             self.local_cluster = cluster
             self.stops.callback(cluster.down)
         self.kubeconfig = cluster.kubeconfig
+        if self.queues:
+            kueue = Kueue(self.kubeconfig, self.run_dir / "kueue", self.run_dir / "kueue.log")
+            self.kube = kueue.kube
+            if kueue.answers():
+                self.console.log("reusing the Kueue that serves this cluster")
+            else:
+                # Stopped before the cluster: registered after it.
+                self.stops.callback(kueue.stop)
+                kueue.install()
+                self.kueue = kueue
+
+    def _start_queues(self) -> None:
+        """Waits for Kueue's manager and registers it, then makes the example
+        setup (whether this Kueue or one found running serves it)."""
+        if not self.queues:
+            return
+        started = time.monotonic()
+        if self.kueue is not None:
+            self.kueue.register()
+        assert self.kube is not None
+        example_queues(self.kube, self.namespace)
+        self.console.log(
+            f"Kueue serving, queues {', '.join(TEAMS)} in namespace {self.namespace} "
+            f"({time.monotonic() - started:.1f}s after its manager started)"
+        )
 
     def _start_redis(self) -> None:
         redis_server = RedisServer(self.run_dir / "redis", port=REDIS.number)
@@ -254,7 +300,11 @@ class LocalUp:
         watched: list[tuple[str, subprocess.Popen[bytes] | None]] = [
             (s.name, s.process) for s in self.services
         ]
-        for name, server in (("prometheus", self.prometheus), ("jaeger", self.jaeger)):
+        for name, server in (
+            ("prometheus", self.prometheus),
+            ("jaeger", self.jaeger),
+            ("kueue", self.kueue),
+        ):
             if server is not None:
                 watched.append((name, server.process))
         while True:
@@ -282,6 +332,10 @@ class LocalUp:
                 f"    Prometheus      {self.prometheus.url}   (the chart's alerts: /alerts)",
                 f"    Jaeger          {self.jaeger.ui}",
             ]
+        if self.queues:
+            lines.append(
+                f"    queues          {', '.join(TEAMS)} (Kueue), in namespace {self.namespace}"
+            )
         lines += [
             f"    logs            {self.run_dir}/*.log",
             "",
@@ -290,6 +344,14 @@ class LocalUp:
             f"    {tcctl()} create -f {ROOT}/examples/lora.yaml --wait",
             f"    {tcctl()} list",
         ]
+        if self.queues:
+            lines += [
+                "",
+                f"  or into one of Kueue's queues ({' or '.join(TEAMS)}), and see where it waits:",
+                "",
+                f"    {tcctl()} create -f {ROOT}/examples/lora.yaml --queue {TEAMS[0]}",
+                f"    {kubectl(self.kubeconfig)} get clusterqueues,workloads -A",
+            ]
         if self.prometheus is not None and self.jaeger is not None:
             query = PROMQL
             graph = f"{self.prometheus.url}/graph?" + urllib.parse.urlencode(
@@ -308,6 +370,10 @@ class LocalUp:
             ]
         lines += ["", "  Ctrl-C stops everything.", ""]
         return "\n".join(lines) + "\n"
+
+
+def kubectl(kubeconfig: Path) -> str:
+    return f"{BIN / 'kubectl'} --kubeconfig {kubeconfig}"
 
 
 def tcctl() -> str:
@@ -334,13 +400,18 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 def main() -> int:
     console = Console()
     minimal = os.environ.get("TC_UP_MINIMAL", "") not in ("", "0")
-    up = LocalUp(console, RUN_DIR / "up", minimal)
+    queues = os.environ.get("TC_UP_QUEUES", "") != "0"
+    up = LocalUp(console, RUN_DIR / "up", minimal, queues)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_stop)
     code = 0
     try:
         try:
-            console.log("starting" + (" (minimal: no Prometheus, no Jaeger)" if minimal else ""))
+            console.log(
+                "starting"
+                + (" (minimal: no Prometheus, no Jaeger, no Kueue)" if minimal else "")
+                + (" (no Kueue: TC_UP_QUEUES=0)" if not minimal and not queues else "")
+            )
             up.start()
             console.write(up.banner())
             name = up.wait()
@@ -355,6 +426,9 @@ def main() -> int:
         pass
     except (StartFailed, RuntimeError, AssertionError) as error:
         console.log(f"could not start: {error}")
+        code = 1
+    except Exception:  # noqa: BLE001 - a bug: shown, and what started is stopped all the same
+        console.log(f"could not start:\n{traceback.format_exc()}")
         code = 1
     console.log("stopping")
     up.stop()

@@ -1,7 +1,8 @@
 """`make up` as a newcomer runs it: in a terminal whose input stays open,
 from a tools cache where a cheap tool is still to be built. It must never
 wait on that input, must show a submitted training in Prometheus and its
-trace in Jaeger, and however it is stopped, must leave no process behind.
+trace in Jaeger, must have Kueue serving the example queues, and however it
+is stopped, must leave no process behind.
 
 Each run has a run directory of its own (TC_RUN_DIR), so it starts its own
 control plane beside the one the other tests use; every process it starts
@@ -27,6 +28,7 @@ from typing import Any
 
 import pexpect
 import pytest
+from kubernetes import client, config
 
 from devstack.cluster import CACHE, ROOT
 from devstack.ports import free_port
@@ -47,6 +49,7 @@ class UpRun:
     run_dir: Path
     ports: dict[str, int]
     started_seconds: float
+    banner: str = ""
 
     @property
     def address(self) -> str:
@@ -139,6 +142,7 @@ def started(
     print(f"`{command}`: banner after {run.started_seconds:.1f}s")
     try:
         child.expect_exact("Ctrl-C stops everything.", timeout=30)
+        run.banner = run.output
         yield run
     finally:
         if child.isalive():
@@ -194,6 +198,7 @@ def test_make_up_in_a_terminal_shows_a_training_in_prometheus_and_jaeger_and_sto
 ) -> None:
     with started(tools_cache, tmp_path) as run:
         assert (tools_cache / "bin" / CHEAP_TOOL).exists(), "make up did not build the cheap tool"
+        assert "queues          team-a, team-b (Kueue)" in run.banner, run.banner
         created = tcctl(
             run.address, "create", "-f", str(EXAMPLES / "lora.yaml"), "--wait", "-o", "json"
         )
@@ -221,9 +226,22 @@ def test_make_up_in_a_terminal_shows_a_training_in_prometheus_and_jaeger_and_sto
         )
         assert "trainconductor-api" in services
 
+        queues = kueue_cluster_queues(run)
+        assert {"team-a", "team-b"} <= queues.keys(), queues
+        assert queues["team-a"]["spec"]["cohortName"] == "research"
+
         run.child.sendintr()
         ended(run)
         assert "[up] stopped" in run.output
+
+
+def kueue_cluster_queues(run: UpRun) -> dict[str, Any]:
+    """The ClusterQueues of the run's cluster, by name."""
+    kube = config.new_client_from_config(config_file=str(run.run_dir / "kubeconfig"))
+    found = client.CustomObjectsApi(kube).list_cluster_custom_object(
+        "kueue.x-k8s.io", "v1beta2", "clusterqueues"
+    )
+    return {q["metadata"]["name"]: q for q in found["items"]}
 
 
 @pytest.mark.parametrize("how", ["sigterm-to-the-group", "sighup", "ctrl-c-into-a-closed-pipe"])
