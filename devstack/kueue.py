@@ -1,9 +1,12 @@
 """Kueue beside the local control plane: its manager (built from its Go module
-by hack/tools/install.sh) as a local process, its CRDs, webhooks and
-visibility API installed in the cluster, and an example setup of queues.
+by hack/tools/install.sh) as a local process, with its CRDs, webhooks and
+visibility API installed in the cluster. One manager per cluster (leader
+election is off): `up()` reuses one that serves the cluster already. The
+queues it serves are devstack/queues.py's.
 
 How the API server reaches the manager on 127.0.0.1:
-- Webhooks (admission and CRD conversion) are registered in `url:` form,
+- Webhooks (admission, and the conversion webhook that Kueue's CRD
+  kustomization patches into five CRDs) are registered in `url:` form,
   `https://127.0.0.1:<port><path>`, with the harness's CA as `caBundle`.
   Only the webhooks of Kueue's own objects and of the integrations it runs
   with (`batch/job`) are registered, as Kueue's Helm chart does for the
@@ -17,7 +20,11 @@ How the API server reaches the manager on 127.0.0.1:
 
 Certificates: Kueue's internal certificate management is off; one server
 certificate from the harness's CA (IP 127.0.0.1, localhost and both `.svc`
-names) serves the webhooks, the metrics and the visibility API. The manager
+names) serves the webhooks, the metrics and the visibility API. The CA is
+made once per cluster and kept in the Secret `kueue-system/devstack-kueue-ca`
+with the webhook port last used, so that a manager started again against the
+same cluster leaves the CRDs as they are (a write of Kueue's big CRDs costs
+the API server seconds). The manager
 reads the last two from fixed paths, `/etc/kueue/metrics/certs/tls.{crt,key}`
 and `/visibility/tls.{crt,key}`, whatever its configuration says. So it runs
 chrooted into a root of its own, built in a private mount namespace (which
@@ -29,7 +36,8 @@ namespace goes when the manager exits.
 While the manager runs, its webhooks fail closed (`failurePolicy: Fail`), as
 in a real installation, so `stop()` removes the webhook configurations and
 the APIServices before it stops the manager: a cluster left with them would
-refuse every Job.
+refuse every Job. The CRDs, and what was made of them, stay; a Workload that
+held quota keeps Kueue's finalizer until a manager runs again.
 """
 
 from __future__ import annotations
@@ -147,8 +155,7 @@ class Kueue:
     def install(self) -> None:
         """What needs no running manager: the namespace, certificates, the CRDs
         (with their conversion webhook) and the visibility Service. A CRD the
-        cluster has as wanted is left alone: every write of Kueue's big CRDs
-        costs the API server seconds."""
+        cluster has as wanted is left alone."""
         binary("kueue")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         core = client.CoreV1Api(self.kube)
