@@ -50,9 +50,10 @@ tools: ## Build kube-apiserver, etcd, kwok, helm, ... into the cache (slow the f
 	hack/tools/install.sh
 
 .PHONY: images
-images: ## Build the two container images (needs Docker): TAG=dev by default.
-	docker build -f services/api/Dockerfile -t train-conductor-api:$(or $(TAG),dev) .
-	docker build -f services/controller/Dockerfile -t train-conductor-controller:$(or $(TAG),dev) .
+images: ## Build the two container images, the Dockerfile's targets (needs Docker): TAG=dev by default.
+	for service in api controller; do \
+	  docker build --target "$$service" -t "train-conductor-$$service:$(or $(TAG),dev)" .; \
+	done
 
 .PHONY: images-podman
 images-podman: deps ## Build the two images without Docker (podman on a Debian base; needs root): TAG=dev by default.
@@ -82,7 +83,7 @@ lint: deps ## ruff, mypy --strict, buf lint, generated-code check, shellcheck.
 	$(MAKE) --no-print-directory lint-chart
 
 .PHONY: lint-chart
-lint-chart: tools ## helm lint and template every ci/*-values.yaml; hadolint the Dockerfiles.
+lint-chart: tools ## helm lint and template every ci/*-values.yaml; hadolint the Dockerfile.
 	PATH="$(VENV)/bin:$$PATH" hack/lint-chart.sh
 
 .PHONY: test
@@ -94,7 +95,8 @@ test-unit: ## Run the unit tests only.
 	$(VENV)/bin/pytest tests/unit
 
 .PHONY: test-integration
-test-integration: deps ## Run the tests against a real Redis (no Kubernetes).
+test-integration: deps ## Run the tests against a real Redis and helm's renders of the chart (no Kubernetes).
+	hack/tools/install.sh helm
 	$(VENV)/bin/pytest tests/unit tests/integration
 
 .PHONY: test-e2e

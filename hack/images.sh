@@ -8,16 +8,17 @@
 #     python3-venv, ca-certificates) once, cached outside the checkout under
 #     $TC_CACHE/images and keyed by what goes into it, and imports it into
 #     podman's storage (--refresh-base makes it again, for Debian's updates);
-#   - builds services/<component>/Dockerfile on it with `podman build
+#   - builds the Dockerfile's target <component> on it with `podman build
 #     --isolation=chroot --network host` as train-conductor-<component>:TAG
 #     (TAG: --tag, else $TAG, else dev), both components unless some are named;
 #   - hands this machine's pip settings (index, CA bundle, timeout) to the
 #     wheel download of the build: build arguments and a read-only mount,
 #     nothing of them is kept in the images;
 #   - labels every image it makes dev.trainconductor.project=train-conductor,
-#     tags each build's builder stage train-conductor-<component>-builder:TAG
-#     (the layers the next build reuses), and then removes this project's
-#     dangling images: those of builds since superseded, and nobody else's.
+#     tags each build's builder stage (the target <component>-venv) as
+#     train-conductor-<component>-builder:TAG (the layers the next build
+#     reuses), and then removes this project's dangling images: those of
+#     builds since superseded, and nobody else's.
 #
 # Needs root, podman, buildah and debootstrap (`make deps` installs them), and
 # Debian's mirror the first time: the one of /etc/apt/sources.list*, or
@@ -217,16 +218,16 @@ build_image() {
   log_file="$logs/$component-$tag.log"
   started=$SECONDS
   local build=(podman build --isolation=chroot --network host --layers --label "$project_label"
-    --build-arg "BASE_IMAGE=$base" "$@" --file "$root/services/$component/Dockerfile")
-  log "podman build services/$component/Dockerfile -> $image (log: ${log_file#"$root/"})"
+    --build-arg "BASE_IMAGE=$base" "$@" --file "$root/Dockerfile")
+  log "podman build --target $component -> $image (log: ${log_file#"$root/"})"
   : >"$log_file"
-  # The builder stage first, alone and tagged: its last image is otherwise
+  # The builder stage (<component>-venv) first, alone and tagged: its last image is otherwise
   # untagged with nothing built on it, and pruning would take it and its
   # layers (the wheels' download, the virtualenv) for dangling. The tag keeps
   # them for the next build; the whole build then finds them cached.
-  if ! logged "$log_file" "${build[@]}" --target builder \
+  if ! logged "$log_file" "${build[@]}" --target "$component-venv" \
     --tag "train-conductor-$component-builder:$tag" "$root" ||
-    ! logged "$log_file" "${build[@]}" --tag "$image" "$root"; then
+    ! logged "$log_file" "${build[@]}" --target "$component" --tag "$image" "$root"; then
     tail -n 40 "$log_file" | cut -c1-300 >&2
     die "podman build of $image failed; the whole log: $log_file"
   fi

@@ -6,11 +6,11 @@
 #   - checkov on what every scenario renders, and on a render with TLS and
 #     token authentication on: no failed check (the checks that do not apply
 #     are skipped in the templates, each with its reason: checkov.io/skipN
-#     annotations, train-conductor.checkovSkips in _helpers.tpl),
+#     annotations, train-conductor.checkovSkips in templates/_checkov.tpl),
 #   - the dashboard is valid JSON,
 #   - the chart's README.md is what helm-docs makes of README.md.gotmpl and
 #     the `# --` comments of values.yaml,
-#   - hadolint on the Dockerfiles.
+#   - hadolint on the Dockerfile.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -104,8 +104,8 @@ lint_readme() {
 
 lint_images() {
   local hadolint=$1
-  log "hadolint services/*/Dockerfile"
-  "$hadolint" "$root"/services/*/Dockerfile
+  log "hadolint Dockerfile"
+  "$hadolint" "$root/Dockerfile"
 }
 
 main() {

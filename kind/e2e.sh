@@ -42,7 +42,7 @@ create_cluster() {
 load_images() {
   local service
   for service in api controller; do
-    docker build -f "$root/services/$service/Dockerfile" -t "train-conductor-$service:$tag" "$root"
+    docker build --target "$service" -t "train-conductor-$service:$tag" "$root"
     kind load docker-image --name "$cluster" "train-conductor-$service:$tag"
   done
 }

@@ -1,4 +1,4 @@
-"""The two images, built from their Dockerfiles and run as they ship.
+"""The two images, the Dockerfile's targets, built and run as they ship.
 
 hack/images.sh builds them with podman on a Debian base it makes with
 debootstrap (the layers are cached: a second run reuses them). Each image's
@@ -39,11 +39,12 @@ from devstack.ports import free_port
 from devstack.processes import wait_http_ok
 from devstack.redis_server import RedisServer
 from devstack.stack import KWOK_TOLERATION, Cluster, wait_for
-from tests.e2e.test_chart import api_prestop, render
+from tests.support.chart import api_prestop, render
 
 IMAGES_SH = ROOT / "hack" / "images.sh"
+DOCKERFILE = ROOT / "Dockerfile"
 TAG = "dev"
-# The API without the Kubernetes client (WITH_KUBERNETES_CLIENT=false).
+# The API without the Kubernetes client: no extra (API_EXTRAS empty).
 TAG_WITHOUT_CLIENT = "dev-without-kubernetes-client"
 TOOLS = ("podman", "buildah", "debootstrap")
 KUBECONFIG_IN_IMAGE = "/etc/train-conductor/kubeconfig"
@@ -65,10 +66,9 @@ print(json.dumps({
 """
 
 
-def dockerfile_arg(component: str, name: str) -> str:
-    text = (ROOT / "services" / component / "Dockerfile").read_text()
-    found = re.search(rf"^ARG {name}=(\S+)$", text, re.MULTILINE)
-    assert found, f"services/{component}/Dockerfile declares no ARG {name}=..."
+def dockerfile_arg(name: str) -> str:
+    found = re.search(rf"^ARG {name}=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert found, f"the Dockerfile declares no ARG {name}=..."
     return found[1]
 
 
@@ -121,9 +121,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
         )
     log = tmp_path_factory.mktemp("images") / "images.log"
     seconds = build("--tag", TAG, log=log)
-    seconds += build(
-        "--tag", TAG_WITHOUT_CLIENT, "--build-arg", "WITH_KUBERNETES_CLIENT=false", "api", log=log
-    )
+    seconds += build("--tag", TAG_WITHOUT_CLIENT, "--build-arg", "API_EXTRAS=", "api", log=log)
     print(f"images built (or found up to date) in {seconds:.0f}s")
     return Images(
         api=f"train-conductor-api:{TAG}",
@@ -309,8 +307,8 @@ def self_contained_kubeconfig(kubeconfig: Path, into: Path) -> Path:
         "current-context": context_name,
     }
     into.write_text(yaml.safe_dump(flat))
-    uid = int(dockerfile_arg("controller", "UID"))
-    gid = int(dockerfile_arg("controller", "GID"))
+    uid = int(dockerfile_arg("UID"))
+    gid = int(dockerfile_arg("GID"))
     os.chown(into, uid, gid)
     into.chmod(0o600)
     return into
@@ -324,7 +322,7 @@ def test_an_image_runs_as_the_dockerfiles_non_root_user(
     images: Images, component: str, tmp_path: Path
 ) -> None:
     image = getattr(images, component)
-    uid, gid = dockerfile_arg(component, "UID"), dockerfile_arg(component, "GID")
+    uid, gid = dockerfile_arg("UID"), dockerfile_arg("GID")
     assert int(uid) != 0
     config = inspect(image)["Config"]
     assert config["User"] == f"{uid}:{gid}"
@@ -340,7 +338,7 @@ def test_an_image_runs_as_the_dockerfiles_non_root_user(
 def test_the_api_carries_the_kubernetes_client_only_when_built_with_it(
     images: Images, tmp_path: Path
 ) -> None:
-    assert dockerfile_arg("api", "WITH_KUBERNETES_CLIENT") == "true"
+    assert dockerfile_arg("API_EXTRAS") == "token-review"
     assert probe(images.api, tmp_path)["kubernetes"]
     assert not probe(images.api_without_client, tmp_path)["kubernetes"]
     assert probe(images.controller, tmp_path)["kubernetes"]
@@ -414,7 +412,7 @@ def test_the_api_image_serves_health_and_drains_on_sigterm(
     serving = health_pb2.HealthCheckResponse.SERVING
     with container(image, tmp_path) as api:
         api.start(inspect(image)["Config"]["Entrypoint"], env)
-        assert ids_of(api.pid) == (int(dockerfile_arg("api", "UID")),) * 2
+        assert ids_of(api.pid) == (int(dockerfile_arg("UID")),) * 2
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             wait_for(
                 "the API in its image to report SERVING",
@@ -474,7 +472,7 @@ def test_the_controller_image_is_ready_and_leads_against_the_control_plane(
             env,
             {kubeconfig: KUBECONFIG_IN_IMAGE},
         )
-        assert ids_of(controller.pid) == (int(dockerfile_arg("controller", "UID")),) * 2
+        assert ids_of(controller.pid) == (int(dockerfile_arg("UID")),) * 2
         try:
             wait_http_ok(f"http://127.0.0.1:{http_port}/readyz", timeout=60)
         except AssertionError as failed:
