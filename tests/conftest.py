@@ -1,4 +1,5 @@
-"""Fixtures every suite shares: a real Redis, a store, an API server."""
+"""Fixtures every suite shares: a real Redis, a store, an API server, the
+static tokens the tests issue."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.redis_server import RedisServer
+from tests.support.api import api_settings
+from tests.support.security import StaticTokens, static_user, write_static_tokens
 from trainconductor_api.server import ApiServer, build_server
-from trainconductor_api.settings import ApiSettings
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
@@ -45,23 +47,6 @@ async def store(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[Tra
     await store.close()
 
 
-def api_settings(redis_server: RedisServer, key_prefix: str, **overrides: object) -> ApiSettings:
-    values: dict[str, object] = {
-        "redis_url": redis_server.url,
-        "redis_key_prefix": key_prefix,
-        "grpc_host": "127.0.0.1",
-        "grpc_port": 0,
-        "drain_seconds": 1.0,
-        "watch_poll_ms": 200,
-        "health_probe_seconds": 0.2,
-        "redis_socket_timeout_seconds": 1.0,
-        "redis_connect_timeout_seconds": 0.5,
-        "redis_retries": 1,
-    }
-    values.update(overrides)
-    return ApiSettings(**values)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 async def api(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[ApiServer]:
     server = build_server(api_settings(redis_server, key_prefix), serve_metrics=False)
@@ -79,3 +64,12 @@ async def channel(api: ApiServer) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 def trainings(channel: grpc.aio.Channel) -> pb_grpc.TrainingServiceAsyncStub:
     return pb_grpc.TrainingServiceStub(channel)
+
+
+@pytest.fixture
+def static_tokens(tmp_path: Path) -> StaticTokens:
+    """A token file of two users and an admin (group tc-admins)."""
+    alice, bob = static_user("alice", "ml"), static_user("bob", "vision")
+    admin = static_user("ops", "tc-admins")
+    path = write_static_tokens(tmp_path / "tokens", [alice, bob, admin])
+    return StaticTokens(path, alice, bob, admin)

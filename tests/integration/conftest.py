@@ -1,40 +1,17 @@
-"""Fixtures of the integration suites: API servers with chosen settings,
-real certificates and static tokens."""
+"""Fixtures of the integration suites: API servers with chosen settings and
+real certificates."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from devstack.redis_server import RedisServer
-from tests.conftest import api_settings
-from tests.support.certificates import CertificateAuthority, KeyPair
-from tests.support.security import StaticUser, static_user, write_static_tokens
+from tests.support.api import StartApi, api_settings
+from tests.support.certificates import CertificateAuthority, Certificates
+from tests.support.security import StaticTokens
 from trainconductor_api.server import ApiServer, build_server
-
-StartApi = Callable[..., Awaitable[ApiServer]]
-
-
-@dataclass(frozen=True)
-class Certificates:
-    ca: CertificateAuthority
-    server: KeyPair
-    alice: KeyPair  # CN=alice, O=ml
-    admin: KeyPair  # CN=root-of-all, O=tc-admins
-    rogue_ca: CertificateAuthority  # trusted by nobody
-    rogue_alice: KeyPair  # CN=alice, signed by the rogue CA
-
-    def server_tls(self) -> dict[str, object]:
-        """API settings for TLS with the server's certificate."""
-        return {"tls_cert_file": self.server.cert, "tls_key_file": self.server.key}
-
-    def mtls(self) -> dict[str, object]:
-        """API settings for TLS that also checks client certificates against
-        the CA and takes their subject as the caller (auth mode `mtls`)."""
-        return {**self.server_tls(), "tls_client_ca_file": self.ca.cert, "auth_modes": ["mtls"]}
 
 
 @pytest.fixture(scope="session")
@@ -50,22 +27,6 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         rogue_ca=rogue,
         rogue_alice=rogue.client("alice", ("ml",)),
     )
-
-
-@dataclass(frozen=True)
-class StaticTokens:
-    path: Path
-    alice: StaticUser
-    bob: StaticUser
-    admin: StaticUser
-
-
-@pytest.fixture
-def static_tokens(tmp_path: Path) -> StaticTokens:
-    alice, bob = static_user("alice", "ml"), static_user("bob", "vision")
-    admin = static_user("ops", "tc-admins")
-    path = write_static_tokens(tmp_path / "tokens", [alice, bob, admin])
-    return StaticTokens(path, alice, bob, admin)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from train_conductor.service.training import training_pb2_grpc as legacy_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from tests.property.conftest import KeySpace, Tally, examples
+from tests.property.examples import KeySpace, Tally, examples
 from tests.property.refusals import refused_fields
 from tests.property.requests import (
     ADDED_PARAMETERS,

@@ -13,7 +13,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.specs import lora_spec
-from tests.property.conftest import KeySpace, Tally, examples
+from tests.property.examples import KeySpace, Tally, examples
 from tests.property.refusals import refused_fields
 from tests.property.requests import create_training_requests
 from tests.property.safety import unsafe_values

@@ -27,6 +27,16 @@ class StaticUser:
         return (("authorization", f"Bearer {self.token}"),)
 
 
+@dataclass(frozen=True)
+class StaticTokens:
+    """A static token file (auth mode static-token) and the users it names."""
+
+    path: Path
+    alice: StaticUser
+    bob: StaticUser
+    admin: StaticUser
+
+
 def static_user(user: str, *groups: str) -> StaticUser:
     return StaticUser(user, groups, secrets.token_urlsafe(32))
 

@@ -17,8 +17,8 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from tests.integration.api.test_legacy_client import legacy_request
-from tests.integration.api.test_secrets_in_logs import start_api
+from tests.support.api import start_api_process
+from tests.support.trainings import legacy_request
 
 SERVICE = "/trainconductor.v1.TrainingService/"
 LEGACY_TRAIN = "/train_conductor.service.training.TrainConductor/Train"
@@ -32,7 +32,7 @@ def access_lines(log: Path) -> list[dict[str, object]]:
 def test_each_call_is_logged_once_with_its_code_and_a_cancelled_watch_is_canceled(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    api, port = start_api(
+    api, port = start_api_process(
         tmp_path, "api", TC_REDIS_URL=redis_server.url, TC_REDIS_KEY_PREFIX=f"{tmp_path.name}:"
     )
     try:

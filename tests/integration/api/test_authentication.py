@@ -13,18 +13,17 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from devstack.specs import lora_spec
-from tests.integration.conftest import Certificates, StartApi, StaticTokens
+from tests.support.api import StartApi
+from tests.support.certificates import Certificates
 from tests.support.secret_scan import SecretRegistry
-from tests.support.security import plain_channel, static_user, tls_channel, write_static_tokens
-
-Metadata = tuple[tuple[str, str], ...]
-
-
-async def create(channel: grpc.aio.Channel, metadata: Metadata = ()) -> pb.Training:
-    stub = pb_grpc.TrainingServiceStub(channel)
-    request = pb.CreateTrainingRequest(spec=lora_spec())
-    return (await stub.CreateTraining(request, metadata=metadata, timeout=5)).training
+from tests.support.security import (
+    StaticTokens,
+    plain_channel,
+    static_user,
+    tls_channel,
+    write_static_tokens,
+)
+from tests.support.trainings import Metadata, create
 
 
 async def test_the_right_token_is_the_caller_and_the_user_header_is_ignored(

@@ -15,8 +15,9 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.specs import lora_spec
-from tests.integration.conftest import StartApi, StaticTokens
-from tests.support.security import StaticUser, plain_channel
+from tests.support.api import StartApi
+from tests.support.security import StaticTokens, StaticUser, plain_channel
+from tests.support.trainings import create
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.store import TrainingStore
@@ -42,8 +43,7 @@ class Caller:
         return self.user.metadata()
 
     async def create(self, **labels: str) -> pb.Training:
-        request = pb.CreateTrainingRequest(spec=lora_spec(**labels))
-        return (await self.v1.CreateTraining(request, metadata=self.md)).training
+        return await create(self.channel, self.md, spec=lora_spec(**labels))
 
     async def listed(self, **kw: object) -> list[str]:
         request = pb.ListTrainingsRequest(**kw)  # type: ignore[arg-type]

@@ -10,22 +10,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from tests.support.grpc_errors import violated_fields
-
-
-def legacy_request() -> legacy.TrainingRequest:
-    return legacy.TrainingRequest(
-        model_name="granite-lora",
-        output_path="/mnt/output/granite",
-        parameters=legacy.TrainingParameters(
-            model_name_or_path="ibm-granite/granite-3.0-2b-base",
-            data_path="/mnt/data/train.jsonl",
-            num_train_epochs=2,
-            learning_rate=1e-4,
-            torch_dytpe="bfloat16",
-            peft_method="lora",
-            lora_parameters=legacy.LORAParameters(r=4, lora_alpha=8, target_modules=["q_proj"]),
-        ),
-    )
+from tests.support.trainings import legacy_request
 
 
 async def test_submit_read_and_cancel_with_the_legacy_contract(

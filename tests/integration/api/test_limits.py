@@ -16,17 +16,12 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.specs import lora_spec
-from tests.integration.conftest import StartApi, StaticTokens
-from tests.support.security import StaticUser, plain_channel
+from tests.support.api import StartApi
+from tests.support.security import StaticTokens, plain_channel
+from tests.support.trainings import create
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.store import TrainingStore
-
-
-async def create(channel: grpc.aio.Channel, user: StaticUser, request_id: str = "") -> pb.Training:
-    stub = pb_grpc.TrainingServiceStub(channel)
-    request = pb.CreateTrainingRequest(spec=lora_spec(), request_id=request_id)
-    return (await stub.CreateTraining(request, metadata=user.metadata(), timeout=5)).training
 
 
 def details(error: grpc.aio.AioRpcError) -> list[object]:
@@ -48,7 +43,7 @@ async def test_a_burst_past_the_rate_is_resource_exhausted_with_a_retry_hint_for
     alice, bob = static_tokens.alice, static_tokens.bob
     async with plain_channel(api.port) as channel:
         results = await asyncio.gather(
-            *(create(channel, alice) for _ in range(12)), return_exceptions=True
+            *(create(channel, alice.metadata()) for _ in range(12)), return_exceptions=True
         )
         created = [r for r in results if isinstance(r, pb.Training)]
         refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
@@ -60,7 +55,7 @@ async def test_a_burst_past_the_rate_is_resource_exhausted_with_a_retry_hint_for
         assert 0 < retry.retry_delay.ToMilliseconds() <= 5000
 
         # Bob is served normally while alice waits.
-        assert all([(await create(channel, bob)).owner == "bob" for _ in range(5)])
+        assert all([(await create(channel, bob.metadata())).owner == "bob" for _ in range(5)])
 
         # The legacy Train counts against the same bucket.
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -84,7 +79,7 @@ async def test_a_flood_from_one_caller_is_held_to_the_rate_while_another_is_serv
         async def flood() -> None:
             while flooding:
                 try:
-                    alice_got.append(await create(channel, alice))
+                    alice_got.append(await create(channel, alice.metadata()))
                 except grpc.aio.AioRpcError as err:
                     alice_got.append(err)
 
@@ -95,7 +90,7 @@ async def test_a_flood_from_one_caller_is_held_to_the_rate_while_another_is_serv
         bob_waits: list[float] = []
         for _ in range(10):
             sent = time.monotonic()
-            assert (await create(channel, bob)).owner == "bob"
+            assert (await create(channel, bob.metadata())).owner == "bob"
             bob_waits.append(time.monotonic() - sent)
             await asyncio.sleep(0.2)
         flooding = False
@@ -123,7 +118,7 @@ async def test_reads_are_not_rate_limited(
 ) -> None:
     api = await start_api(**token_api_settings, create_rate_per_second=0.1, create_burst=1)
     async with plain_channel(api.port) as channel:
-        training = await create(channel, static_tokens.alice)
+        training = await create(channel, static_tokens.alice.metadata())
         stub = pb_grpc.TrainingServiceStub(channel)
         for _ in range(20):
             await stub.GetTraining(
@@ -140,26 +135,26 @@ async def test_the_active_cap_refuses_a_new_training_until_one_finishes(
     api = await start_api(**token_api_settings, max_active_trainings_per_owner=3)
     alice, bob = static_tokens.alice, static_tokens.bob
     async with plain_channel(api.port) as channel:
-        first = await create(channel, alice, request_id="first")
-        second = await create(channel, alice)
-        third = await create(channel, alice)
+        first = await create(channel, alice.metadata(), request_id="first")
+        second = await create(channel, alice.metadata())
+        third = await create(channel, alice.metadata())
         for training, phase in ((second, Phase.RUNNING), (third, Phase.SUSPENDED)):
             await store.write_status(training.id, StatusUpdate(1, phase, phase.title(), ""))
 
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await create(channel, alice)
+            await create(channel, alice.metadata())
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "3 active trainings" in (err.value.details() or "")
         (quota,) = details(err.value)
         assert isinstance(quota, error_details_pb2.QuotaFailure)
 
         # A retry of a create that already succeeded still gets its training.
-        assert (await create(channel, alice, request_id="first")).id == first.id
+        assert (await create(channel, alice.metadata(), request_id="first")).id == first.id
         # The cap is alice's; bob is not affected.
-        await create(channel, bob)
+        await create(channel, bob.metadata())
         # Once one of alice's finishes, she may create another.
         await store.write_status(second.id, StatusUpdate(1, Phase.COMPLETED, "Completed", ""))
-        await create(channel, alice)
+        await create(channel, alice.metadata())
 
 
 async def test_concurrent_creates_never_pass_the_cap_together(
@@ -168,7 +163,8 @@ async def test_concurrent_creates_never_pass_the_cap_together(
     api = await start_api(**token_api_settings, max_active_trainings_per_owner=4)
     async with plain_channel(api.port) as channel:
         results = await asyncio.gather(
-            *(create(channel, static_tokens.alice) for _ in range(30)), return_exceptions=True
+            *(create(channel, static_tokens.alice.metadata()) for _ in range(30)),
+            return_exceptions=True,
         )
     assert sum(isinstance(r, pb.Training) for r in results) == 4
     assert all(

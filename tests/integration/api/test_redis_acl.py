@@ -3,11 +3,9 @@ and that user can do nothing else."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,22 +18,14 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from tests.integration.conftest import StartApi
+from tests.support.api import StartApi
+from tests.support.redis_acl import documented_acl, setuser_arguments
 from tests.support.secret_scan import SecretRegistry
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import Removal, TrainingStore
-
-SECURITY_DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
-
-
-def documented_acl() -> dict[str, str]:
-    """The `ACL SETUSER` lines of the security page, by user."""
-    lines = re.findall(r"^ACL SETUSER (\S+) (.+)$", SECURITY_DOC.read_text(), re.MULTILINE)
-    assert {user for user, _ in lines} == {"tc-api", "tc-controller"}, lines
-    return dict(lines)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +37,8 @@ def acl_redis(
     server.start()
     password = log_secrets.add(secrets.token_hex(16), "the password of the ACL users")
     admin: Any = redis.Redis(port=server.port)  # execute_command has no annotations
-    for user, rules in documented_acl().items():
-        rules = re.sub(r">\S+", f">{password}", rules)
-        admin.execute_command("ACL", "SETUSER", user, *rules.split())
+    for user in documented_acl():
+        admin.execute_command(*setuser_arguments(user, password))
     admin.execute_command("ACL", "SETUSER", "default", "off")  # nobody without a user
     yield server, password
     server.stop()

@@ -21,7 +21,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 from devstack.ports import free_port
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from tests.conftest import api_settings
+from tests.support.api import api_settings
 from tests.support.certificates import CertificateAuthority
 from tests.support.redis_sentinel import RedisSentinel
 from tests.support.secret_scan import SecretRegistry

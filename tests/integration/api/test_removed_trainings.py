@@ -15,8 +15,8 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack import lifecycle
 from devstack.specs import lora_spec
-from tests.integration.conftest import StartApi, StaticTokens
-from tests.support.security import plain_channel
+from tests.support.api import StartApi
+from tests.support.security import StaticTokens, plain_channel
 from trainconductor_controller.retention import Retention
 from trainconductor_core.phases import Phase
 from trainconductor_core.store import TrainingStore

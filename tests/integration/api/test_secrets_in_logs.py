@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import signal
 from collections.abc import Callable
@@ -19,37 +18,13 @@ import redis
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from devstack.ports import free_port
 from devstack.processes import Service
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from tests.integration.api.test_redis_acl import documented_acl
+from tests.support.api import start_api_process
+from tests.support.redis_acl import setuser_arguments
 from tests.support.secret_scan import SecretRegistry
 from tests.support.security import static_user, write_static_tokens
-
-
-def start_api(log_dir: Path, name: str, **env: str) -> tuple[Service, int]:
-    port, http_port = free_port(), free_port()
-    api = Service(
-        name,
-        "trainconductor_api.main",
-        {
-            "TC_GRPC_HOST": "127.0.0.1",
-            "TC_GRPC_PORT": str(port),
-            "TC_HTTP_PORT": str(http_port),
-            "TC_DRAIN_SECONDS": "0.5",
-            "TC_LOG_LEVEL": "DEBUG",
-            "TC_HEALTH_PROBE_SECONDS": "0.2",
-            "TC_REDIS_CONNECT_TIMEOUT_SECONDS": "0.5",
-            "TC_REDIS_SOCKET_TIMEOUT_SECONDS": "1",
-            "TC_WATCH_POLL_MS": "500",
-            **env,
-        },
-        log_dir,
-    ).start()
-    api.http_port = http_port
-    api.wait_http_ok(f"http://127.0.0.1:{http_port}/metrics")
-    return api, port
 
 
 def calls(port: int, metadata: tuple[tuple[str, str], ...]) -> list[grpc.StatusCode]:
@@ -90,8 +65,7 @@ def test_no_token_or_password_is_ever_logged(tmp_path: Path, log_secrets: Secret
     redis_server.start()
     password = log_secrets.add(secrets.token_hex(16), "the Redis password of tc-api")
     admin: Any = redis.Redis(port=redis_server.port)  # execute_command has no annotations
-    rules = re.sub(r">\S+", f">{password}", documented_acl()["tc-api"])
-    admin.execute_command("ACL", "SETUSER", "tc-api", *rules.split())
+    admin.execute_command(*setuser_arguments("tc-api", password))
     admin.execute_command("ACL", "SETUSER", "default", "off")
 
     alice = static_user("alice")
@@ -101,7 +75,7 @@ def test_no_token_or_password_is_ever_logged(tmp_path: Path, log_secrets: Secret
     wrong_password = log_secrets.add(secrets.token_hex(16), "a wrong Redis password")
     apis: list[Service] = []
     try:
-        api, port = start_api(
+        api, port = start_api_process(
             tmp_path,
             "api",
             TC_REDIS_URL=redis_server.url,
@@ -113,7 +87,7 @@ def test_no_token_or_password_is_ever_logged(tmp_path: Path, log_secrets: Secret
         apis.append(api)
         # The wrong password in the URL, the way many operators write it.
         url = redis_server.url.replace("redis://", f"redis://tc-api:{wrong_password}@")
-        locked_out, locked_port = start_api(
+        locked_out, locked_port = start_api_process(
             tmp_path, "api-wrong-password", TC_REDIS_URL=url, TC_AUTH_MODES='["static-token"]',
             TC_STATIC_TOKENS_FILE=str(tokens),
         )  # fmt: skip
@@ -170,7 +144,7 @@ def test_the_start_up_log_says_how_callers_are_identified(
     log_secrets.add_static_user(alice, "test_the_start_up_log_says_how_callers_are_identified")
     tokens = write_static_tokens(tmp_path / "tokens", [alice])
     try:
-        api, _ = start_api(
+        api, _ = start_api_process(
             tmp_path, "api", TC_REDIS_URL=redis_server.url, TC_AUTH_MODES=f'["{mode}"]',
             TC_STATIC_TOKENS_FILE=str(tokens),
         )  # fmt: skip

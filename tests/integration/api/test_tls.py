@@ -9,25 +9,17 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from trainconductor.v1 import training_service_pb2 as pb
-from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from devstack.specs import lora_spec
-from tests.integration.conftest import Certificates, StartApi
-from tests.support.certificates import CertificateAuthority, KeyPair
+from tests.support.api import StartApi
+from tests.support.certificates import CertificateAuthority, Certificates, KeyPair
 from tests.support.security import plain_channel, tls_channel
-
-
-async def create_as(channel: grpc.aio.Channel) -> pb.Training:
-    stub = pb_grpc.TrainingServiceStub(channel)
-    response = await stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec()), timeout=5)
-    return response.training
+from tests.support.trainings import create
 
 
 async def refused(channel: grpc.aio.Channel) -> grpc.StatusCode:
     async with channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await create_as(channel)
+            await create(channel)
     return err.value.code()
 
 
@@ -36,7 +28,7 @@ async def test_tls_calls_succeed_and_plaintext_or_an_unknown_ca_is_refused(
 ) -> None:
     api = await start_api(**certificates.server_tls())
     async with tls_channel(api.port, certificates.ca.cert) as channel:
-        training = await create_as(channel)
+        training = await create(channel)
         assert training.owner == "anonymous"  # auth_modes stays "none" here
     assert await refused(plain_channel(api.port)) == grpc.StatusCode.UNAVAILABLE
     # A client that trusts another CA does not accept the server's certificate.
@@ -50,7 +42,7 @@ async def test_mtls_identity_is_the_certificate_subject_and_no_cert_is_refused(
 ) -> None:
     api = await start_api(**certificates.mtls())
     async with tls_channel(api.port, certificates.ca.cert, certificates.alice) as channel:
-        assert (await create_as(channel)).owner == "alice"
+        assert (await create(channel)).owner == "alice"
     # No certificate, or one from a CA the server does not trust: no handshake.
     assert await refused(tls_channel(api.port, certificates.ca.cert)) == (
         grpc.StatusCode.UNAVAILABLE
@@ -86,19 +78,19 @@ async def test_a_rotated_certificate_is_served_to_new_connections_without_restar
     api = await start_api(tls_cert_file=served.cert, tls_key_file=served.key)
 
     old_clients = tls_channel(api.port, certificates.ca.cert)
-    await create_as(old_clients)  # a connection made before the rotation
+    await create(old_clients)  # a connection made before the rotation
     new_ca = CertificateAuthority(tmp_path / "new-ca", "new-ca")
     assert await refused(tls_channel(api.port, new_ca.cert)) == grpc.StatusCode.UNAVAILABLE
 
     _replace(new_ca.server("api"), served)
     await asyncio.sleep(0.05)
     async with tls_channel(api.port, new_ca.cert) as channel:
-        await create_as(channel)  # a new connection: the new certificate
+        await create(channel)  # a new connection: the new certificate
     assert await refused(tls_channel(api.port, certificates.ca.cert)) == (
         grpc.StatusCode.UNAVAILABLE
     )
     # The connection that was open goes on with the certificate it started with.
-    await create_as(old_clients)
+    await create(old_clients)
     await old_clients.close()
 
 
@@ -112,4 +104,4 @@ async def test_a_half_done_rotation_keeps_the_last_good_certificate(
     # A new certificate whose key has not arrived yet.
     shutil.copyfile(certificates.ca.server("api-next").cert, served.cert)
     async with tls_channel(api.port, certificates.ca.cert) as channel:
-        await create_as(channel)
+        await create(channel)

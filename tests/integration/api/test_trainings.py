@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 import pytest
 from trainconductor.v1 import training_service_pb2 as pb
-from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from tests.support.grpc_errors import violated_fields
+from tests.support.trainings import Stub, create
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
 
-# The stub made on an aio channel (a name for type checking only).
-Stub: TypeAlias = "pb_grpc.TrainingServiceAsyncStub"
-
-
-async def create(trainings: Stub, spec: pb.TrainingSpec | None = None, **kw: str) -> pb.Training:
-    response = await trainings.CreateTraining(
-        pb.CreateTrainingRequest(spec=spec or lora_spec(), **kw)
-    )
-    return response.training
-
 
 async def test_a_created_training_reads_back_pending(trainings: Stub) -> None:
-    created = await create(trainings, lora_spec(team="nlp"))
+    created = await create(trainings, spec=lora_spec(team="nlp"))
     got = (await trainings.GetTraining(pb.GetTrainingRequest(id=created.id))).training
     assert got.phase == pb.PHASE_PENDING
     assert got.spec == lora_spec(team="nlp")
@@ -58,9 +48,9 @@ async def test_a_retry_with_the_same_request_id_returns_the_first_training(
 async def test_a_request_id_reused_for_another_spec_is_refused_naming_it(
     trainings: Stub,
 ) -> None:
-    first = await create(trainings, lora_spec(team="nlp"), request_id="run-42")
+    first = await create(trainings, spec=lora_spec(team="nlp"), request_id="run-42")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await create(trainings, lora_spec(team="vision"), request_id="run-42")
+        await create(trainings, spec=lora_spec(team="vision"), request_id="run-42")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(err.value) == ["request_id"]
     assert first.id in (err.value.details() or "")
@@ -82,7 +72,7 @@ async def test_bad_input_names_the_field_and_stores_nothing(trainings: Stub) -> 
     spec.parameters.learning_rate = -1
     spec.model_name = ""
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await create(trainings, spec)
+        await create(trainings, spec=spec)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(err.value) == ["spec.model_name", "spec.parameters.learning_rate"]
     assert "spec.model_name" in (err.value.details() or "")
@@ -93,9 +83,9 @@ async def test_bad_input_names_the_field_and_stores_nothing(trainings: Stub) -> 
 async def test_list_filters_by_phase_owner_and_labels_newest_first(
     trainings: Stub, store: TrainingStore, channel: grpc.aio.Channel
 ) -> None:
-    a = await create(trainings, lora_spec(team="nlp"))
-    b = await create(trainings, lora_spec(team="vision"))
-    c = await create(trainings, lora_spec(team="nlp"))
+    a = await create(trainings, spec=lora_spec(team="nlp"))
+    b = await create(trainings, spec=lora_spec(team="vision"))
+    c = await create(trainings, spec=lora_spec(team="nlp"))
     other = await trainings.CreateTraining(
         pb.CreateTrainingRequest(spec=lora_spec(team="nlp")), metadata=(("x-tc-user", "ada"),)
     )

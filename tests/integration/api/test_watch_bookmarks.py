@@ -14,7 +14,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from tests.conftest import api_settings
+from tests.support.api import api_settings
 from trainconductor_api.server import ApiServer, build_server
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate

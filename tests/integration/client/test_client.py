@@ -13,7 +13,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from devstack.ports import free_port
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from tests.conftest import api_settings
+from tests.support.api import api_settings
 from trainconductor_api import metrics
 from trainconductor_api.server import build_server
 from trainconductor_client import Client, InvalidArgument, NotFound

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack.specs import lora_spec
-from tests.integration.conftest import Certificates, StartApi, StaticTokens
+from tests.support.api import StartApi
+from tests.support.certificates import Certificates
+from tests.support.security import StaticTokens
 from tests.support.tcctl import EXAMPLES, tcctl_async
 from trainconductor_client.client import Client
 from trainconductor_client.errors import Unauthenticated, Unavailable

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.support import security
 from trainconductor_api.authentication.authenticator import Authenticator
 from trainconductor_api.authentication.credentials import Credentials, bearer_token
 from trainconductor_api.authentication.errors import Unauthenticated
-from trainconductor_api.authentication.static_tokens import StaticTokens, token_digest
+from trainconductor_api.authentication.static_tokens import StaticTokens
 from trainconductor_api.authentication.token_review import Review, TokenReviewer
 from trainconductor_api.identity import Identity
-
-
-@pytest.fixture
-def static_tokens(tmp_path: Path) -> StaticTokens:
-    path = tmp_path / "tokens"
-    path.write_text(f"{token_digest('static-alice')} alice ml\n")
-    return StaticTokens(path)
 
 
 def reviewer() -> TokenReviewer:
@@ -46,11 +38,14 @@ async def test_none_trusts_the_claimed_name_and_ignores_tokens() -> None:
             await auth.authenticate(Credentials(claimed_user=bad))
 
 
-async def test_a_static_token_then_a_token_review(static_tokens: StaticTokens) -> None:
+async def test_a_static_token_then_a_token_review(static_tokens: security.StaticTokens) -> None:
     auth = Authenticator(
-        ["static-token", "token-review"], static_tokens=static_tokens, token_reviewer=reviewer()
+        ["static-token", "token-review"],
+        static_tokens=StaticTokens(static_tokens.path),
+        token_reviewer=reviewer(),
     )
-    assert (await auth.authenticate(Credentials(bearer_token="static-alice"))).user == "alice"
+    alice = Credentials(bearer_token=static_tokens.alice.token)
+    assert (await auth.authenticate(alice)).user == "alice"
     sa = await auth.authenticate(Credentials(bearer_token="sa-token"))
     assert sa.user == "system:serviceaccount:team:trainer"
     assert sa.groups == {"system:serviceaccounts"}
@@ -59,9 +54,9 @@ async def test_a_static_token_then_a_token_review(static_tokens: StaticTokens) -
 
 
 async def test_mtls_takes_the_certificate_when_no_token_is_sent(
-    static_tokens: StaticTokens,
+    static_tokens: security.StaticTokens,
 ) -> None:
-    auth = Authenticator(["mtls", "static-token"], static_tokens=static_tokens)
+    auth = Authenticator(["mtls", "static-token"], static_tokens=StaticTokens(static_tokens.path))
     assert (await auth.authenticate(ALICE_CERT)).user == "alice"
     with pytest.raises(Unauthenticated):
         await auth.authenticate(
@@ -83,9 +78,9 @@ async def test_mtls_takes_the_certificate_when_no_token_is_sent(
     ],
 )
 async def test_refused(
-    static_tokens: StaticTokens, modes: list[str], credentials: Credentials
+    static_tokens: security.StaticTokens, modes: list[str], credentials: Credentials
 ) -> None:
-    auth = Authenticator(modes, static_tokens=static_tokens)
+    auth = Authenticator(modes, static_tokens=StaticTokens(static_tokens.path))
     with pytest.raises(Unauthenticated):
         await auth.authenticate(credentials)
 
