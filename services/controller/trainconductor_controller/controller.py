@@ -19,13 +19,29 @@ from kubernetes import client
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
 from trainconductor_controller.health_server import HealthServer, Readiness
-from trainconductor_controller.informer import Informer, training_id_of, training_id_of_refusal
+from trainconductor_controller.informer import (
+    Informer,
+    training_id_of,
+    training_id_of_refusal,
+    training_id_of_workload,
+)
 from trainconductor_controller.kube import Kube, api_client
 from trainconductor_controller.leader import LeaderElector
 from trainconductor_controller.leader_work import LeaderWork
-from trainconductor_controller.objects import Job, Pod, Refusal, slim_job, slim_pod, slim_refusal
+from trainconductor_controller.objects import (
+    Job,
+    Pod,
+    Refusal,
+    Workload,
+    slim_job,
+    slim_pod,
+    slim_refusal,
+    slim_workload,
+)
+from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.settings import ControllerSettings
+from trainconductor_controller.waiting import Waiting
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.build_info import register_build_info
 from trainconductor_core.errors import TrainConductorError
@@ -106,8 +122,9 @@ def _lost_lease() -> None:
 def _configure_kubernetes(s: ControllerSettings) -> client.ApiClient:
     return api_client(
         str(s.kubeconfig) if s.kubeconfig else None,
-        # The workers, three watches (Jobs, pods, refusals), the Lease, probes.
-        connections=s.workers + 6,
+        # The workers, four watches (Jobs, pods, refusals, Workloads), the
+        # Lease, probes, queue positions.
+        connections=s.workers + 8,
     )
 
 
@@ -125,17 +142,30 @@ class _Informers:
     jobs: Informer[Job]
     pods: Informer[Pod]
     refusals: Informer[Refusal]
+    workloads: Informer[Workload] | None  # with queues only
 
     def all(self) -> list[Informer[Any]]:
-        return [self.jobs, self.pods, self.refusals]
+        found: list[Informer[Any]] = [self.jobs, self.pods, self.refusals]
+        return found + ([self.workloads] if self.workloads else [])
 
 
 def _configure_informers(
-    kube: Kube, queue: WorkQueue, loop: asyncio.AbstractEventLoop
+    kube: Kube, queue: WorkQueue, loop: asyncio.AbstractEventLoop, s: ControllerSettings
 ) -> _Informers:
     def enqueue_from_thread(training_id: str) -> None:  # called in an informer's thread
         loop.call_soon_threadsafe(queue.add, training_id)
 
+    workloads = (
+        Informer(
+            kube,
+            "workloads",
+            enqueue_from_thread,
+            key_of=training_id_of_workload,
+            slim=slim_workload,
+        )
+        if s.queues_enabled
+        else None
+    )
     return _Informers(
         jobs=Informer(kube, "jobs", enqueue_from_thread, key_of=training_id_of, slim=slim_job),
         pods=Informer(kube, "pods", enqueue_from_thread, key_of=training_id_of, slim=slim_pod),
@@ -146,6 +176,7 @@ def _configure_informers(
             key_of=training_id_of_refusal,
             slim=slim_refusal,
         ),
+        workloads=workloads,
     )
 
 
@@ -184,7 +215,18 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
     store = open_store(settings)
     _configure_executor(loop, settings)
     queue = WorkQueue(base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds)
-    informers = _configure_informers(kube, queue, loop)
+    informers = _configure_informers(kube, queue, loop, settings)
+    positions = (
+        QueuePositions(
+            kube,
+            informers.workloads,
+            queue.add,
+            every_seconds=settings.queue_position_refresh_seconds,
+        )
+        if informers.workloads is not None
+        else None
+    )
+    waiting = Waiting()
     leading = asyncio.Event()
     elector = _configure_elector(api, settings, loop, leading)
     reconciler = Reconciler(
@@ -195,6 +237,9 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         informers.refusals,
         settings,
         is_leader=elector.is_leader,
+        workloads=informers.workloads,
+        positions=positions,
+        waiting=waiting,
     )
     readiness = Readiness(
         failing_watches=lambda: [i.resource for i in informers.all() if not i.healthy]
@@ -210,6 +255,9 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         refusals=informers.refusals,
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
+        workloads=informers.workloads,
+        positions=positions,
+        waiting=waiting if settings.queues_enabled else None,
     )
     register_build_info(metrics.registry, "controller")
     health_server = HealthServer(settings.http_port, readiness)

@@ -1,5 +1,6 @@
-"""List+watch of the managed Jobs, their pods and the refusals of their
-pods into an in-memory cache, by training.
+"""List+watch of the managed Jobs, their pods, the refusals of their pods
+and (with queues) Kueue's Workloads of them into an in-memory cache, by
+training.
 
 One thread per resource: list (paged), then watch from the list's
 resourceVersion with bookmarks; a watch that times out resumes from the
@@ -46,6 +47,15 @@ def training_id_of_refusal(event: RawObject) -> str:
     return training_id_of_job(str(event.get("involvedObject", {}).get("name", "")))
 
 
+def training_id_of_workload(workload: RawObject) -> str:
+    """The training whose Job Kueue made the Workload for (its owner);
+    '' for another's."""
+    for owner in workload.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("kind") == "Job":
+            return training_id_of_job(str(owner.get("name", "")))
+    return ""
+
+
 class Informer(Generic[T]):
     def __init__(
         self,
@@ -81,6 +91,11 @@ class Informer(Generic[T]):
     def training_ids(self) -> list[str]:
         with self._lock:
             return list(self._by_training)
+
+    def items(self) -> list[tuple[str, list[T]]]:
+        """Every training's objects."""
+        with self._lock:
+            return [(key, list(objects.values())) for key, objects in self._by_training.items()]
 
     # the loop (its own thread)
 

@@ -20,6 +20,8 @@ from trainconductor_controller.names import (
     INSTANCE_LABEL,
     MANAGED_BY,
     MANAGED_BY_VALUE,
+    PRIORITY_LABEL,
+    QUEUE_LABEL,
     TRACEPARENT_ANNOTATION,
     TRAINING_ID_LABEL,
     job_name,
@@ -138,13 +140,22 @@ def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
         # once the trainer runs, adding the wait (plan.py).
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
+    job_labels = dict(labels)
+    if record.queue:
+        # Kueue's: the Job waits in this LocalQueue, at this priority. It is
+        # made suspended, so that no pod starts before Kueue admits it, even
+        # were Kueue's webhook (which suspends it too) slow or down.
+        job_labels[QUEUE_LABEL] = record.queue
+        if record.priority:
+            job_labels[PRIORITY_LABEL] = record.priority
+        job_spec["suspend"] = True
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": job_name(record.id),
             "namespace": s.namespace,
-            "labels": labels,
+            "labels": job_labels,
             "annotations": annotations,
         },
         "spec": job_spec,

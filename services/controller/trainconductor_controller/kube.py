@@ -8,6 +8,7 @@ not errors.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -24,14 +25,20 @@ from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, MANAGED_SE
 from trainconductor_controller.objects import RawObject
 
 # What the controller lists and watches: its Jobs and their pods, by label;
-# and the Job controller's FailedCreate events, the only place Kubernetes
+# the Job controller's FailedCreate events, the only place Kubernetes
 # tells that a Job's pod was refused (by a quota, a LimitRange, an admission
-# policy): no Job or pod status carries it.
+# policy): no Job or pod status carries it; and, with queues, Kueue's
+# Workloads of the namespace (Kueue copies none of a Job's labels onto its
+# Workload: which are ours is told by their owner, informer.py).
 _SELECTORS: dict[str, dict[str, str]] = {
     "jobs": {"label_selector": MANAGED_SELECTOR},
     "pods": {"label_selector": MANAGED_SELECTOR},
     "events": {"field_selector": "involvedObject.kind=Job,reason=FailedCreate"},
+    "workloads": {},
 }
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSION = "v1beta2"
+VISIBILITY_GROUP = "visibility.kueue.x-k8s.io"
 
 
 def api_client(kubeconfig: str | None, *, connections: int = 16) -> client.ApiClient:
@@ -57,6 +64,7 @@ class Kube:
         self.namespace = namespace
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
         self._timeout = timeout_seconds
 
     @contextmanager
@@ -135,6 +143,50 @@ class Kube:
             ),
         )
 
+    def set_workload_active(self, name: str, active: bool) -> bool:
+        """Sets the Workload's spec.active (false: out of its queue, its
+        quota freed; true: back in); False when the Workload was gone."""
+        return self._call_unless(
+            "patch",
+            404,
+            lambda: self._custom.patch_namespaced_custom_object(
+                KUEUE_GROUP,
+                KUEUE_VERSION,
+                self.namespace,
+                "workloads",
+                name,
+                {"spec": {"active": active}},
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            ),
+            resource="workloads",
+        )
+
+    def pending_workloads(self, local_queue: str, *, limit: int = 1000) -> list[RawObject]:
+        """The Workloads waiting in the LocalQueue, in its order, from
+        Kueue's visibility API (each with `positionInLocalQueue`, from 0):
+        its first `limit`."""
+        path = (
+            f"/apis/{VISIBILITY_GROUP}/{KUEUE_VERSION}/namespaces/{self.namespace}"
+            f"/localqueues/{local_queue}/pendingworkloads"
+        )
+        with self._call("get", "pendingworkloads"):
+            method, url, headers, _, _ = self.api.param_serialize(
+                "GET",
+                path,
+                query_params=[("limit", str(limit))],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(method, url, headers, _request_timeout=self._timeout)
+            if not 200 <= response.status < 300:
+                response.data = response.response.data
+                raise ApiException(http_resp=response)
+            body = json.loads(response.response.data)
+        items: list[RawObject] = body.get("items") or []
+        return items
+
     def get_job(self, name: str) -> RawObject | None:
         try:
             with self._call("get", "jobs"):
@@ -194,11 +246,18 @@ class Kube:
             client.VersionApi(self.api).get_code(_request_timeout=5)
 
     def _list_method(self, resource: str) -> Any:
+        if resource == "workloads":
+            return functools.partial(self._list_custom, resource)
         return {
             "jobs": self._batch.list_namespaced_job,
             "pods": self._core.list_namespaced_pod,
             "events": self._core.list_namespaced_event,
         }[resource]
+
+    def _list_custom(self, plural: str, namespace: str, **options: Any) -> Any:
+        return self._custom.list_namespaced_custom_object(
+            KUEUE_GROUP, KUEUE_VERSION, namespace, plural, **options
+        )
 
 
 def _why(err: ApiException) -> str:

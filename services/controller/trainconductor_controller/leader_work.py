@@ -13,8 +13,10 @@ from trainconductor_controller.changefeed import ChangeFeed
 from trainconductor_controller.errors import NotLeader
 from trainconductor_controller.health_server import Readiness
 from trainconductor_controller.informer import Informer, wait_synced
-from trainconductor_controller.objects import Job, Pod, Refusal
+from trainconductor_controller.objects import Job, Pod, Refusal, Workload
+from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
+from trainconductor_controller.waiting import Waiting
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.errors import TrainConductorError
 from trainconductor_core.ids import created_ms
@@ -38,11 +40,20 @@ class LeaderWork:
         refusals: Informer[Refusal],
         workers: int,
         resync_seconds: float,
+        workloads: Informer[Workload] | None = None,
+        positions: QueuePositions | None = None,
+        waiting: Waiting | None = None,
     ) -> None:
         """`jobs`, `pods` and `refusals` fill the queue from their watches
         once started (and the reconciler reads their caches); `workers`:
         how many trainings are reconciled at once; `resync_seconds`: how
-        often every unfinished training is queued (the safety net)."""
+        often every unfinished training is queued (the safety net). With
+        queues: `workloads` (Kueue's Workloads, watched too), `positions`
+        (read from Kueue's visibility API while the leader works) and
+        `waiting` (the queue gauges, set with the phase counts)."""
+        self._workloads = workloads
+        self._positions = positions
+        self._waiting = waiting
         self._store = store
         self._queue = queue
         self._feed = feed
@@ -57,14 +68,20 @@ class LeaderWork:
     async def run(self) -> None:
         await self._sync_caches()
         workers = [self._worker() for _ in range(self._workers)]
+        positions = [self._positions.run()] if self._positions else []
         await asyncio.gather(
-            self._feed.run(), self._resync_forever(), self._count_phases_forever(), *workers
+            self._feed.run(),
+            self._resync_forever(),
+            self._count_phases_forever(),
+            *positions,
+            *workers,
         )
 
     async def _sync_caches(self) -> None:
         """Starts the informers and waits for their first lists."""
-        for informer in (self._jobs, self._pods, self._refusals):
-            informer.start()
+        for informer in (self._jobs, self._pods, self._refusals, self._workloads):
+            if informer is not None:
+                informer.start()
         start = time.monotonic()
         while not await asyncio.to_thread(wait_synced, [self._jobs, self._pods], 5.0):
             log.warning("waiting for the Job and pod caches to sync")
@@ -73,6 +90,12 @@ class LeaderWork:
         # that a restart does not rewrite the reasons they gave.
         if not await asyncio.to_thread(wait_synced, [self._refusals], 10.0):
             log.warning("the pod refusals (Events) could not be listed; going on without")
+        # Without the Workloads, a queued training reads as waiting for
+        # Kueue to take it up, and holds wait: nothing is lost meanwhile.
+        if self._workloads is not None and not await asyncio.to_thread(
+            wait_synced, [self._workloads], 10.0
+        ):
+            log.warning("Kueue's Workloads could not be listed yet (is Kueue installed?)")
         self._readiness.synced = True
         log.info("caches synced", extra={"seconds": round(time.monotonic() - start, 3)})
 
@@ -122,6 +145,8 @@ class LeaderWork:
                 oldest = await self._store.oldest_in_phase(Phase.PENDING)
                 age = time.time() - created_ms(oldest) / 1000 if oldest else 0.0
                 metrics.OLDEST_PENDING_SECONDS.set(max(age, 0.0))
+                if self._waiting is not None:
+                    self._waiting.export()
             except TrainConductorError as err:
                 log.warning("could not count trainings by phase", extra={"error": str(err)})
             await asyncio.sleep(every_seconds)

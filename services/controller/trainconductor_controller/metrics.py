@@ -1,5 +1,6 @@
 """The controller's Prometheus metrics. Label values are bounded: phases,
-verbs, resources, codes and causes, never training ids."""
+verbs, resources, codes, causes and queue names (operator-defined), never
+training ids."""
 
 from __future__ import annotations
 
@@ -92,6 +93,32 @@ LEADER_TRANSITIONS = Counter(
 CHANGE_FEED_LAG = Gauge(
     "trainconductor_controller_change_feed_pending",
     "Change-feed entries not yet acknowledged (delivered or not).",
+)
+
+SUBMIT_TO_ADMITTED_SECONDS = Histogram(
+    "trainconductor_queue_submit_to_admitted_seconds",
+    "Time from CreateTraining to Kueue admitting the training's Job, by queue (its first "
+    "admission only).",
+    ["queue"],
+    buckets=_WAIT,
+)
+QUEUE_WAITING = Gauge(
+    "trainconductor_queue_waiting_trainings",
+    "Trainings waiting in each queue, by reason (WaitingForQuota, QueueUnavailable, "
+    "WaitingForWorkload, RequeueBackoff), as the leader last saw them.",
+    ["queue", "reason"],
+)
+QUEUE_OLDEST_WAITING_SECONDS = Gauge(
+    "trainconductor_queue_oldest_waiting_seconds",
+    "Time since the earliest submitted training still waiting in each queue was submitted "
+    "(0: none waits).",
+    ["queue"],
+)
+QUEUE_PREEMPTIONS = Counter(
+    "trainconductor_queue_preemptions_total",
+    "Trainings Kueue preempted, by queue and Kueue's reason (InClusterQueue, "
+    "InCohortReclamation, ...).",
+    ["queue", "reason"],
 )
 
 RETENTION_REMOVED = Counter(

@@ -20,6 +20,12 @@ TRACEPARENT_ANNOTATION = "trainconductor.dev/traceparent"
 # sets a new startTime when a suspended Job resumes, restarting the count.
 DEADLINE_FROM_ANNOTATION = "trainconductor.dev/deadline-counted-from"
 CONTAINER_NAME = "trainer"
+# Kueue's: the labels that queue a Job (its LocalQueue and its
+# WorkloadPriorityClass), and the one on the Workload Kueue makes for a Job,
+# the Job's uid.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 _JOB_PREFIX = "train-"
 
 

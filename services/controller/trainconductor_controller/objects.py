@@ -1,7 +1,7 @@
-"""The Kubernetes objects the controller keeps, typed: a Job, a pod and a
-refusal (a FailedCreate event on a Job) slimmed to what plan() and
-observe() read, so that 10,000 Jobs fit in little memory and mypy checks
-every read.
+"""The Kubernetes objects the controller keeps, typed: a Job, a pod, a
+refusal (a FailedCreate event on a Job) and Kueue's Workload of a Job,
+slimmed to what plan(), observe() and standing() read, so that 10,000 Jobs
+fit in little memory and mypy checks every read.
 
 Fields are named as the API server names them. Every shape is
 `total=False`: the API server leaves out what is unset (a new Job has no
@@ -13,20 +13,30 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, cast
 
-from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION
+from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, JOB_UID_LABEL
 
 # An object as the API server sent it (JSON), before it is slimmed.
 RawObject = dict[str, Any]
 
 
+class OwnerReference(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+
+
 class ObjectMeta(TypedDict, total=False):
     name: str
+    uid: str
     labels: dict[str, str]
     # A Job's only: DEADLINE_FROM_ANNOTATION, when the controller set its deadline.
     annotations: dict[str, str]
     creationTimestamp: str
     deletionTimestamp: str
     resourceVersion: str
+    # A Workload's only: the Job it was made for.
+    ownerReferences: list[OwnerReference]
 
 
 class JobCondition(TypedDict, total=False):
@@ -120,6 +130,46 @@ class Refusal(TypedDict, total=False):
     lastTimestamp: str
 
 
+class WorkloadCondition(TypedDict, total=False):
+    # "QuotaReserved", "Admitted", "Evicted", "Preempted", "Requeued",
+    # "Finished", "PodsReady", ...
+    type: str
+    status: str
+    reason: str
+    message: str
+    lastTransitionTime: str
+
+
+class RequeueState(TypedDict, total=False):
+    count: int
+    # When a Workload evicted and requeued with a backoff is queued again.
+    requeueAt: str
+
+
+class WorkloadAdmission(TypedDict, total=False):
+    clusterQueue: str
+
+
+class WorkloadSpec(TypedDict, total=False):
+    # False: taken out of its queue (deactivated), as `kueuectl stop workload` does.
+    active: bool
+    queueName: str
+
+
+class WorkloadStatus(TypedDict, total=False):
+    conditions: list[WorkloadCondition]
+    requeueState: RequeueState
+    admission: WorkloadAdmission
+
+
+class Workload(TypedDict, total=False):
+    """Kueue's Workload of a Job (kueue.x-k8s.io/v1beta2)."""
+
+    metadata: ObjectMeta
+    spec: WorkloadSpec
+    status: WorkloadStatus
+
+
 _KEPT_METADATA = ("name", "labels", "deletionTimestamp", "creationTimestamp", "resourceVersion")
 
 
@@ -129,9 +179,13 @@ def _slim_metadata(obj: RawObject) -> ObjectMeta:
 
 
 def slim_job(obj: RawObject) -> Job:
-    """Keeps names, deletion, status, the deadline (and the startTime it
-    was counted from) and whether the Job is to be suspended."""
+    """Keeps names, its uid (its Workload names it), deletion, status, the
+    deadline (and the startTime it was counted from) and whether the Job is
+    to be suspended."""
     job: Job = {"metadata": _slim_metadata(obj), "status": obj.get("status", {})}
+    uid = obj.get("metadata", {}).get("uid")
+    if uid:
+        job["metadata"]["uid"] = uid
     spec = obj.get("spec", {})
     kept = cast(JobSpec, {k: spec[k] for k in ("activeDeadlineSeconds", "suspend") if spec.get(k)})
     if kept:
@@ -140,6 +194,49 @@ def slim_job(obj: RawObject) -> Job:
     if counted_from:
         job["metadata"]["annotations"] = {DEADLINE_FROM_ANNOTATION: counted_from}
     return job
+
+
+def slim_workload(obj: RawObject) -> Workload:
+    """Keeps its name, the Job it was made for (the job-uid label and the
+    owner), whether it is active, its queue, and its status: conditions
+    (messages cut short), requeue state and the ClusterQueue it was admitted to."""
+    metadata = obj.get("metadata", {})
+    kept: ObjectMeta = {
+        "name": metadata.get("name", ""),
+        "resourceVersion": metadata.get("resourceVersion", ""),
+        "ownerReferences": [
+            {"kind": o.get("kind", ""), "name": o.get("name", ""), "uid": o.get("uid", "")}
+            for o in metadata.get("ownerReferences") or []
+            if o.get("kind") == "Job"
+        ],
+    }
+    job_uid = (metadata.get("labels") or {}).get(JOB_UID_LABEL)
+    if job_uid:
+        kept["labels"] = {JOB_UID_LABEL: job_uid}
+    if metadata.get("deletionTimestamp"):
+        kept["deletionTimestamp"] = metadata["deletionTimestamp"]
+    spec = obj.get("spec", {})
+    workload: Workload = {
+        "metadata": kept,
+        "spec": {
+            "active": spec.get("active", True) is not False,
+            "queueName": spec.get("queueName", ""),
+        },
+    }
+    status = obj.get("status", {})
+    slim_status: WorkloadStatus = {
+        "conditions": [
+            cast(WorkloadCondition, {**c, "message": str(c.get("message") or "")[:1024]})
+            for c in status.get("conditions") or []
+        ]
+    }
+    if status.get("requeueState"):
+        slim_status["requeueState"] = status["requeueState"]
+    cluster_queue = (status.get("admission") or {}).get("clusterQueue")
+    if cluster_queue:
+        slim_status["admission"] = {"clusterQueue": cluster_queue}
+    workload["status"] = slim_status
+    return workload
 
 
 def slim_pod(obj: RawObject) -> Pod:

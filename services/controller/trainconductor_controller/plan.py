@@ -9,10 +9,17 @@ this, so a Job that is merely not yet in the cache is never taken for gone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from trainconductor_controller.admission import (
+    HELD,
+    PREEMPTED,
+    WAITING_FOR_QUOTA,
+    Standing,
+    standing,
+)
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
-from trainconductor_controller.objects import Job, Pod, Refusal
+from trainconductor_controller.objects import Job, Pod, Refusal, Workload
 from trainconductor_controller.observe import (
     Observed,
     created_ms,
@@ -47,18 +54,30 @@ class SetDeadline:
 
 
 @dataclass(frozen=True)
+class SetWorkloadActive:
+    """Takes the Workload out of its queue (False: Kueue evicts it and
+    frees its quota) or puts it back (True), as `kueuectl stop/resume
+    workload` do."""
+
+    name: str
+    active: bool
+
+
+@dataclass(frozen=True)
 class WriteStatus:
     update: StatusUpdate
 
 
-Action = CreateJob | DeleteJob | SetDeadline | WriteStatus
+Action = CreateJob | DeleteJob | SetDeadline | SetWorkloadActive | WriteStatus
 
 
 def _deleting(job: Job) -> bool:
     return bool(job.get("metadata", {}).get("deletionTimestamp"))
 
 
-def _update(desired: TrainingRecord, seen: Observed, name: str) -> StatusUpdate:
+def _update(
+    desired: TrainingRecord, seen: Observed, name: str, queue_position: int = 0
+) -> StatusUpdate:
     return StatusUpdate(
         observed_generation=desired.generation,
         phase=seen.phase,
@@ -69,6 +88,7 @@ def _update(desired: TrainingRecord, seen: Observed, name: str) -> StatusUpdate:
         conditions=seen.conditions,
         start_time_ms=seen.start_time_ms,
         finish_time_ms=seen.finish_time_ms,
+        queue_position=queue_position,
     )
 
 
@@ -81,6 +101,7 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
         or desired.job_name != update.job_name
         or desired.attempts != update.attempts
         or desired.conditions != update.conditions
+        or desired.queue_position != update.queue_position
         or (update.start_time_ms is not None and desired.start_time_ms is None)
         or (update.finish_time_ms is not None and desired.finish_time_ms != update.finish_time_ms)
     )
@@ -127,11 +148,16 @@ def plan(
     keep_finished_ms: int,
     deadline_seconds: int = 0,
     refusals: list[Refusal] | None = None,
+    workload: Workload | None = None,
+    queue_position: int = 0,
 ) -> list[Action]:
     """`keep_finished_ms`: how long a finished training's Job stays after it
     finished (and at least until its final status is recorded);
     `deadline_seconds`: how long the training may run once started (0: no
-    limit); `refusals`: the FailedCreate events on the Job (its pod refused)."""
+    limit); `refusals`: the FailedCreate events on the Job (its pod refused);
+    for a training in a queue, `workload`: Kueue's Workload of its Job (None
+    while none is known) and `queue_position`: its place in its queue from
+    the visibility API, from 1 (0: not known)."""
     if desired is None:
         # A Job with our label and no record is an orphan.
         if job is not None and not _deleting(job):
@@ -181,7 +207,20 @@ def plan(
         return [*actions, WriteStatus(canceled)]
 
     if job is None:
-        if desired.phase == Phase.PENDING:
+        # Held before its Job was made: the Job waits for the release.
+        never_made = desired.phase == Phase.PENDING or (
+            desired.reason == HELD and not desired.job_name
+        )
+        if never_made and desired.held:
+            held = StatusUpdate(
+                observed_generation=desired.generation,
+                phase=Phase.SUSPENDED,
+                reason=HELD,
+                message=f"held by its owner before its Job was made; release it to queue it "
+                f"in {desired.queue}",
+            )
+            return [WriteStatus(held)] if _differs(desired, held) else []
+        if never_made:
             created = StatusUpdate(
                 observed_generation=desired.generation,
                 phase=Phase.QUEUED,
@@ -209,7 +248,25 @@ def plan(
         return []  # its deletion will be observed when it is gone
     assert seen is not None
     actions = []
-    update = _update(desired, seen, name)
+    position = 0
+    if desired.queue:
+        queued, queue_actions = _in_queue(desired, job, workload, now_ms)
+        actions += queue_actions
+        if queued is not None:
+            seen = replace(seen, phase=queued.phase, reason=queued.reason, message=queued.message)
+            position = queue_position if queued.waiting else 0
+            if queued.preempted and queued.phase == Phase.QUEUED and desired.phase == Phase.RUNNING:
+                # Back in the queue before the preemption was seen: it is
+                # told all the same, on the way.
+                kueue_reason, message = queued.preempted
+                stopped = replace(
+                    seen,
+                    phase=Phase.SUSPENDED,
+                    reason=PREEMPTED,
+                    message=f"preempted by Kueue ({kueue_reason}): {message}",
+                )
+                actions.append(WriteStatus(_update(desired, stopped, name)))
+    update = _update(desired, seen, name, position)
     if _differs(desired, update):
         actions.append(WriteStatus(update))
     # After the status: a patch refused (a policy, a Role without it) must
@@ -218,3 +275,34 @@ def plan(
     if deadline is not None:
         actions.append(deadline)
     return actions
+
+
+def _in_queue(
+    desired: TrainingRecord, job: Job, workload: Workload | None, now_ms: int
+) -> tuple[Standing | None, list[Action]]:
+    """Where a queued training stands, and what its hold or release needs
+    done to its Workload."""
+    actions: list[Action] = []
+    inactive = workload is not None and workload.get("spec", {}).get("active") is False
+    if desired.held and workload is not None and not inactive:
+        actions.append(SetWorkloadActive(workload["metadata"]["name"], False))
+    if not desired.held and inactive and desired.reason == HELD:
+        # Released: its Workload goes back in the queue (one Kueue took out
+        # itself, after too many requeues, stays out).
+        assert workload is not None
+        actions.append(SetWorkloadActive(workload["metadata"]["name"], True))
+        released = Standing(
+            Phase.QUEUED,
+            WAITING_FOR_QUOTA,
+            f"released by its owner; back in queue {desired.queue}",
+            waiting=True,
+        )
+        return released, actions
+    queued = standing(
+        workload,
+        queue=desired.queue,
+        held=desired.held,
+        job_suspended=bool(job.get("spec", {}).get("suspend")),
+        now_ms=now_ms,
+    )
+    return queued, actions

@@ -10,21 +10,25 @@ from collections.abc import Callable
 from opentelemetry import propagate, trace
 
 from trainconductor_controller import metrics
+from trainconductor_controller.admission import PREEMPTED, WAITING_REASONS, workload_of
 from trainconductor_controller.errors import KubernetesError, NotLeader
 from trainconductor_controller.informer import Informer
 from trainconductor_controller.jobs import build_job, deadline_seconds
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.names import TRACEPARENT_ANNOTATION, job_name, made_by
-from trainconductor_controller.objects import Job, Pod, Refusal, slim_job
+from trainconductor_controller.objects import Job, Pod, Refusal, Workload, slim_job
 from trainconductor_controller.plan import (
     Action,
     CreateJob,
     DeleteJob,
     SetDeadline,
+    SetWorkloadActive,
     WriteStatus,
     plan,
 )
+from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.settings import ControllerSettings
+from trainconductor_controller.waiting import Wait, Waiting
 from trainconductor_core.errors import TrainingNotFound
 from trainconductor_core.logs import training_id_var
 from trainconductor_core.phases import Phase
@@ -51,7 +55,16 @@ class Reconciler:
         *,
         is_leader: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        workloads: Informer[Workload] | None = None,
+        positions: QueuePositions | None = None,
+        waiting: Waiting | None = None,
     ) -> None:
+        """With queues: `workloads`, the cache of Kueue's Workloads;
+        `positions`, the trainings' places in their queues; `waiting`,
+        what waits where, for the queue gauges."""
+        self._workloads = workloads
+        self._positions = positions
+        self._waiting = waiting or Waiting(clock)
         self._store = store
         self._kube = kube
         self._jobs = jobs
@@ -78,6 +91,9 @@ class Reconciler:
                 # API server before concluding the Job is gone.
                 live = await asyncio.to_thread(self._kube.get_job, job_name(training_id))
                 job = slim_job(live) if live else None
+            workload = None
+            if job is not None and self._workloads is not None:
+                workload = workload_of(job, self._workloads.get(training_id))
             actions = plan(
                 desired,
                 job,
@@ -86,9 +102,31 @@ class Reconciler:
                 keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
                 deadline_seconds=deadline_seconds(desired, self._settings) if desired else 0,
                 refusals=self._refusals.get(training_id),
+                workload=workload,
+                queue_position=self._positions.get(training_id) if self._positions else 0,
             )
             for action in actions:
                 await self._act(action, desired)
+            self._note_wait(training_id, desired, actions)
+
+    def _note_wait(
+        self, training_id: str, desired: TrainingRecord | None, actions: list[Action]
+    ) -> None:
+        """Whether and why the training waits in its queue now, for the gauges."""
+        writes = [a.update for a in actions if isinstance(a, WriteStatus)]
+        phase, reason = (
+            (writes[-1].phase, writes[-1].reason)
+            if writes
+            else (desired.phase, desired.reason)
+            if desired
+            else (None, "")
+        )
+        waits = desired is not None and desired.queue and phase == Phase.QUEUED
+        if waits and reason in WAITING_REASONS:
+            assert desired is not None
+            self._waiting.note(training_id, Wait(desired.queue, reason, desired.create_time_ms))
+        else:
+            self._waiting.note(training_id, None)
 
     async def _act(self, action: Action, desired: TrainingRecord | None) -> None:
         if not self._is_leader():
@@ -139,8 +177,37 @@ class Reconciler:
                     "job deadline set" if action.seconds else "job deadline taken off",
                     extra={"job": action.name, "seconds": action.seconds},
                 )
+        elif isinstance(action, SetWorkloadActive):
+            with tracer.start_as_current_span("kubernetes.patch_workload"):
+                found = await asyncio.to_thread(
+                    self._kube.set_workload_active, action.name, action.active
+                )
+            if found:
+                log.info(
+                    "workload put back in its queue"
+                    if action.active
+                    else "workload taken out of its queue",
+                    extra={"workload": action.name},
+                )
         elif isinstance(action, WriteStatus) and desired is not None:
             await self._write_status(desired, action)
+
+    @staticmethod
+    def _count_queue_change(desired: TrainingRecord, update: StatusUpdate, now: float) -> None:
+        """Admissions (the first, timed from the submission) and preemptions."""
+        if not desired.queue:
+            return
+        if update.reason == PREEMPTED and desired.reason != PREEMPTED:
+            # "preempted by Kueue (<Kueue's reason>): ..."
+            kueue_reason = update.message.partition("(")[2].partition(")")[0] or PREEMPTED
+            metrics.QUEUE_PREEMPTIONS.labels(desired.queue, kueue_reason).inc()
+        admitted = update.phase in (Phase.QUEUED, Phase.RUNNING) and (
+            update.reason not in WAITING_REASONS
+        )
+        first = desired.start_time_ms is None and desired.reason in WAITING_REASONS
+        if admitted and first:
+            waited = max(now - desired.create_time_ms / 1000, 0.0)
+            metrics.SUBMIT_TO_ADMITTED_SECONDS.labels(desired.queue).observe(waited)
 
     async def _record_refusal(self, training: TrainingRecord, err: KubernetesError) -> None:
         """Says on the training why it stays PENDING: the Kubernetes API
@@ -175,6 +242,7 @@ class Reconciler:
                 },
             )
             now = self._clock()
+            self._count_queue_change(desired, update, now)
             if update.phase == Phase.RUNNING and update.start_time_ms:
                 created = desired.create_time_ms / 1000
                 waited = max(update.start_time_ms / 1000 - created, 0.0)

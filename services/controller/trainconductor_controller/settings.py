@@ -108,6 +108,20 @@ class ControllerSettings(CommonSettings):
         "finished, once its final status is recorded (the status stays in Redis for "
         "retention_seconds).",
     )
+    # Queues: Kueue's, when the installation runs it.
+    queues_enabled: bool = Field(
+        False,
+        description="Kueue runs in the cluster and queued trainings' Jobs wait in its "
+        "LocalQueues: the controller watches Kueue's Workloads in its namespace, holds and "
+        "releases them, and reads queue positions from Kueue's visibility API.",
+    )
+    queue_position_refresh_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between reads of the positions in each LocalQueue with waiting "
+        "trainings (one visibility API call per queue); a training's position is written "
+        "only when it changes.",
+    )
     # Retention: what finished long ago leaves Redis.
     retention_seconds: int = Field(
         30 * 24 * 3600,

@@ -51,3 +51,20 @@ def test_the_trainer_gets_evaluation_checkpoint_and_lora_bias_arguments() -> Non
     assert (config["save_strategy"], config["evaluation_strategy"]) == ("best", "epoch")
     assert config["overwrite_output_dir"] is False
     assert (config["peft_method"], config["bias"], config["r"]) == ("lora", "lora_only", 8)
+
+
+def test_a_queued_training_is_labelled_for_kueue_and_made_suspended() -> None:
+    made = build_job(record(queue="team-a", priority="high"), ControllerSettings())
+    labels = made["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert labels["kueue.x-k8s.io/priority-class"] == "high"
+    # No pod starts before Kueue admits it, however slow its webhook.
+    assert made["spec"]["suspend"] is True
+    # The pods carry no queue label: Kueue queues the Job, not its pods.
+    assert "kueue.x-k8s.io/queue-name" not in made["spec"]["template"]["metadata"]["labels"]
+
+
+def test_a_training_without_a_queue_runs_at_once() -> None:
+    made = build_job(record(), ControllerSettings())
+    assert "suspend" not in made["spec"]
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in made["metadata"]["labels"])
