@@ -170,6 +170,7 @@ class Client:
         labels: Mapping[str, str] | None = None,
         page_size: int = 50,
         page_token: str = "",
+        queue: str = "",
     ) -> tuple[list[pb.Training], str]:
         request = pb.ListTrainingsRequest(
             phase=phase,  # type: ignore[arg-type]
@@ -177,6 +178,7 @@ class Client:
             labels=dict(labels or {}),
             page_size=page_size,
             page_token=page_token,
+            queue=queue,
         )
         response = self._call(
             lambda: self._stub.ListTrainings(request, timeout=self.timeout, metadata=self._metadata)
@@ -190,8 +192,10 @@ class Client:
         owner: str = "",
         labels: Mapping[str, str] | None = None,
         limit: int | None = None,
+        queue: str = "",
     ) -> Iterator[pb.Training]:
-        """Every matching training, newest first, fetched page by page."""
+        """Every matching training (of `queue` only, when given), newest
+        first, fetched page by page."""
         token = ""
         seen = 0
         while True:
@@ -201,6 +205,7 @@ class Client:
                 labels=labels,
                 page_size=min(limit or 200, 200),
                 page_token=token,
+                queue=queue,
             )
             for training in page:
                 if limit is not None and seen >= limit:
@@ -215,6 +220,29 @@ class Client:
         return self._call(
             lambda: (
                 self._stub.CancelTraining(
+                    request, timeout=self.timeout, metadata=self._metadata
+                ).training
+            )
+        )
+
+    def hold(self, training_id: str) -> pb.Training:
+        """Takes a queued training out of its queue until `release`;
+        idempotent. FailedPrecondition for a training in no queue."""
+        request = pb.HoldTrainingRequest(id=training_id)
+        return self._call(
+            lambda: (
+                self._stub.HoldTraining(
+                    request, timeout=self.timeout, metadata=self._metadata
+                ).training
+            )
+        )
+
+    def release(self, training_id: str) -> pb.Training:
+        """Puts a held training back in its queue; idempotent."""
+        request = pb.ReleaseTrainingRequest(id=training_id)
+        return self._call(
+            lambda: (
+                self._stub.ReleaseTraining(
                     request, timeout=self.timeout, metadata=self._metadata
                 ).training
             )

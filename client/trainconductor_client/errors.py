@@ -59,6 +59,11 @@ class DeadlineExceeded(TrainConductorError):
     pass
 
 
+class FailedPrecondition(TrainConductorError):
+    """The call does not apply to the training as it is (a hold of a
+    training in no queue)."""
+
+
 class HistoryTrimmed(TrainConductorError):
     """A watch was resumed from an event older than the server still keeps:
     read the training again and watch from its current state."""
@@ -73,6 +78,7 @@ _BY_CODE: dict[grpc.StatusCode, type[TrainConductorError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.OUT_OF_RANGE: HistoryTrimmed,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
 }
 
 

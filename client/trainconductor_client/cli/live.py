@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import click
 from trainconductor.v1 import training_service_pb2 as pb
 
-from trainconductor_client.cli.output import coloured_phase, phase_name
+from trainconductor_client.cli.output import coloured_phase, phase_name, standing
 from trainconductor_client.client import FINAL_PHASES
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -27,28 +27,38 @@ def _elapsed(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _said(event: pb.TrainingEvent, queue: str) -> str:
+    return standing(event.phase, event.reason, event.message, queue, event.queue_position)
+
+
 def follow(
-    events: Iterator[pb.TrainingEvent], *, tty: bool, started: float
+    events: Iterator[pb.TrainingEvent], *, tty: bool, started: float, queue: str = ""
 ) -> pb.TrainingEvent | None:
-    """Shows the events; returns the last one."""
+    """Shows the events (of a training in `queue`, if any); returns the last one."""
     if not tty:
         last = None
         for event in events:
             when = event.time.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")  # UTC, said so
-            click.echo(f"{when}  {phase_name(event.phase):<9}  {event.reason}  {event.message}")
+            said = _said(event, queue)
+            click.echo(f"{when}  {phase_name(event.phase):<9}  {event.reason}  {said}")
             last = event
         return last
-    return _follow_tty(events, started)
+    return _follow_tty(events, started, queue)  # the training's queue
 
 
 def follow_all(events: Iterator[pb.TrainingEvent], *, tty: bool) -> None:
     for event in events:
         when = event.time.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")  # UTC, said so
         phase = coloured_phase(event.phase, tty, width=9)
-        click.echo(f"{when}  {event.training_id}  {phase}  {event.reason}  {event.message}")
+        said = standing(event.phase, event.reason, event.message, "", event.queue_position)
+        if event.queue_position and said == event.message:
+            said = f"#{event.queue_position} in queue: {said}"
+        click.echo(f"{when}  {event.training_id}  {phase}  {event.reason}  {said}")
 
 
-def _follow_tty(events: Iterator[pb.TrainingEvent], started: float) -> pb.TrainingEvent | None:
+def _follow_tty(
+    events: Iterator[pb.TrainingEvent], started: float, in_queue: str
+) -> pb.TrainingEvent | None:
     inbox: queue.Queue[pb.TrainingEvent | BaseException | None] = queue.Queue()
 
     def pump() -> None:
@@ -75,12 +85,17 @@ def _follow_tty(events: Iterator[pb.TrainingEvent], started: float) -> pb.Traini
             raise item
         if isinstance(item, pb.TrainingEvent):
             click.echo("\r\033[K", nl=False)
-            seen = (item.phase, item.reason, item.message)
-            if last is None or seen != (last.phase, last.reason, last.message):
+            seen = (item.phase, item.reason, item.message, item.queue_position)
+            if last is None or seen != (
+                last.phase,
+                last.reason,
+                last.message,
+                last.queue_position,
+            ):
                 elapsed = _elapsed(time.time() - started)
                 # Padded before colouring, so the escape codes do not count.
                 phase = coloured_phase(item.phase, True, width=9)
-                click.echo(f"{elapsed}  {phase}  {item.reason}  {item.message}")
+                click.echo(f"{elapsed}  {phase}  {item.reason}  {_said(item, in_queue)}")
             last = item
             if item.phase in FINAL_PHASES:
                 return last

@@ -1,4 +1,4 @@
-"""`tcctl`: submit, list, follow and cancel trainings.
+"""`tcctl`: submit, list, follow, hold, release and cancel trainings.
 
 Exit codes, for scripts:
   0 success            3 not found          4 invalid spec or argument
@@ -200,6 +200,8 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--epochs", type=float, help="Training epochs.")
 @click.option("--deadline", type=int, help="Longest run time, in seconds.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label; repeatable.")
+@click.option("--queue", help="The queue (Kueue LocalQueue) to wait in for quota (spec.queue).")
+@click.option("--priority", help="Its priority there: a WorkloadPriorityClass (spec.priority).")
 @click.option("--request-id", help="Makes a retried create return the first training.")
 @click.option(
     "--wait",
@@ -221,6 +223,8 @@ def create(
     epochs: float | None,
     deadline: int | None,
     labels: tuple[str, ...],
+    queue: str | None,
+    priority: str | None,
     request_id: str | None,
     wait: bool,
     wait_timeout: float | None,
@@ -248,6 +252,10 @@ def create(
     if deadline is not None:
         spec.deadline.CopyFrom(Duration(seconds=deadline))
     spec.labels.update(_labels(labels))
+    if queue:
+        spec.queue = queue
+    if priority:
+        spec.priority = priority
     client = client_of(ctx)
     training = client.create(spec, request_id=request_id)
     if not wait:
@@ -261,7 +269,7 @@ def create(
     )
     if output == "table":
         events = client.watch(training.id, timeout=wait_timeout)
-        follow(events, tty=is_tty(), started=time.time())
+        follow(events, tty=is_tty(), started=time.time(), queue=training.queue)
         final = client.get(training.id)
         click.echo(
             f"{training.id} {phase_name(final.phase)}: {final.reason} {final.message}".rstrip()
@@ -302,6 +310,7 @@ def get(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
     metavar="KEY=VALUE",
     help="Only with this label; repeatable.",
 )
+@click.option("--queue", default="", help="Only those in this queue.")
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="At most this many (0: all)."
 )
@@ -320,6 +329,7 @@ def list_(
     phase: str | None,
     owner: str,
     labels: tuple[str, ...],
+    queue: str,
     limit: int,
     page_size: int,
     page_token: str,
@@ -331,7 +341,7 @@ def list_(
     if page_size or page_token:
         trainings, token = client.list_page(
             phase=phase_value, owner=owner, labels=_labels(labels),
-            page_size=page_size or 50, page_token=page_token,
+            page_size=page_size or 50, page_token=page_token, queue=queue,
         )  # fmt: skip
         if trainings or output != "table":
             click.echo(render(trainings, output, tty=is_tty()))
@@ -339,7 +349,13 @@ def list_(
             click.echo(f"next page: --page-token {token}", err=True)
         return
     found = list(
-        client.list(phase=phase_value, owner=owner, labels=_labels(labels), limit=limit or None)
+        client.list(
+            phase=phase_value,
+            owner=owner,
+            labels=_labels(labels),
+            limit=limit or None,
+            queue=queue,
+        )
     )
     if not found and output == "table":
         click.echo("no trainings found", err=True)
@@ -379,6 +395,71 @@ def cancel(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> No
         sys.exit(refused[0])
 
 
+def _each(
+    ctx: click.Context,
+    training_ids: tuple[str, ...],
+    call: Callable[[Client, str], pb.Training],
+    output: str,
+    said: Callable[[pb.Training], str],
+) -> None:
+    """Makes `call` for each id: one that fails is told on stderr, the
+    others go on, and the exit code is the first failure's."""
+    client = client_of(ctx)
+    trainings = []
+    refused: list[int] = []
+    for training_id in training_ids:
+        try:
+            trainings.append(call(client, training_id))
+        except TrainConductorError as err:
+            message, code = failure(err)
+            click.echo(f"tcctl: {training_id}: {message}", err=True)
+            refused.append(code)
+    if trainings and output != "table":
+        click.echo(render(trainings, output, tty=False, single=len(trainings) == 1))
+    elif output == "table":
+        for t in trainings:
+            click.echo(said(t))
+    if refused:
+        sys.exit(refused[0])
+
+
+def _finished(training: pb.Training) -> bool:
+    return training.phase in (pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED)
+
+
+@cli.command()
+@click.argument("training_ids", nargs=-1, required=True)
+@output_option
+@click.pass_context
+@handle_errors
+def hold(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
+    """Take queued trainings out of their queue (running ones stop and give
+    their quota back) until `tcctl release`. A finished one stays as it is."""
+
+    def said(t: pb.Training) -> str:
+        if _finished(t):
+            return f"{t.id} already {phase_name(t.phase)}; unchanged"
+        return f"{t.id} held; out of queue {t.queue} until released"
+
+    _each(ctx, training_ids, Client.hold, output, said)
+
+
+@cli.command()
+@click.argument("training_ids", nargs=-1, required=True)
+@output_option
+@click.pass_context
+@handle_errors
+def release(ctx: click.Context, training_ids: tuple[str, ...], output: str) -> None:
+    """Put held trainings back in their queue."""
+
+    def said(t: pb.Training) -> str:
+        if _finished(t):
+            return f"{t.id} already {phase_name(t.phase)}; unchanged"
+        return f"{t.id} released; back in queue {t.queue}"
+
+    _each(ctx, training_ids, Client.release, output, said)
+
+
 @cli.command()
 @click.argument("training_id", required=False)
 @click.option("--owner", default="", help="Without an id: only this owner's trainings.")
@@ -400,7 +481,7 @@ def watch(
         raise click.UsageError("--owner is for watching all trainings; give no id with it")
     training = client.get(training_id)
     events = client.watch(training_id, timeout=wait_timeout)
-    follow(events, tty=is_tty(), started=training.create_time.ToSeconds())
+    follow(events, tty=is_tty(), started=training.create_time.ToSeconds(), queue=training.queue)
     _exit_for(client.get(training_id))
 
 

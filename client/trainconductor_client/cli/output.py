@@ -43,6 +43,21 @@ def _painted(text: str, phase: int, colour: bool) -> str:
     return click.style(text, fg=_COLOURS.get(phase_name(phase))) if colour else text
 
 
+def standing(phase: int, reason: str, message: str, queue: str, position: int) -> str:
+    """What a person reads of where a training stands: a wait for quota
+    names its queue and place, then Kueue's words."""
+    if phase == pb.PHASE_QUEUED and reason == "WaitingForQuota" and queue:
+        place = f", #{position} in queue" if position else ""
+        return f"waiting for quota in {queue}{place}: {message}"
+    return message
+
+
+def training_standing(training: pb.Training) -> str:
+    return standing(
+        training.phase, training.reason, training.message, training.queue, training.queue_position
+    )
+
+
 def as_dict(training: pb.Training) -> dict[str, Any]:
     return json_format.MessageToDict(training, preserving_proto_field_name=True)
 
@@ -88,17 +103,22 @@ def _phase_text(training: pb.Training) -> str:
 def table(trainings: Sequence[pb.Training], *, colour: bool, fit: bool = True) -> str:
     headers = ["ID", "MODEL", "PHASE", "REASON", "OWNER", "AGE", "MESSAGE"]
     rows = [
-        [t.id, t.spec.model_name, _phase_text(t), t.reason, t.owner, age(t), t.message]
+        [t.id, t.spec.model_name, _phase_text(t), t.reason, t.owner, age(t), training_standing(t)]
         for t in trainings
     ]
+    if any(t.queue for t in trainings):  # a column only where queues are used
+        headers.insert(3, "QUEUE")
+        for row, t in zip(rows, trainings, strict=True):
+            row.insert(3, t.queue)
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     if fit:  # the message takes what the terminal has left, and is cut to fit
         used = sum(widths[:-1]) + 2 * (len(headers) - 1)
         widths[-1] = max(10, shutil.get_terminal_size((120, 24)).columns - used)
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for training, row in zip(trainings, rows, strict=True):
+        last = len(headers) - 1
         cells = [
-            cell[:w].ljust(w) if i < 6 else _cut(cell, w)
+            cell[:w].ljust(w) if i < last else _cut(cell, w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         cells[2] = _painted(cells[2], training.phase, colour)
@@ -114,7 +134,13 @@ def details(training: pb.Training, *, colour: bool) -> str:
         ("Model", training.spec.model_name),
         ("Phase", _painted(_phase_text(training), training.phase, colour)),
         ("Reason", training.reason),
-        ("Message", training.message),
+        ("Message", training_standing(training)),
+        (
+            "Queue",
+            training.queue + (f" (priority {training.priority})" if training.priority else ""),
+        ),
+        ("Place", f"#{training.queue_position} in queue" if training.queue_position else ""),
+        ("Held", "yes; `tcctl release` queues it again" if training.held else ""),
         ("Owner", training.owner),
         ("Labels", ", ".join(f"{k}={v}" for k, v in sorted(training.spec.labels.items()))),
         ("Created", f"{_when(training.create_time)} ({age(training)} ago)"),

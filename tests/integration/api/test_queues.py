@@ -17,9 +17,9 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.specs import lora_spec
-from tests.integration.conftest import StartApi, StaticTokens
+from tests.support.api import StartApi
 from tests.support.grpc_errors import violated_fields
-from tests.support.security import StaticUser, plain_channel
+from tests.support.security import StaticTokens, StaticUser, plain_channel
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.store import TrainingStore
