@@ -172,8 +172,11 @@ class Kueue:
             crd["metadata"].setdefault("annotations", {})[DIGEST_ANNOTATION] = digest(crd)
         self._apply([*stale, visibility_service(self.visibility_port)])
         if stale:
-            names = [f"crd/{crd['metadata']['name']}" for crd in stale]
-            self._kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+            wait_for(
+                f"the API server to serve {len(stale)} CRDs of Kueue",
+                lambda: self._served(stale),
+                describe=lambda: str([c["metadata"]["name"] for c in stale]),
+            )
 
     def launch(self) -> None:
         """Starts the manager in a root of its own (see the module's doc)."""
@@ -394,6 +397,23 @@ class Kueue:
             i["metadata"]["name"]: (i["metadata"].get("annotations") or {}).get(DIGEST_ANNOTATION)
             for i in items
         }
+
+    def _served(self, crds: list[Object]) -> bool:
+        """Whether discovery lists every one of `crds` (it lists a CRD once
+        it is Established): cheaper to ask than the CRDs themselves."""
+        wanted: dict[str, set[str]] = {}
+        for crd in crds:
+            storage = next(v["name"] for v in crd["spec"]["versions"] if v.get("storage"))
+            group_version = f"{crd['spec']['group']}/{storage}"
+            wanted.setdefault(group_version, set()).add(crd["spec"]["names"]["plural"])
+        for group_version, plurals in wanted.items():
+            try:
+                served = get_json(self.kube, f"/apis/{group_version}")["resources"]
+            except ApiException:
+                return False  # 404 until the first of the group is served
+            if not plurals <= {r["name"] for r in served}:
+                return False
+        return True
 
     def _crds(self) -> list[Object]:
         """The CRDs, with the conversion webhook that Kueue's kustomization

@@ -150,18 +150,19 @@ class LocalUp:
         if given and self.queues:
             self.console.log("no Kueue: it runs beside the local control plane only")
             self.queues = False
-        # The control plane takes longest: it starts while the rest does, and
-        # so does what Kueue needs of it before its manager starts.
+        # The control plane takes longest: it starts while the rest does.
         with self._in_background("control-plane", lambda: self._start_cluster(given)):
             self._start_redis()
             if not self.minimal:
                 self._start_jaeger()
+        # Kueue's CRDs go in while the services start, and its manager comes
+        # up while Prometheus does.
+        with self._in_background("Kueue's CRDs", self._install_queues):
+            self._start_services(tolerations=[] if given else KWOK_TOLERATION)
         if self.kueue is not None:
             # From this thread, so that the manager dies with this process.
             self.kueue.launch()
-        # Kueue's manager comes up while the services do.
-        with self._in_background("kueue", self._start_queues):
-            self._start_services(tolerations=[] if given else KWOK_TOLERATION)
+        with self._in_background("Kueue", self._start_queues):
             if not self.minimal:
                 self._start_prometheus()
 
@@ -200,16 +201,21 @@ class LocalUp:
             self.local_cluster = cluster
             self.stops.callback(cluster.down)
         self.kubeconfig = cluster.kubeconfig
-        if self.queues:
-            kueue = Kueue(self.kubeconfig, self.run_dir / "kueue", self.run_dir / "kueue.log")
-            self.kube = kueue.kube
-            if kueue.answers():
-                self.console.log("reusing the Kueue that serves this cluster")
-            else:
-                # Stopped before the cluster: registered after it.
-                self.stops.callback(kueue.stop)
-                kueue.install()
-                self.kueue = kueue
+
+    def _install_queues(self) -> None:
+        """What Kueue needs of the cluster before its manager starts, unless a
+        Kueue serves it already."""
+        if not self.queues:
+            return
+        kueue = Kueue(self.kubeconfig, self.run_dir / "kueue", self.run_dir / "kueue.log")
+        self.kube = kueue.kube
+        if kueue.answers():
+            self.console.log("reusing the Kueue that serves this cluster")
+            return
+        # Stopped before the cluster: registered after it.
+        self.stops.callback(kueue.stop)
+        kueue.install()
+        self.kueue = kueue
 
     def _start_queues(self) -> None:
         """Waits for Kueue's manager and registers it, then makes the example
