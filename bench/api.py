@@ -2,7 +2,7 @@
 against the real server and a real Redis, each beside a no-op grpc.aio
 server measured in the same run by the same client (ghz).
 
-    python -m bench.api [--seconds 8] [--rounds 5]
+    python -m bench.api [--seconds 8] [--rounds 5] [--tracing-only]
 
 Each comparison alternates the two servers for a few rounds and keeps the
 median ratio: this machine's speed drifts by a tenth from run to run.
@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
@@ -78,6 +78,11 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=5, help="Alternating runs of each pair compared."
     )
+    parser.add_argument(
+        "--tracing-only",
+        action="store_true",
+        help="Measure only what tracing costs (tracing on beside off), not the no-op ratios.",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     redis_server = RedisServer(work / "redis")
@@ -103,7 +108,13 @@ def main() -> int:
         targets = {ratio: target for ratio, (_, target) in traced.items()}
         noop_target = f"127.0.0.1:{noop_port}"
         status = _measure(
-            api_target, noop_target, targets, args.seconds, args.rounds, redis_server.url
+            api_target,
+            noop_target,
+            targets,
+            args.seconds,
+            args.rounds,
+            redis_server.url,
+            tracing_only=args.tracing_only,
         )
     finally:
         for service in (api, *(service for service, _ in traced.values())):
@@ -146,6 +157,16 @@ def chart_sample_ratio() -> float:
     return float(values["tracing"]["sampleRatio"])
 
 
+@dataclass(frozen=True)
+class Paired:
+    """Alternating runs of a baseline and a server: the pair with the median
+    ratio of throughputs, and every round's ratio, to show the spread."""
+
+    baseline: Load
+    server: Load
+    ratios: list[float]
+
+
 def _paired(
     baseline: str,
     server: str,
@@ -154,10 +175,10 @@ def _paired(
     seconds: float,
     rounds: int,
     redis_url: str,
-) -> tuple[Load, Load]:
+) -> Paired:
     """`rounds` runs of each, alternating which goes first, so that a slow
     spell of this machine, or a store grown by the earlier runs, hits both
-    alike; the pair with the median ratio."""
+    alike."""
     pairs = []
     for round_ in range(rounds):
         order = (baseline, server) if round_ % 2 == 0 else (server, baseline)
@@ -166,8 +187,10 @@ def _paired(
             _rewrite_aof(redis_url)
             loads[target] = run_ghz(target, method, data, seconds=seconds, concurrency=CONCURRENCY)
         pairs.append((loads[baseline], loads[server]))
+    ratios = [server_load.rps / baseline_load.rps for baseline_load, server_load in pairs]
     pairs.sort(key=lambda pair: pair[1].rps / pair[0].rps)
-    return pairs[len(pairs) // 2]
+    median = pairs[len(pairs) // 2]
+    return Paired(median[0], median[1], [round(ratio, 3) for ratio in ratios])
 
 
 def _rewrite_aof(redis_url: str) -> None:
@@ -193,7 +216,14 @@ def _hold_aof_rewrites(redis_url: str) -> None:
 
 
 def _measure(
-    api: str, noop: str, traced: dict[float, str], seconds: float, rounds: int, redis_url: str
+    api: str,
+    noop: str,
+    traced: dict[float, str],
+    seconds: float,
+    rounds: int,
+    redis_url: str,
+    *,
+    tracing_only: bool,
 ) -> int:
     with grpc.insecure_channel(api) as channel:
         stub = pb_grpc.TrainingServiceStub(channel)
@@ -209,8 +239,11 @@ def _measure(
     ok = True
     print(f"{'method':<16}{'server':<8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for method, data in requests.items():
+        if tracing_only:
+            break
         run_ghz(api, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
-        baseline, peak = _paired(noop, api, method, data, seconds, rounds, redis_url)
+        paired = _paired(noop, api, method, data, seconds, rounds, redis_url)
+        baseline, peak = paired.baseline, paired.server
         half_rate = max(int(peak.rps / 2), 1)
         _rewrite_aof(redis_url)
         half = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate)
@@ -232,6 +265,7 @@ def _measure(
             "peak": asdict(peak),
             "half_peak": asdict(half),
             "ratio": round(ratio, 3),
+            "ratios_by_round": paired.ratios,
             "ratio_target": TARGETS[method],
             "p99_target_ms": P99_TARGET_MS,
             "met": met,
@@ -240,12 +274,14 @@ def _measure(
     # recorded (the target) and recording every call (for the record).
     data = requests["CreateTraining"]
     default_ratio = chart_sample_ratio()
-    for target in traced.values():
+    for target in (api, *traced.values()):
         run_ghz(target, "CreateTraining", data, seconds=2, concurrency=CONCURRENCY)  # warm up
     tracing: dict[str, object] = {"cost_target": TRACING_COST_TARGET}
     for ratio, target in traced.items():
-        off, on = _paired(api, target, "CreateTraining", data, seconds, rounds, redis_url)
+        paired = _paired(api, target, "CreateTraining", data, seconds, rounds, redis_url)
+        off, on = paired.baseline, paired.server
         cost = 1 - on.rps / off.rps
+        costs = ", ".join(f"{1 - ratio:.0%}" for ratio in paired.ratios)
         judged = ratio == default_ratio
         met = cost <= TRACING_COST_TARGET
         if judged:
@@ -254,12 +290,14 @@ def _measure(
         print(
             f"  CreateTraining with tracing on, recording {ratio:.0%} of traces"
             f"{' (the chart default)' if judged else ''}: {on.rps:.0f} rps beside {off.rps:.0f} "
-            f"off, a cost of {cost:.0%} (target <= {TRACING_COST_TARGET:.0%}): {verdict}"
+            f"off, a cost of {cost:.0%}, the median of {costs} "
+            f"(target <= {TRACING_COST_TARGET:.0%}): {verdict}"
         )
         tracing[f"sample_ratio_{ratio}"] = {
             "off": asdict(off),
             "on": asdict(on),
             "cost": round(cost, 3),
+            "costs_by_round": [round(1 - ratio, 3) for ratio in paired.ratios],
             "chart_default": judged,
             "met": met,
         }

@@ -40,6 +40,7 @@ from trainconductor_controller.objects import (
 )
 from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
+from trainconductor_controller.retention import Retention
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.waiting import Waiting
 from trainconductor_controller.workqueue import WorkQueue
@@ -195,6 +196,17 @@ def _configure_change_feed(
     )
 
 
+def _configure_retention(store: TrainingStore, s: ControllerSettings) -> Retention:
+    return Retention(
+        store,
+        retention_seconds=s.retention_seconds,
+        tombstone_seconds=s.retention_tombstone_seconds,
+        interval_seconds=s.retention_interval_seconds,
+        batch=s.retention_batch,
+        rate_per_second=s.retention_rate_per_second,
+    )
+
+
 def _configure_elector(
     api: client.ApiClient,
     s: ControllerSettings,
@@ -212,7 +224,7 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
     elector's threads hand their news over to it."""
     api = _configure_kubernetes(settings)
     kube = Kube(api, settings.namespace)
-    store = open_store(settings)
+    store = open_store(settings, finished_events_kept=settings.finished_events_kept)
     _configure_executor(loop, settings)
     queue = WorkQueue(base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds)
     informers = _configure_informers(kube, queue, loop, settings)
@@ -255,6 +267,7 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         refusals=informers.refusals,
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
+        retention=_configure_retention(store, settings),
         workloads=informers.workloads,
         positions=positions,
         waiting=waiting if settings.queues_enabled else None,

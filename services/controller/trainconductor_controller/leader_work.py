@@ -16,6 +16,7 @@ from trainconductor_controller.informer import Informer, wait_synced
 from trainconductor_controller.objects import Job, Pod, Refusal, Workload
 from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
+from trainconductor_controller.retention import Retention
 from trainconductor_controller.waiting import Waiting
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.errors import TrainConductorError
@@ -40,6 +41,7 @@ class LeaderWork:
         refusals: Informer[Refusal],
         workers: int,
         resync_seconds: float,
+        retention: Retention,
         workloads: Informer[Workload] | None = None,
         positions: QueuePositions | None = None,
         waiting: Waiting | None = None,
@@ -47,7 +49,8 @@ class LeaderWork:
         """`jobs`, `pods` and `refusals` fill the queue from their watches
         once started (and the reconciler reads their caches); `workers`:
         how many trainings are reconciled at once; `resync_seconds`: how
-        often every unfinished training is queued (the safety net). With
+        often every unfinished training is queued (the safety net);
+        `retention`: removes what finished long ago, while leading. With
         queues: `workloads` (Kueue's Workloads, watched too), `positions`
         (read from Kueue's visibility API while the leader works) and
         `waiting` (the queue gauges, set with the phase counts)."""
@@ -64,6 +67,7 @@ class LeaderWork:
         self._refusals = refusals
         self._workers = workers
         self._resync_seconds = resync_seconds
+        self._retention = retention
 
     async def run(self) -> None:
         await self._sync_caches()
@@ -73,6 +77,7 @@ class LeaderWork:
             self._feed.run(),
             self._resync_forever(),
             self._count_phases_forever(),
+            self._retention.run(),
             *positions,
             *workers,
         )

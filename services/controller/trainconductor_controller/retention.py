@@ -75,8 +75,13 @@ class Retention:
         while True:
             try:
                 await self.run_pass()
-            except TrainConductorError as err:  # Redis down: the next pass tries again
-                log.warning("retention pass failed", extra={"error": str(err)[:300]})
+            except Exception as err:  # the next pass tries again
+                log.warning(
+                    "retention pass failed; the next one goes on",
+                    extra={"error": str(err)[:300]},
+                    # A traceback only for the unforeseen: Redis down is told by its message.
+                    exc_info=not isinstance(err, TrainConductorError),
+                )
             await self._sleep(self._interval)
 
     async def run_pass(self) -> PassResult:

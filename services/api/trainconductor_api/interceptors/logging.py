@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from trainconductor_api.identity import identity_var
-from trainconductor_api.interceptors.metrics import CANCELED, OK, UNKNOWN, code_name
-from trainconductor_api.interceptors.wrap import (
-    StreamBehavior,
-    UnaryBehavior,
-    WrappingInterceptor,
-    responses,
-    wrap,
-)
+from trainconductor_api.interceptors.outcome import GO_NAMES
+from trainconductor_api.interceptors.wrap import WrappingInterceptor, around
 from trainconductor_core.logs import training_id_var
 
 log = logging.getLogger("trainconductor_api.access")
+
+# Calls that end so are the caller's doing, or no failure at all.
+_QUIET = frozenset({grpc.StatusCode.OK, grpc.StatusCode.CANCELLED, grpc.StatusCode.NOT_FOUND})
 
 
 # Which field of each request message names a training, if any: found once
@@ -44,16 +39,26 @@ class LoggingInterceptor(WrappingInterceptor):
         self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
 
-        def line(
-            context: grpc.aio.ServicerContext[Any, Any], peer: str, start: float, outcome: str
+        def begin(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[float, str]:
+            start = time.perf_counter()
+            training_id_var.set(_training_id(request))
+            # Read now: peer() on a call the client already cancelled crashes
+            # grpcio's aio server (a use after free).
+            return start, context.peer()
+
+        def end(
+            state: tuple[float, str],
+            context: grpc.aio.ServicerContext[Any, Any],
+            code: grpc.StatusCode,
+            error: BaseException | None,
         ) -> None:
-            code = code_name(context, outcome)
+            start, peer = state
             log.log(
-                logging.INFO if code in ("OK", "Canceled", "NotFound") else logging.WARNING,
+                logging.INFO if code in _QUIET else logging.WARNING,
                 "rpc",
                 extra={
                     "grpc_method": method,
-                    "grpc_code": code,
+                    "grpc_code": GO_NAMES[code],
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                     "peer": peer,
                     # Who, as authenticated (set by the auth interceptor
@@ -62,46 +67,4 @@ class LoggingInterceptor(WrappingInterceptor):
                 },
             )
 
-        def unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                start = time.perf_counter()
-                # Read now: peer() on a call the client already cancelled
-                # crashes grpcio's aio server (a use after free).
-                peer = context.peer()
-                training_id_var.set(_training_id(request))
-                outcome = UNKNOWN
-                try:
-                    response = await behavior(request, context)
-                    outcome = OK
-                    return response
-                except asyncio.CancelledError:
-                    outcome = CANCELED
-                    raise
-                finally:
-                    line(context, peer, start, outcome)
-
-            return call
-
-        def stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def call(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                start = time.perf_counter()
-                # Read now: peer() on a call the client already cancelled
-                # crashes grpcio's aio server (a use after free).
-                peer = context.peer()
-                training_id_var.set(_training_id(request))
-                outcome = UNKNOWN
-                try:
-                    async for response in responses(behavior(request, context)):
-                        yield response
-                    outcome = OK
-                except asyncio.CancelledError:
-                    outcome = CANCELED
-                    raise
-                finally:
-                    line(context, peer, start, outcome)
-
-            return call
-
-        return wrap(handler, unary, stream)
+        return around(handler, begin, end)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import grpc
 
+from trainconductor_api.interceptors.outcome import status_code
+
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
+State = TypeVar("State")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,74 @@ def wrap(
             response_serializer=handler.response_serializer,
         )
     return handler  # client streaming: none of our methods
+
+
+def around(
+    handler: grpc.RpcMethodHandler[RequestT, ResponseT] | None,
+    begin: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], State],
+    end: Callable[
+        [State, grpc.aio.ServicerContext[Any, Any], grpc.StatusCode, BaseException | None], None
+    ],
+    sent: Callable[[], None] | None = None,
+) -> grpc.RpcMethodHandler[RequestT, ResponseT] | None:
+    """Returns `handler` with `begin` called before each call and `end` after
+    it, with what `begin` returned, the status code the call ended with and
+    what it raised, if anything; `sent` after each response."""
+
+    def unary(behavior: UnaryBehavior) -> UnaryBehavior:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            state = begin(request, context)
+            outcome = grpc.StatusCode.UNKNOWN
+            error: BaseException | None = None
+            try:
+                response = await behavior(request, context)
+                outcome = grpc.StatusCode.OK
+                if sent is not None:
+                    sent()
+                return response
+            except asyncio.CancelledError as err:
+                # The client went away (or its deadline passed) and grpc
+                # cancelled the handler: the client's doing, not a failure.
+                outcome, error = grpc.StatusCode.CANCELLED, err
+                raise
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                end(state, context, status_code(context, outcome), error)
+                error = None  # a cycle through the traceback's frame otherwise
+
+        return call
+
+    def stream(behavior: StreamBehavior) -> StreamBehavior:
+        async def call(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            state = begin(request, context)
+            outcome = grpc.StatusCode.UNKNOWN
+            error: BaseException | None = None
+            try:
+                async for response in responses(behavior(request, context)):
+                    if sent is not None:
+                        sent()
+                    yield response
+                outcome = grpc.StatusCode.OK
+            except (asyncio.CancelledError, GeneratorExit) as err:
+                # GeneratorExit: grpc stopped taking the messages, which it
+                # does when the client cancelled or went away while one was
+                # being sent, and the loop closes the stream later.
+                outcome, error = grpc.StatusCode.CANCELLED, err
+                raise
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                end(state, context, status_code(context, outcome), error)
+                error = None  # a cycle through the traceback's frame otherwise
+
+        return call
+
+    return wrap(handler, unary, stream)
 
 
 class WrappingInterceptor(grpc.aio.ServerInterceptor):
