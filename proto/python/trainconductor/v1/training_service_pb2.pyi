@@ -12,6 +12,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from trainconductor.v1 import progress_pb2 as _progress_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -561,6 +562,8 @@ class Training(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    STALLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     owner: _builtins.str
     phase: Global___Phase.ValueType
@@ -590,6 +593,11 @@ class Training(_message.Message):
     """
     held: _builtins.bool
     """Held by its owner (HoldTraining) and not yet released."""
+    stalled: _builtins.bool
+    """RUNNING, and its trainer, which reported before, has not reported for
+    longer than the operator's threshold (a condition Stalled says since
+    when). Cleared by the next report.
+    """
     @_builtins.property
     def spec(self) -> Global___TrainingSpec: ...
     @_builtins.property
@@ -600,6 +608,12 @@ class Training(_message.Message):
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finish_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def progress(self) -> _progress_pb2.Progress:
+        """The trainer's latest progress report (ProgressService), with percent
+        and ETA; unset when its trainer never reported.
+        """
+
     def __init__(
         self,
         *,
@@ -622,10 +636,12 @@ class Training(_message.Message):
         priority: _builtins.str = ...,
         queue_position: _builtins.int = ...,
         held: _builtins.bool = ...,
+        progress: _progress_pb2.Progress | None = ...,
+        stalled: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "progress", b"progress", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "conditions", b"conditions", "create_time", b"create_time", "finish_time", b"finish_time", "generation", b"generation", "held", b"held", "id", b"id", "job_name", b"job_name", "message", b"message", "observed_generation", b"observed_generation", "owner", b"owner", "phase", b"phase", "priority", b"priority", "queue", b"queue", "queue_position", b"queue_position", "reason", b"reason", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "conditions", b"conditions", "create_time", b"create_time", "finish_time", b"finish_time", "generation", b"generation", "held", b"held", "id", b"id", "job_name", b"job_name", "message", b"message", "observed_generation", b"observed_generation", "owner", b"owner", "phase", b"phase", "priority", b"priority", "progress", b"progress", "queue", b"queue", "queue_position", b"queue_position", "reason", b"reason", "spec", b"spec", "stalled", b"stalled", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -646,6 +662,8 @@ class TrainingEvent(_message.Message):
     GENERATION_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    STALLED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Opaque and ordered; resume a watch after it."""
     training_id: _builtins.str
@@ -658,8 +676,18 @@ class TrainingEvent(_message.Message):
     """The training's place in its queue at this event, from 1; 0 when it did
     not wait in one. A change of place alone makes an event too.
     """
+    stalled: _builtins.bool
+    """The training is stalled (reason Stalled): no progress report for longer
+    than the operator's threshold while RUNNING.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def progress(self) -> _progress_pb2.Progress:
+        """Set on a progress event (reason Progress): the trainer's latest report.
+        Such events come at most once per training per few seconds.
+        """
+
     def __init__(
         self,
         *,
@@ -672,10 +700,12 @@ class TrainingEvent(_message.Message):
         generation: _builtins.int = ...,
         cancel_requested: _builtins.bool = ...,
         queue_position: _builtins.int = ...,
+        progress: _progress_pb2.Progress | None = ...,
+        stalled: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "event_id", b"event_id", "generation", b"generation", "message", b"message", "phase", b"phase", "queue_position", b"queue_position", "reason", b"reason", "time", b"time", "training_id", b"training_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "event_id", b"event_id", "generation", b"generation", "message", b"message", "phase", b"phase", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "stalled", b"stalled", "time", b"time", "training_id", b"training_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
