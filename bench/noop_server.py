@@ -64,6 +64,13 @@ class NoopTrainingService(pb_grpc.TrainingServiceServicer):
     ) -> AsyncIterator[pb.WatchTrainingsResponse]:
         yield pb.WatchTrainingsResponse()
 
+    async def StreamTrainingLogs(
+        self,
+        request: pb.StreamTrainingLogsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[pb.StreamTrainingLogsResponse]:
+        yield pb.StreamTrainingLogsResponse()
+
 
 _STATUS = legacy.TrainingStatusResponse(training_id="0" * 20, state=legacy.PENDING)
 

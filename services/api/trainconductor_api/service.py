@@ -310,6 +310,18 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                     told, told_at = after, time.monotonic()
                     yield pb.WatchTrainingsResponse(bookmark_event_id=after)
 
+    async def StreamTrainingLogs(
+        self,
+        request: pb.StreamTrainingLogsRequest,
+        context: grpc.aio.ServicerContext[
+            pb.StreamTrainingLogsRequest, pb.StreamTrainingLogsResponse
+        ],
+    ) -> AsyncIterator[pb.StreamTrainingLogsResponse]:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "this API does not serve training logs yet"
+        )
+        yield pb.StreamTrainingLogsResponse()  # a generator: never reached
+
     async def _owned_by(self, event: TrainingEvent, owner: str, cache: dict[str, bool]) -> bool:
         if event.training_id not in cache:
             if len(cache) > 10_000:

@@ -100,6 +100,32 @@ PEFT_METHOD_LORA: PeftMethod.ValueType  # 2
 PEFT_METHOD_PROMPT_TUNING: PeftMethod.ValueType  # 3
 Global___PeftMethod: _TypeAlias = PeftMethod  # noqa: Y015
 
+class _LogSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LogSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOG_SOURCE_UNSPECIFIED: _LogSource.ValueType  # 0
+    LOG_SOURCE_POD: _LogSource.ValueType  # 1
+    """The pod's log, read from Kubernetes."""
+    LOG_SOURCE_KEPT: _LogSource.ValueType  # 2
+    """The end of the log kept with the training when it finished: its pods
+    are gone.
+    """
+
+class LogSource(_LogSource, metaclass=_LogSourceEnumTypeWrapper):
+    """LogSource says where a stream's lines come from."""
+
+LOG_SOURCE_UNSPECIFIED: LogSource.ValueType  # 0
+LOG_SOURCE_POD: LogSource.ValueType  # 1
+"""The pod's log, read from Kubernetes."""
+LOG_SOURCE_KEPT: LogSource.ValueType  # 2
+"""The end of the log kept with the training when it finished: its pods
+are gone.
+"""
+Global___LogSource: _TypeAlias = LogSource  # noqa: Y015
+
 @_typing.final
 class LoraParameters(_message.Message):
     """LoraParameters are the LoRA arguments of the SFT trainer."""
@@ -1104,3 +1130,124 @@ class WatchTrainingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchTrainingsResponse: _TypeAlias = WatchTrainingsResponse  # noqa: Y015
+
+@_typing.final
+class StreamTrainingLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    TAIL_LINES_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    rank: _builtins.int
+    """The rank whose log to send: the completion index of its pod. A training
+    of one pod is rank 0.
+    """
+    attempt: _builtins.int
+    """The attempt whose log to send, counted from 1: each pod the rank ran,
+    in the order they started. 0: the latest, and with `follow` those after
+    it.
+    """
+    tail_lines: _builtins.int
+    """Only the last this many lines (at most 100000); 0 sends every line."""
+    follow: _builtins.bool
+    """Go on sending lines as they are written until the training finishes."""
+    @_builtins.property
+    def since(self) -> _duration_pb2.Duration:
+        """Only lines written within this long before the call; unset: all."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        rank: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        tail_lines: _builtins.int = ...,
+        since: _duration_pb2.Duration | None = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "follow", b"follow", "id", b"id", "rank", b"rank", "since", b"since", "tail_lines", b"tail_lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamTrainingLogsRequest: _TypeAlias = StreamTrainingLogsRequest  # noqa: Y015
+
+@_typing.final
+class LogLine(_message.Message):
+    """LogLine is one line of a log, without its line break."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """UTF-8; bytes that are not are replaced by U+FFFD."""
+    truncated: _builtins.bool
+    """The line was longer than the server's limit; its end is not sent."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the container wrote it, as its runtime recorded it; unset when not
+        known.
+        """
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        text: _builtins.str = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text", "time", b"time", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogLine: _TypeAlias = LogLine  # noqa: Y015
+
+@_typing.final
+class StreamTrainingLogsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    EARLIER_LINES_DROPPED_FIELD_NUMBER: _builtins.int
+    rank: _builtins.int
+    attempt: _builtins.int
+    pod: _builtins.str
+    """The pod the lines come from."""
+    source: Global___LogSource.ValueType
+    earlier_lines_dropped: _builtins.bool
+    """Set when lines were left out before these: older lines that the kept
+    end of the log no longer holds.
+    """
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogLine]:
+        """Lines in the order they were written."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___LogLine] | None = ...,
+        rank: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        pod: _builtins.str = ...,
+        source: Global___LogSource.ValueType = ...,
+        earlier_lines_dropped: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "earlier_lines_dropped", b"earlier_lines_dropped", "lines", b"lines", "pod", b"pod", "rank", b"rank", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamTrainingLogsResponse: _TypeAlias = StreamTrainingLogsResponse  # noqa: Y015

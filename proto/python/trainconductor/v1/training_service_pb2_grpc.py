@@ -84,6 +84,11 @@ class TrainingServiceStub:
                 request_serializer=trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingsRequest.SerializeToString,
                 response_deserializer=trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingsResponse.FromString,
                 _registered_method=True)
+        self.StreamTrainingLogs = channel.unary_stream(
+                '/trainconductor.v1.TrainingService/StreamTrainingLogs',
+                request_serializer=trainconductor_dot_v1_dot_training__service__pb2.StreamTrainingLogsRequest.SerializeToString,
+                response_deserializer=trainconductor_dot_v1_dot_training__service__pb2.StreamTrainingLogsResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -167,6 +172,20 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamTrainingLogs(self, request, context):
+        """Streams the log of one rank of a training: its pod's output, read from
+        Kubernetes while the pod exists, else the end of the log kept with the
+        training when it finished (see LogSource). With `follow`, lines are sent
+        as they are written, across a pod that is replaced (a new attempt), and
+        the stream ends once the training has finished and its last lines are
+        sent. The same rule as every read: another owner's training is NOT_FOUND.
+        Lines longer than the server's limit are cut (LogLine.truncated), and a
+        stream sends at most the server's number of lines per second.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +228,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.WatchTrainings,
                     request_deserializer=trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingsRequest.FromString,
                     response_serializer=trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingsResponse.SerializeToString,
+            ),
+            'StreamTrainingLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamTrainingLogs,
+                    request_deserializer=trainconductor_dot_v1_dot_training__service__pb2.StreamTrainingLogsRequest.FromString,
+                    response_serializer=trainconductor_dot_v1_dot_training__service__pb2.StreamTrainingLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -437,6 +461,33 @@ class TrainingService:
             '/trainconductor.v1.TrainingService/WatchTrainings',
             trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingsRequest.SerializeToString,
             trainconductor_dot_v1_dot_training__service__pb2.WatchTrainingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamTrainingLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trainconductor.v1.TrainingService/StreamTrainingLogs',
+            trainconductor_dot_v1_dot_training__service__pb2.StreamTrainingLogsRequest.SerializeToString,
+            trainconductor_dot_v1_dot_training__service__pb2.StreamTrainingLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

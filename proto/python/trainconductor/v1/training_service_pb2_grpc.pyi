@@ -79,6 +79,16 @@ class TrainingServiceStub:
     a client that saw no event before the stream broke resumes from there,
     and so misses none made while it reconnected.
     """
+    StreamTrainingLogs: _grpc.UnaryStreamMultiCallable[_training_service_pb2.StreamTrainingLogsRequest, _training_service_pb2.StreamTrainingLogsResponse]
+    """Streams the log of one rank of a training: its pod's output, read from
+    Kubernetes while the pod exists, else the end of the log kept with the
+    training when it finished (see LogSource). With `follow`, lines are sent
+    as they are written, across a pod that is replaced (a new attempt), and
+    the stream ends once the training has finished and its last lines are
+    sent. The same rule as every read: another owner's training is NOT_FOUND.
+    Lines longer than the server's limit are cut (LogLine.truncated), and a
+    stream sends at most the server's number of lines per second.
+    """
 
 @_typing.type_check_only
 class TrainingServiceAsyncStub(TrainingServiceStub):
@@ -128,6 +138,16 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     metadata `x-tc-after-event-id` names the event the stream starts after:
     a client that saw no event before the stream broke resumes from there,
     and so misses none made while it reconnected.
+    """
+    StreamTrainingLogs: _aio.UnaryStreamMultiCallable[_training_service_pb2.StreamTrainingLogsRequest, _training_service_pb2.StreamTrainingLogsResponse]  # type: ignore[assignment]
+    """Streams the log of one rank of a training: its pod's output, read from
+    Kubernetes while the pod exists, else the end of the log kept with the
+    training when it finished (see LogSource). With `follow`, lines are sent
+    as they are written, across a pod that is replaced (a new attempt), and
+    the stream ends once the training has finished and its last lines are
+    sent. The same rule as every read: another owner's training is NOT_FOUND.
+    Lines longer than the server's limit are cut (LogLine.truncated), and a
+    stream sends at most the server's number of lines per second.
     """
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -223,6 +243,22 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         metadata `x-tc-after-event-id` names the event the stream starts after:
         a client that saw no event before the stream broke resumes from there,
         and so misses none made while it reconnected.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamTrainingLogs(
+        self,
+        request: _training_service_pb2.StreamTrainingLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_training_service_pb2.StreamTrainingLogsResponse], _abc.AsyncIterator[_training_service_pb2.StreamTrainingLogsResponse]]:
+        """Streams the log of one rank of a training: its pod's output, read from
+        Kubernetes while the pod exists, else the end of the log kept with the
+        training when it finished (see LogSource). With `follow`, lines are sent
+        as they are written, across a pod that is replaced (a new attempt), and
+        the stream ends once the training has finished and its last lines are
+        sent. The same rule as every read: another owner's training is NOT_FOUND.
+        Lines longer than the server's limit are cut (LogLine.truncated), and a
+        stream sends at most the server's number of lines per second.
         """
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
