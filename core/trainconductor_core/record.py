@@ -53,6 +53,10 @@ class TrainingRecord:
     queue_position: int = 0
     # Held by its owner: out of its queue until released.
     held: bool = False
+    # The retry budget it was recorded with (the spec's, or the operator's
+    # default), and the retries spent: failed attempts that were retried.
+    max_retries: int = 0
+    retries: int = 0
 
     @classmethod
     def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
@@ -79,6 +83,8 @@ class TrainingRecord:
             priority=values.get("priority", ""),
             queue_position=int(values.get("queue_position") or 0),
             held=values.get("held") == "1",
+            max_retries=int(values.get("max_retries") or 0),
+            retries=int(values.get("retries") or 0),
         )
 
     def new_hash(self) -> dict[str, str]:
@@ -103,6 +109,8 @@ class TrainingRecord:
             values["queue"] = self.queue
         if self.priority:
             values["priority"] = self.priority
+        if self.max_retries:
+            values["max_retries"] = str(self.max_retries)
         return values
 
 
@@ -121,6 +129,8 @@ class StatusUpdate:
     finish_time_ms: int | None = None
     # Its place in its queue, from 1; 0 when it does not wait in one.
     queue_position: int = 0
+    # Retries spent so far (failed attempts that were retried).
+    retries: int = 0
 
     def conditions_json(self) -> str:
         return json.dumps([c.__dict__ for c in self.conditions], separators=(",", ":"))
@@ -137,6 +147,8 @@ class TrainingEvent:
     generation: int
     cancel_requested: bool
     queue_position: int = 0
+    # The attempt the training was at; 0 before its first Job.
+    attempt: int = 0
 
     @classmethod
     def from_stream(cls, event_id: str, values: dict[str, str]) -> TrainingEvent:
@@ -150,6 +162,7 @@ class TrainingEvent:
             generation=int(values["generation"]),
             cancel_requested=values["cancel_requested"] == "1",
             queue_position=int(values.get("queue_position") or 0),
+            attempt=int(values.get("attempt") or 0),
         )
 
 

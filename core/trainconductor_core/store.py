@@ -257,10 +257,12 @@ class TrainingStore:
         trace_context: Mapping[str, str] | None = None,
         queue: str = "",
         priority: str = "",
+        max_retries: int = 0,
     ) -> tuple[TrainingRecord, bool]:
         """Records a training; returns it and whether this call created it.
         `queue` and `priority`: where it waits for quota and its priority
-        there, as the API resolved them (the spec's, or the defaults).
+        there, as the API resolved them (the spec's, or the defaults);
+        `max_retries`: its retry budget, resolved the same way.
 
         Raises `ActiveTrainingsCapReached` when the owner is at the cap, unless
         the request id names a training already made (a retry gets it back).
@@ -296,6 +298,7 @@ class TrainingStore:
             trace_context=dict(trace_context or {}),
             queue=queue,
             priority=priority,
+            max_retries=max_retries,
         )
         fields = {**record.new_hash(), "request_id": request_id}
         args: list[str | int | bytes] = [
@@ -401,6 +404,7 @@ class TrainingStore:
                 "" if update.finish_time_ms is None else update.finish_time_ms,
                 self._finished_events_kept,
                 update.queue_position,
+                update.retries,
                 *sorted(FINAL_PHASES),
             ],
         )

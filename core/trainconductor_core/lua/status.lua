@@ -21,7 +21,7 @@
 --       9 message, 10 conditions (JSON), 11 job name, 12 attempts,
 --       13 start time (ms, "" keeps), 14 finish time (ms, "" keeps),
 --       15 events a finished training keeps, 16 place in its queue (from 1;
---       0: not waiting), 17.. final phases
+--       0: not waiting), 17 retries spent, 18.. final phases
 -- Returns -1 when there is no such training, 0 when the write was refused
 -- as stale, 1 when written without a visible change, 2 when an event was
 -- appended.
@@ -36,7 +36,7 @@ if observed < tonumber(old[1]) then
 end
 local phase = ARGV[7]
 local was_final, is_final = false, false
-for i = 17, #ARGV do
+for i = 18, #ARGV do
   if old[2] == ARGV[i] then
     was_final = true
   end
@@ -50,7 +50,8 @@ end
 local finishing = is_final and not was_final
 
 local fields = {"observed_generation", observed, "phase", phase, "reason", ARGV[8],
-  "message", ARGV[9], "conditions", ARGV[10], "job_name", ARGV[11], "attempts", ARGV[12]}
+  "message", ARGV[9], "conditions", ARGV[10], "job_name", ARGV[11], "attempts", ARGV[12],
+  "retries", ARGV[17]}
 if ARGV[13] ~= "" and (old[7] == false or old[7] == "") then
   fields[#fields + 1] = "start_time"
   fields[#fields + 1] = ARGV[13]
@@ -87,6 +88,10 @@ local event = {"training_id", id, "phase", phase, "reason", ARGV[8], "message", 
 if position ~= "0" then
   event[#event + 1] = "queue_position"
   event[#event + 1] = position
+end
+if ARGV[12] ~= "0" then
+  event[#event + 1] = "attempt"
+  event[#event + 1] = ARGV[12]
 end
 redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[4], "*", unpack(event))
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[5], "*", unpack(event))

@@ -46,6 +46,8 @@ def training_to_proto(record: TrainingRecord) -> pb.Training:
         priority=record.priority,
         queue_position=record.queue_position,
         held=record.held,
+        retries=record.retries,
+        max_retries=record.max_retries,
     )
 
 
@@ -60,4 +62,5 @@ def event_to_proto(event: TrainingEvent) -> pb.TrainingEvent:
         generation=event.generation,
         cancel_requested=event.cancel_requested,
         queue_position=event.queue_position,
+        attempt=event.attempt,
     )

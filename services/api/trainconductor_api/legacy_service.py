@@ -64,6 +64,8 @@ class LegacyTrainConductor(legacy_grpc.TrainConductorServicer):
             trace_context=call_trace_context(),
             queue=placement.queue,
             priority=placement.priority,
+            # The legacy contract names no budget, and runs on one node.
+            max_retries=self._limits.default_max_retries,
         )
         training_id_var.set(record.id)  # for the access log line
         metrics.CREATED.inc()

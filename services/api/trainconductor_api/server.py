@@ -76,7 +76,13 @@ class ApiServer:
 
 
 def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSettings) -> None:
-    limits = Limits(max_gpus=s.max_gpus_per_training, allowed_path_prefixes=s.allowed_path_prefixes)
+    limits = Limits(
+        max_gpus=s.max_gpus_per_training,
+        allowed_path_prefixes=s.allowed_path_prefixes,
+        max_nodes=s.max_nodes_per_training,
+        max_retries=s.max_retries,
+        default_max_retries=s.default_max_retries,
+    )
     access = Access.of(s.admin_groups)
     pb_grpc.add_TrainingServiceServicer_to_server(
         TrainingService(

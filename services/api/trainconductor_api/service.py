@@ -112,6 +112,7 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             trace_context=call_trace_context(),
             queue=placement.queue,
             priority=placement.priority,
+            max_retries=self._limits.retry_budget(request.spec),
         )
         training_id_var.set(record.id)
         if not created and record.spec != request.spec:

@@ -49,7 +49,31 @@ class ApiSettings(CommonSettings):
         description="Watches served at once; past it, RESOURCE_EXHAUSTED. Each holds a Redis "
         "connection, so it must stay below redis_max_connections; unset: three quarters of it.",
     )
-    max_gpus_per_training: int = Field(8, ge=0, description="Most GPUs one training may ask for.")
+    max_gpus_per_training: int = Field(
+        8, ge=0, description="Most GPUs one training may ask for, per node."
+    )
+    max_nodes_per_training: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description="Most nodes one training may run on (spec.resources.nodes); each runs one "
+        "pod of its Indexed Job. 1 allows single-node trainings only.",
+    )
+    max_retries: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="Most retries a training may ask for (spec.max_retries): failed attempts "
+        "made again as a new Job. Disruptions (preemption, eviction, a drained node) spend "
+        "none; the controller's user_error_exit_codes are never retried.",
+    )
+    default_max_retries: int = Field(
+        0,
+        ge=0,
+        description="Retries of a training that names none (and of the legacy contract's); "
+        "0 fails a training at its first failure that is not a disruption. At most "
+        "max_retries.",
+    )
     allowed_path_prefixes: list[str] = Field(
         default_factory=list,
         description="When set, output_path and data_path must start with one of these "
@@ -165,6 +189,8 @@ class ApiSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiSettings:
+        if self.default_max_retries > self.max_retries:
+            raise ValueError("default_max_retries must be at most max_retries")
         modes = set(self.auth_modes)
         if self.auth_mode is not None and self.auth_mode not in modes:
             raise ValueError("auth_mode and auth_modes disagree; set auth_modes only")

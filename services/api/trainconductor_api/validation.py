@@ -24,6 +24,15 @@ class Violation:
 class Limits:
     max_gpus: int = 8
     allowed_path_prefixes: Sequence[str] = ()
+    # Most nodes one training may run on (its gpus are per node).
+    max_nodes: int = 64
+    # The retry budget a spec may ask for, and the one it gets when it asks none.
+    max_retries: int = 10
+    default_max_retries: int = 0
+
+    def retry_budget(self, spec: pb.TrainingSpec) -> int:
+        """The retries a valid spec gets: its own, or the default."""
+        return spec.max_retries if spec.HasField("max_retries") else self.default_max_retries
 
 
 MAX_STRING = 4096
@@ -132,6 +141,12 @@ def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
     else:
         yield from _parameters(spec.parameters, limits)
     yield from _resources(spec.resources, limits)
+    if spec.HasField("max_retries") and not 0 <= spec.max_retries <= limits.max_retries:
+        yield Violation(
+            "spec.max_retries",
+            f"must be in [0, {limits.max_retries}]; leave it out for the default "
+            f"({limits.default_max_retries})",
+        )
     if spec.HasField("deadline"):
         # Whole seconds are what a Job's activeDeadlineSeconds takes; nanos
         # outside [0, 1e9) make a Duration no JSON client can print.
@@ -249,7 +264,11 @@ def _prompt_tuning(pt: pb.PromptTuningParameters, prefix: str) -> Iterator[Viola
 
 def _resources(r: pb.Resources, limits: Limits) -> Iterator[Violation]:
     if not 0 <= r.gpus <= limits.max_gpus:
-        yield Violation("spec.resources.gpus", f"must be in [0, {limits.max_gpus}]")
+        yield Violation("spec.resources.gpus", f"must be in [0, {limits.max_gpus}] (per node)")
+    if not 0 <= r.nodes <= limits.max_nodes:
+        yield Violation(
+            "spec.resources.nodes", f"must be in [1, {limits.max_nodes}]; 0 or unset means 1"
+        )
     for name, value in (("cpu", r.cpu), ("memory", r.memory)):
         if not value:
             continue

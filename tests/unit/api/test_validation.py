@@ -152,6 +152,12 @@ def test_a_good_spec_has_no_violations() -> None:
             _set("resources.gpus", 64), "spec.resources.gpus", id="more GPUs than allowed"
         ),
         pytest.param(_set("resources.gpus", -1), "spec.resources.gpus", id="negative GPUs"),
+        pytest.param(
+            _set("resources.nodes", 65), "spec.resources.nodes", id="more nodes than allowed"
+        ),
+        pytest.param(_set("resources.nodes", -1), "spec.resources.nodes", id="negative nodes"),
+        pytest.param(_set("max_retries", 11), "spec.max_retries", id="more retries than allowed"),
+        pytest.param(_set("max_retries", -1), "spec.max_retries", id="negative retries"),
         pytest.param(_set("resources.memory", "lots"), "spec.resources.memory", id="bad memory"),
         pytest.param(_set("resources.cpu", "1; rm -rf /"), "spec.resources.cpu", id="bad cpu"),
         pytest.param(
@@ -240,3 +246,39 @@ def test_evaluation_with_validation_data_and_every_save_strategy_pass() -> None:
 )
 def test_request_ids(request_id: str, ok: bool) -> None:
     assert (validate_request_id(request_id) == []) is ok
+
+
+@pytest.mark.parametrize(
+    ("nodes", "max_retries", "ok"),
+    [
+        pytest.param(0, None, True, id="no nodes named: one"),
+        pytest.param(4, 3, True, id="four nodes, three retries"),
+        pytest.param(16, 0, True, id="the limits themselves, and no retry"),
+        pytest.param(17, None, False, id="one node past the operator's limit"),
+        pytest.param(2, 6, False, id="one retry past the operator's limit"),
+    ],
+)
+def test_nodes_and_retries_within_the_operators_limits(
+    nodes: int, max_retries: int | None, ok: bool
+) -> None:
+    spec = lora_spec()
+    spec.resources.nodes = nodes
+    if max_retries is not None:
+        spec.max_retries = max_retries
+    limits = Limits(max_nodes=16, max_retries=5, default_max_retries=2)
+    assert (validate_spec(spec, limits) == []) is ok
+
+
+@pytest.mark.parametrize(
+    ("max_retries", "budget"),
+    [
+        pytest.param(None, 2, id="unset takes the operator's default"),
+        pytest.param(0, 0, id="zero is asked for, not unset"),
+        pytest.param(5, 5, id="its own"),
+    ],
+)
+def test_the_retry_budget_is_the_specs_or_the_default(max_retries: int | None, budget: int) -> None:
+    spec = lora_spec()
+    if max_retries is not None:
+        spec.max_retries = max_retries
+    assert Limits(max_retries=5, default_max_retries=2).retry_budget(spec) == budget

@@ -427,21 +427,31 @@ class Resources(_message.Message):
     GPUS_FIELD_NUMBER: _builtins.int
     CPU_FIELD_NUMBER: _builtins.int
     MEMORY_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
     gpus: _builtins.int
     cpu: _builtins.str
     """A Kubernetes quantity, e.g. "4" or "500m"."""
     memory: _builtins.str
     """A Kubernetes quantity, e.g. "16Gi"."""
+    nodes: _builtins.int
+    """Nodes the training runs on, one pod each, with `gpus`, `cpu` and
+    `memory` per node. 0 means 1; more than 1 runs one Indexed Job per
+    attempt with a headless Service, and each pod gets the environment
+    torchrun reads (MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK,
+    NPROC_PER_NODE, WORLD_SIZE, and the same under Kubeflow Trainer's PET_
+    names). At most the operator's limit.
+    """
     def __init__(
         self,
         *,
         gpus: _builtins.int = ...,
         cpu: _builtins.str = ...,
         memory: _builtins.str = ...,
+        nodes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "gpus", b"gpus", "memory", b"memory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "gpus", b"gpus", "memory", b"memory", "nodes", b"nodes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -481,6 +491,7 @@ class TrainingSpec(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     QUEUE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    MAX_RETRIES_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
     output_path: _builtins.str
     queue: _builtins.str
@@ -493,6 +504,13 @@ class TrainingSpec(_message.Message):
     """The training's priority in its queue: a Kueue WorkloadPriorityClass
     name (a DNS-1123 subdomain, such as "high"). Empty takes the operator's
     default. Refused when the installation runs without queues.
+    """
+    max_retries: _builtins.int
+    """How many failed attempts may be retried, each as a new Job (for
+    several nodes, the whole gang). A disruption (preemption, eviction, a
+    drained or lost node) restarts the training without spending one; an
+    exit code the operator names as a user's error fails it at once. Unset
+    takes the operator's default; at most the operator's limit.
     """
     @_builtins.property
     def parameters(self) -> Global___FineTuningParameters: ...
@@ -519,12 +537,15 @@ class TrainingSpec(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         queue: _builtins.str = ...,
         priority: _builtins.str = ...,
+        max_retries: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "parameters", b"parameters", "resources", b"resources"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_retries", b"_max_retries", "deadline", b"deadline", "max_retries", b"max_retries", "parameters", b"parameters", "resources", b"resources"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "labels", b"labels", "model_name", b"model_name", "output_path", b"output_path", "parameters", b"parameters", "priority", b"priority", "queue", b"queue", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_retries", b"_max_retries", "deadline", b"deadline", "labels", b"labels", "max_retries", b"max_retries", "model_name", b"model_name", "output_path", b"output_path", "parameters", b"parameters", "priority", b"priority", "queue", b"queue", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_retries: _TypeAlias = _typing.Literal["max_retries"]  # noqa: Y015
+    _WhichOneofArgType__max_retries: _TypeAlias = _typing.Literal["_max_retries", b"_max_retries"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_retries) -> _WhichOneofReturnType__max_retries | None: ...
 
 Global___TrainingSpec: _TypeAlias = TrainingSpec  # noqa: Y015
 
@@ -588,6 +609,8 @@ class Training(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    MAX_RETRIES_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     STALLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
@@ -598,7 +621,11 @@ class Training(_message.Message):
     message: _builtins.str
     """A sentence for people."""
     job_name: _builtins.str
+    """The Job of its latest attempt: "train-<id>" for the first, with
+    "-a<n>" added for the n-th.
+    """
     attempts: _builtins.int
+    """Attempts made, each a Job of its own (from 1 once the first Job is made)."""
     generation: _builtins.int
     """Rises on every change of what the user wants (create, cancel, hold,
     release).
@@ -619,6 +646,13 @@ class Training(_message.Message):
     """
     held: _builtins.bool
     """Held by its owner (HoldTraining) and not yet released."""
+    retries: _builtins.int
+    """Retries spent: failed attempts that were retried. Attempts restarted
+    after a disruption spend none, so `attempts` may be larger than
+    retries + 1.
+    """
+    max_retries: _builtins.int
+    """The retry budget: spec.max_retries, or the operator's default."""
     stalled: _builtins.bool
     """RUNNING, and its trainer, which reported before, has not reported for
     longer than the operator's threshold (a condition Stalled says since
@@ -662,12 +696,14 @@ class Training(_message.Message):
         priority: _builtins.str = ...,
         queue_position: _builtins.int = ...,
         held: _builtins.bool = ...,
+        retries: _builtins.int = ...,
+        max_retries: _builtins.int = ...,
         progress: _progress_pb2.Progress | None = ...,
         stalled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "progress", b"progress", "spec", b"spec", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "conditions", b"conditions", "create_time", b"create_time", "finish_time", b"finish_time", "generation", b"generation", "held", b"held", "id", b"id", "job_name", b"job_name", "message", b"message", "observed_generation", b"observed_generation", "owner", b"owner", "phase", b"phase", "priority", b"priority", "progress", b"progress", "queue", b"queue", "queue_position", b"queue_position", "reason", b"reason", "spec", b"spec", "stalled", b"stalled", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "conditions", b"conditions", "create_time", b"create_time", "finish_time", b"finish_time", "generation", b"generation", "held", b"held", "id", b"id", "job_name", b"job_name", "max_retries", b"max_retries", "message", b"message", "observed_generation", b"observed_generation", "owner", b"owner", "phase", b"phase", "priority", b"priority", "progress", b"progress", "queue", b"queue", "queue_position", b"queue_position", "reason", b"reason", "retries", b"retries", "spec", b"spec", "stalled", b"stalled", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -688,6 +724,7 @@ class TrainingEvent(_message.Message):
     GENERATION_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     STALLED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
@@ -702,6 +739,8 @@ class TrainingEvent(_message.Message):
     """The training's place in its queue at this event, from 1; 0 when it did
     not wait in one. A change of place alone makes an event too.
     """
+    attempt: _builtins.int
+    """The attempt the training was at (from 1; 0 before its first Job)."""
     stalled: _builtins.bool
     """The training is stalled (reason Stalled): no progress report for longer
     than the operator's threshold while RUNNING.
@@ -726,12 +765,13 @@ class TrainingEvent(_message.Message):
         generation: _builtins.int = ...,
         cancel_requested: _builtins.bool = ...,
         queue_position: _builtins.int = ...,
+        attempt: _builtins.int = ...,
         progress: _progress_pb2.Progress | None = ...,
         stalled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "event_id", b"event_id", "generation", b"generation", "message", b"message", "phase", b"phase", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "stalled", b"stalled", "time", b"time", "training_id", b"training_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancel_requested", b"cancel_requested", "event_id", b"event_id", "generation", b"generation", "message", b"message", "phase", b"phase", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "stalled", b"stalled", "time", b"time", "training_id", b"training_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
