@@ -23,6 +23,15 @@ class TrainingNotFound(TrainConductorError):
         self.training_id = training_id
 
 
+class TrainingFinished(TrainConductorError):
+    """The training finished: what only a running one takes (a progress
+    report) is refused."""
+
+    def __init__(self, training_id: str, phase: object) -> None:
+        super().__init__(f"training {training_id!r} finished ({phase}); it takes no more reports")
+        self.training_id = training_id
+
+
 class InvalidCursor(TrainConductorError):
     """A page token or event id that this store did not hand out."""
 

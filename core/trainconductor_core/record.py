@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from trainconductor.v1 import progress_pb2
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_core.phases import Phase
@@ -57,6 +58,10 @@ class TrainingRecord:
     # default), and the retries spent: failed attempts that were retried.
     max_retries: int = 0
     retries: int = 0
+    # The trainer's latest progress report, with its ETA; None: never reported.
+    progress: progress_pb2.Progress | None = None
+    # When it was marked stalled (RUNNING, no report for too long); None: not.
+    stalled_since_ms: int | None = None
 
     @classmethod
     def from_hash(cls, values: dict[str, str]) -> TrainingRecord:
@@ -85,6 +90,8 @@ class TrainingRecord:
             held=values.get("held") == "1",
             max_retries=int(values.get("max_retries") or 0),
             retries=int(values.get("retries") or 0),
+            progress=decode_progress(values.get("progress"), values.get("progress_eta")),
+            stalled_since_ms=_optional_int(values.get("stalled_since")),
         )
 
     def new_hash(self) -> dict[str, str]:
@@ -149,6 +156,10 @@ class TrainingEvent:
     queue_position: int = 0
     # The attempt the training was at; 0 before its first Job.
     attempt: int = 0
+    # A progress event's report (reason Progress or ProgressResumed).
+    progress: progress_pb2.Progress | None = None
+    # A stall event (reason Stalled).
+    stalled: bool = False
 
     @classmethod
     def from_stream(cls, event_id: str, values: dict[str, str]) -> TrainingEvent:
@@ -163,6 +174,8 @@ class TrainingEvent:
             cancel_requested=values["cancel_requested"] == "1",
             queue_position=int(values.get("queue_position") or 0),
             attempt=int(values.get("attempt") or 0),
+            progress=decode_progress(values.get("progress"), values.get("progress_eta")),
+            stalled=values.get("stalled") == "1",
         )
 
 
@@ -183,6 +196,23 @@ def encode_spec(spec: pb.TrainingSpec) -> str:
 
 def decode_spec(stored: str) -> pb.TrainingSpec:
     return pb.TrainingSpec.FromString(base64.b64decode(stored))
+
+
+def encode_progress(progress: progress_pb2.Progress) -> str:
+    """A progress report as stored: base64 of its protobuf encoding, which
+    keeps a NaN loss as NaN (JSON has no NaN)."""
+    return base64.b64encode(progress.SerializeToString(deterministic=True)).decode()
+
+
+def decode_progress(stored: str | None, eta_ms: str | None = None) -> progress_pb2.Progress | None:
+    """The stored report, with the ETA the store computed from the step rate
+    (kept beside it: the report is stored as the trainer sent it)."""
+    if not stored:
+        return None
+    progress = progress_pb2.Progress.FromString(base64.b64decode(stored))
+    if eta_ms:
+        progress.eta.FromMilliseconds(int(eta_ms))
+    return progress
 
 
 def _optional_int(value: Any) -> int | None:

@@ -18,6 +18,9 @@ Layout (every key under the configured prefix, "tc:" by default):
   events                 stream (capped): status events of all trainings
   removed:{id}           tombstone (expires): the owner of a training removed
                          after the retention period, so reading it says so
+  progress:reported      sorted set (score: when, ms) of the trainings whose
+                         trainer reported progress and that are not stalled
+  progress:stalled       sorted set (score: since when) of stalled trainings
 
 Ids are time-ordered (see `ids.py`) and all index scores are 0, so each
 index is ordered by id and pages walk it by id: new trainings land before
@@ -54,6 +57,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from trainconductor.v1 import progress_pb2
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_core.auto_pipeline import AutoPipeline
@@ -64,6 +68,7 @@ from trainconductor_core.errors import (
     RequestIdOfRemovedTraining,
     StoreFull,
     StoreUnavailable,
+    TrainingFinished,
     TrainingNotFound,
     TrainingRemoved,
 )
@@ -74,6 +79,7 @@ from trainconductor_core.record import (
     StatusUpdate,
     TrainingEvent,
     TrainingRecord,
+    encode_progress,
 )
 from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
@@ -141,6 +147,17 @@ class WriteResult(Enum):
     CHANGED = 2
 
 
+@dataclass(frozen=True)
+class ProgressRecorded:
+    """What became of a progress report."""
+
+    # The ETA the store computed from the step rate, ms; None: not known.
+    eta_ms: int | None
+    # Whether it made an event (the first after the throttle period, or one
+    # that ended a stall).
+    event: bool
+
+
 class Removal(Enum):
     """What the retention script did with one training."""
 
@@ -206,6 +223,8 @@ class TrainingStore:
         self._status = client.register_script(_lua("status.lua"))
         self._remove = client.register_script(_lua("remove.lua"))
         self._hold = client.register_script(_lua("hold.lua"))
+        self._progress = client.register_script(_lua("progress.lua"))
+        self._stall = client.register_script(_lua("stall.lua"))
         # The short commands of concurrent calls go to Redis together.
         self._batched = AutoPipeline(client)
 
@@ -409,6 +428,111 @@ class TrainingStore:
             ],
         )
         return WriteResult(int(result))
+
+    # progress, reported by the trainers through the API
+
+    @_unavailable_on_outage
+    async def report_progress(
+        self,
+        training_id: str,
+        progress: progress_pb2.Progress,
+        *,
+        event_interval_ms: int,
+        message: str,
+        rate_tau_ms: int = 120_000,
+    ) -> ProgressRecorded:
+        """Records `progress` (report_time set here) as the training's latest;
+        an event at most every `event_interval_ms`, saying `message`.
+        `rate_tau_ms`: over about how long the step rate, and so the ETA, is
+        averaged. Raises `TrainingNotFound`, or `TrainingFinished` when it
+        finished: a finished training keeps its last progress as it was."""
+        now = self._now_ms()
+        progress.report_time.FromMilliseconds(now)
+        reply = await self._batched.run_script(
+            self._progress,
+            [
+                self._k("training", training_id),
+                self._k("events", training_id),
+                self._k("events"),
+                self._k("progress", "reported"),
+                self._k("progress", "stalled"),
+            ],
+            [
+                training_id,
+                now,
+                encode_progress(progress),
+                progress.step,
+                progress.total_steps,
+                event_interval_ms,
+                self._training_events_cap,
+                self._all_events_cap,
+                message,
+                rate_tau_ms,
+                *sorted(FINAL_PHASES),
+            ],
+        )
+        outcome = int(reply[0])
+        if outcome == -1:
+            raise TrainingNotFound(training_id)
+        if outcome == 0:
+            raise TrainingFinished(training_id, Phase(str(reply[1])))
+        eta = str(reply[1])
+        return ProgressRecorded(eta_ms=int(eta) if eta else None, event=outcome == 2)
+
+    @_unavailable_on_outage
+    async def stall_candidates(self, *, reported_before_ms: int, count: int) -> list[str]:
+        """The trainings to look at for a stall: up to `count` of those whose
+        last report is older than `reported_before_ms`, and every one marked
+        stalled (to clear those no longer running)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(
+                self._k("progress", "reported"),
+                "-inf",
+                f"({reported_before_ms}",
+                byscore=True,
+                offset=0,
+                num=count,
+            )
+            pipe.zrange(self._k("progress", "stalled"), 0, -1)
+            old, stalled = await pipe.execute()
+        return list(dict.fromkeys([*old, *stalled]))
+
+    @_unavailable_on_outage
+    async def mark_stalled(
+        self, training_ids: Sequence[str], *, reported_before_ms: int, message: str
+    ) -> list[str]:
+        """Marks stalled each of the trainings that runs and last reported
+        before `reported_before_ms`, with an event saying `message`; clears
+        those no longer running. Returns the ids marked now."""
+        now = self._now_ms()
+        marked: list[str] = []
+        for training_id in training_ids:
+            result = await self._batched.run_script(
+                self._stall,
+                [
+                    self._k("training", training_id),
+                    self._k("events", training_id),
+                    self._k("events"),
+                    self._k("progress", "reported"),
+                    self._k("progress", "stalled"),
+                ],
+                [
+                    training_id,
+                    now,
+                    reported_before_ms,
+                    self._training_events_cap,
+                    self._all_events_cap,
+                    message,
+                    Phase.RUNNING,
+                ],
+            )
+            if int(result) == 1:
+                marked.append(training_id)
+        return marked
+
+    @_unavailable_on_outage
+    async def count_stalled(self) -> int:
+        return int(await self._redis.zcard(self._k("progress", "stalled")))
 
     # reads
 

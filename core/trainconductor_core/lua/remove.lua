@@ -58,6 +58,10 @@ redis.call("ZREM", prefix .. "idx:owner:" .. owner, id)
 for i = 6, #KEYS do
   redis.call("ZREM", KEYS[i], id)
 end
+-- The progress indexes (a stall pass drops a finished training from them
+-- too, but not before this may run).
+redis.call("ZREM", prefix .. "progress:reported", id)
+redis.call("ZREM", prefix .. "progress:stalled", id)
 if tonumber(ARGV[3]) > 0 then
   redis.call("SET", KEYS[3], owner, "EX", ARGV[3])
 end

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 from trainconductor.v1 import training_service_pb2 as pb
 
+from trainconductor_core.phases import Phase
 from trainconductor_core.record import TrainingEvent, TrainingRecord
 
 
@@ -16,6 +17,39 @@ def timestamp(ms: int | None) -> Timestamp | None:
     return value
 
 
+STALLED_CONDITION = "Stalled"
+
+
+def _conditions(record: TrainingRecord) -> list[pb.Condition]:
+    conditions = [
+        pb.Condition(
+            type=c.type,
+            status=c.status,
+            reason=c.reason,
+            message=c.message,
+            last_transition_time=timestamp(c.last_transition_ms or None),
+        )
+        for c in record.conditions
+    ]
+    if _stalled(record):
+        conditions.append(
+            pb.Condition(
+                type=STALLED_CONDITION,
+                status="True",
+                reason="NoProgressReports",
+                message="its trainer has stopped reporting progress while it runs",
+                last_transition_time=timestamp(record.stalled_since_ms),
+            )
+        )
+    return conditions
+
+
+def _stalled(record: TrainingRecord) -> bool:
+    # A stall pass clears the mark of one no longer running; until it has,
+    # only a running training reads as stalled.
+    return record.stalled_since_ms is not None and record.phase == Phase.RUNNING
+
+
 def training_to_proto(record: TrainingRecord) -> pb.Training:
     return pb.Training(
         id=record.id,
@@ -24,16 +58,7 @@ def training_to_proto(record: TrainingRecord) -> pb.Training:
         phase=record.phase.to_proto(),
         reason=record.reason,
         message=record.message,
-        conditions=[
-            pb.Condition(
-                type=c.type,
-                status=c.status,
-                reason=c.reason,
-                message=c.message,
-                last_transition_time=timestamp(c.last_transition_ms or None),
-            )
-            for c in record.conditions
-        ],
+        conditions=_conditions(record),
         job_name=record.job_name,
         attempts=record.attempts,
         generation=record.generation,
@@ -48,6 +73,8 @@ def training_to_proto(record: TrainingRecord) -> pb.Training:
         held=record.held,
         retries=record.retries,
         max_retries=record.max_retries,
+        progress=record.progress,
+        stalled=_stalled(record),
     )
 
 
@@ -63,4 +90,6 @@ def event_to_proto(event: TrainingEvent) -> pb.TrainingEvent:
         cancel_requested=event.cancel_requested,
         queue_position=event.queue_position,
         attempt=event.attempt,
+        progress=event.progress,
+        stalled=event.stalled,
     )

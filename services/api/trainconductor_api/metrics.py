@@ -71,6 +71,13 @@ LIMITED = Counter(
     ["limit"],
     registry=registry,
 )
+PROGRESS_REPORTS = Counter(
+    "trainconductor_api_progress_reports_total",
+    "Progress reports by outcome: recorded, event (recorded and sent to the watches), "
+    "invalid, limited (the training's rate), refused (the token or its pod), finished.",
+    ["outcome"],
+    registry=registry,
+)
 
 
 # Series with known label values exist from the start, at 0, so that rates
@@ -81,3 +88,5 @@ DEDUPLICATED = TRAININGS_SUBMITTED.labels("deduplicated")
 REJECTED = TRAININGS_SUBMITTED.labels("rejected")
 for _method in ("WatchTraining", "WatchTrainings"):
     ACTIVE_WATCHES.labels(_method)
+for _outcome in ("recorded", "event", "invalid", "limited", "refused", "finished"):
+    PROGRESS_REPORTS.labels(_outcome)

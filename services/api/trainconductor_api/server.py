@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -13,11 +14,21 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 from train_conductor.service.training import training_pb2 as legacy_pb
 from train_conductor.service.training import training_pb2_grpc as legacy_grpc
+from trainconductor.v1 import progress_service_pb2 as progress_pb
+from trainconductor.v1 import progress_service_pb2_grpc as progress_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from trainconductor_api import metrics
 from trainconductor_api.authentication.authenticator import Authenticator, build_authenticator
+from trainconductor_api.authentication.errors import AuthenticatorUnavailable
+from trainconductor_api.authentication.pod_binding import PodBinding, ReadPod, kubernetes_pods
+from trainconductor_api.authentication.token_review import (
+    ReviewCall,
+    TokenReviewer,
+    kubernetes_client,
+    kubernetes_review,
+)
 from trainconductor_api.authorization import Access
 from trainconductor_api.health import HealthReporter
 from trainconductor_api.interceptors.auth import AuthInterceptor
@@ -27,6 +38,7 @@ from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
 from trainconductor_api.interceptors.tracing import TracingInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
+from trainconductor_api.progress_service import ProgressService
 from trainconductor_api.reflection import MethodResolvingPool
 from trainconductor_api.service import TrainingService
 from trainconductor_api.settings import ApiSettings
@@ -42,7 +54,10 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["TrainingService"].full_name,
     legacy_pb.DESCRIPTOR.services_by_name["TrainConductor"].full_name,
+    progress_pb.DESCRIPTOR.services_by_name["ProgressService"].full_name,
 )
+# Authenticates its callers itself: a training pod, by its pod-bound token.
+PROGRESS_SERVICE = SERVICE_NAMES[2]
 # The calls that make a training, v1 and legacy: the ones rate limited.
 CREATE_METHODS = (
     f"/{SERVICE_NAMES[0]}/CreateTraining",
@@ -100,6 +115,49 @@ def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSet
     legacy_grpc.add_TrainConductorServicer_to_server(
         LegacyTrainConductor(store, limits, access, s.queue_policy), server
     )
+    progress_grpc.add_ProgressServiceServicer_to_server(
+        ProgressService(
+            store,
+            _pod_binding(store, s),
+            TokenBuckets(s.progress_rate_per_second, s.progress_burst),
+            event_interval_seconds=s.progress_event_interval_seconds,
+        ),
+        server,
+    )
+
+
+def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
+    """How a progress report's token names its training: through TokenReview
+    and the pod it is bound to; none under auth mode "none"."""
+    if not s.authentication_enabled:
+        return None
+
+    async def job_of_training(training_id: str) -> str:
+        return (await store.get(training_id)).job_name
+
+    # Made at the first report: an API that no pod reports to (users'
+    # static tokens, no cluster configured) starts without the cluster.
+    @functools.cache
+    def cluster() -> tuple[ReviewCall, ReadPod]:
+        try:
+            review = kubernetes_review(s, audience=s.progress_token_audience)
+            return review, kubernetes_pods(kubernetes_client(s), s.token_review_timeout_seconds)
+        except Exception as err:  # noqa: BLE001 - any failure of the config: not now
+            log.error(
+                "progress reports can not be checked: no Kubernetes configuration",
+                extra={"error": str(err)[:300]},
+            )
+            raise AuthenticatorUnavailable("no Kubernetes configuration") from None
+
+    reviewer = TokenReviewer(
+        lambda token: cluster()[0](token), cache_seconds=s.token_review_cache_seconds
+    )
+    return PodBinding(
+        reviewer,
+        lambda namespace, name: cluster()[1](namespace, name),
+        job_of_training,
+        namespace=s.trainings_namespace,
+    )
 
 
 def _configure_health(
@@ -136,7 +194,7 @@ def _interceptors(
         MetricsInterceptor(),
         LoggingInterceptor(),
         ErrorInterceptor(),
-        AuthInterceptor(authenticator),
+        AuthInterceptor(authenticator, self_authenticated=frozenset({PROGRESS_SERVICE})),
     ]
     if s.create_rate_per_second > 0:
         buckets = TokenBuckets(s.create_rate_per_second, s.create_burst)

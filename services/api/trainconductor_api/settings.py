@@ -179,6 +179,36 @@ class ApiSettings(CommonSettings):
         "default_queue; with several matching groups, the first listed wins.",
     )
 
+    # Progress reports from the trainings' pods (ProgressService).
+    progress_token_audience: str = Field(
+        "train-conductor-progress",
+        min_length=1,
+        description="Audience of the projected token a training pod reports progress with "
+        "(the controller's progress_token_audience must be the same). Under auth mode 'none' "
+        "no token is asked for and a report names its training.",
+    )
+    trainings_namespace: str = Field(
+        "default",
+        min_length=1,
+        description="Namespace the trainings' pods run in (the controller's namespace): only "
+        "a pod there may report progress.",
+    )
+    progress_event_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Fewest seconds between two progress events of one training on the "
+        "watches; reports between them update the training only.",
+    )
+    progress_rate_per_second: float = Field(
+        2.0,
+        gt=0,
+        description="Progress reports one training may make per second, per API replica "
+        "(token bucket refill); past it, RESOURCE_EXHAUSTED.",
+    )
+    progress_burst: int = Field(
+        10, ge=1, description="Progress reports one training may make at once."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _single_mode_is_a_list_of_one(cls, data: Any) -> Any:

@@ -32,10 +32,22 @@ _MAX_CACHED = 10_000
 
 
 @dataclass(frozen=True)
+class BoundPod:
+    """The pod a token is bound to (a projected ServiceAccount token is),
+    as the apiserver's review says in its extra."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
 class Review:
-    """The apiserver's answer: who the token belongs to, or None."""
+    """The apiserver's answer: who the token belongs to, or None; and the
+    pod it is bound to, if any."""
 
     identity: Identity | None
+    pod: BoundPod | None = None
 
 
 # Sends one TokenReview; blocking (the Kubernetes client is synchronous).
@@ -59,10 +71,13 @@ class TokenReviewer:
         self._in_flight: dict[bytes, asyncio.Task[Review]] = {}
 
     async def identity(self, token: str) -> Identity | None:
+        return (await self.review(token)).identity
+
+    async def review(self, token: str) -> Review:
         key = hashlib.sha256(token.encode()).digest()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > self._clock():
-            return cached[1].identity
+            return cached[1]
         task = self._in_flight.get(key)
         if task is None:
             # A task of its own: a caller that goes away does not cancel the
@@ -70,7 +85,7 @@ class TokenReviewer:
             task = asyncio.create_task(self._review_and_remember(key, token))
             self._in_flight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
-        return (await asyncio.shield(task)).identity
+        return await asyncio.shield(task)
 
     async def _review_and_remember(self, key: bytes, token: str) -> Review:
         now = self._clock()
@@ -116,12 +131,10 @@ def _jwt_expiry(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) else None
 
 
-def kubernetes_review(settings: ApiSettings) -> ReviewCall:
-    """A `ReviewCall` that asks the apiserver of the kubeconfig (or, without
-    one, of the cluster the pod runs in)."""
-    import urllib3  # here: only with token-review on
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+def kubernetes_client(settings: ApiSettings) -> Any:
+    """A client of the apiserver of the kubeconfig (or, without one, of the
+    cluster the pod runs in)."""
+    from kubernetes import client, config  # here: only with a mode that needs it
 
     configuration = client.Configuration()
     if settings.kubeconfig:
@@ -130,8 +143,19 @@ def kubernetes_review(settings: ApiSettings) -> ReviewCall:
         )
     else:
         config.load_incluster_config(client_configuration=configuration)
-    api = client.AuthenticationV1Api(client.ApiClient(configuration))
-    audience = settings.token_review_audience
+    return client.ApiClient(configuration)
+
+
+def kubernetes_review(settings: ApiSettings, audience: str | None = None) -> ReviewCall:
+    """A `ReviewCall` that asks the apiserver of the kubeconfig (or, without
+    one, of the cluster the pod runs in), for `audience` (by default the
+    API's, `token_review_audience`)."""
+    import urllib3  # here: only with token-review on
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api = client.AuthenticationV1Api(kubernetes_client(settings))
+    audience = audience or settings.token_review_audience
     timeout = settings.token_review_timeout_seconds
 
     def review(token: str) -> Review:
@@ -177,4 +201,25 @@ def _review_of(status: dict[str, Any], audience: str) -> Review:
     if not isinstance(username, str) or not username:
         return Review(None)
     groups = frozenset(g for g in user.get("groups") or () if isinstance(g, str))
-    return Review(Identity(username, groups, METHOD))
+    return Review(Identity(username, groups, METHOD), _bound_pod(username, user.get("extra")))
+
+
+# What the apiserver puts in a review of a pod-bound token's extra (each a
+# list of one value). Its namespace is the ServiceAccount's: a pod runs as
+# an account of its own namespace.
+POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
+POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid"
+_SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def _bound_pod(username: str, extra: Any) -> BoundPod | None:
+    if not isinstance(extra, dict) or not username.startswith(_SERVICE_ACCOUNT_PREFIX):
+        return None
+    namespace = username.removeprefix(_SERVICE_ACCOUNT_PREFIX).split(":", 1)[0]
+    names, uids = extra.get(POD_NAME_EXTRA), extra.get(POD_UID_EXTRA)
+    if not (isinstance(names, list) and isinstance(uids, list) and len(names) == len(uids) == 1):
+        return None
+    name, uid = names[0], uids[0]
+    if not (isinstance(name, str) and isinstance(uid, str) and name and uid and namespace):
+        return None
+    return BoundPod(namespace, name, uid)

@@ -42,9 +42,15 @@ _UNAVAILABLE = metrics.AUTHENTICATIONS.labels("unavailable")
 
 
 class AuthInterceptor(WrappingInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(
+        self, authenticator: Authenticator, *, self_authenticated: frozenset[str] = frozenset()
+    ) -> None:
+        """`self_authenticated`: services that check their callers
+        themselves (ProgressService: a training pod's bound token, of
+        another audience than the users')."""
         super().__init__()
         self._authenticator = authenticator
+        self._passed = OPEN_SERVICES | self_authenticated
 
     async def _identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         authenticator = self._authenticator
@@ -66,7 +72,7 @@ class AuthInterceptor(WrappingInterceptor):
     def wrap_handler(
         self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        if MethodName.parse(method, handler).service in OPEN_SERVICES:
+        if MethodName.parse(method, handler).service in self._passed:
             return handler
 
         def unary(behavior: UnaryBehavior) -> UnaryBehavior:

@@ -24,6 +24,7 @@ from trainconductor_core.errors import (
     RequestIdOfRemovedTraining,
     StoreFull,
     StoreUnavailable,
+    TrainingFinished,
     TrainingNotFound,
 )
 
@@ -45,6 +46,8 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], err: Exception
         )
     if isinstance(err, RequestIdOfRemovedTraining):
         await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(err))
+    if isinstance(err, TrainingFinished):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
     if isinstance(err, InvalidCursor):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
     if isinstance(err, HistoryTrimmed):
