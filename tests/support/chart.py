@@ -86,6 +86,11 @@ class Scenario:
         return [auth["mode"]] if auth.get("mode") else list(auth["modes"])
 
     @property
+    def queues(self) -> bool:
+        """Whether its trainings wait in Kueue's queues (Kueue must run)."""
+        return bool(self.values["queues"]["enabled"])
+
+    @property
     def token_review(self) -> bool:
         return "token-review" in self.auth_modes
 

@@ -5,6 +5,7 @@ leaves behind."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import yaml
 from kubernetes import client
@@ -121,3 +122,42 @@ def uninstall_leaves(
         timeout=60,
         describe=lambda: str(sorted(left_behind(cluster, kube, namespace, release))),
     )
+
+
+# acting as the chart's accounts
+
+
+def service_account_token(
+    kube: client.ApiClient, namespace: str, account: str, audiences: list[str]
+) -> str:
+    """A token the API server issues to `account` (for itself, without `audiences`)."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=3600)
+    )
+    issued = client.CoreV1Api(kube).create_namespaced_service_account_token(
+        account, namespace, request
+    )
+    return str(issued.status.token)
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig that acts as `account`, with a token the API server issued to it."""
+    token = service_account_token(kube, namespace, account, [])
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    kube_cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "cluster", "cluster": kube_cluster["cluster"]}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    return path

@@ -98,3 +98,8 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- define "train-conductor.api.authDelegatorName" -}}
 {{- printf "%s-%s-auth-delegator" (include "train-conductor.api.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/* The ClusterRole and ClusterRoleBinding that let the controller read Kueue's priorities: cluster-wide, so the namespace is in their name. */}}
+{{- define "train-conductor.controller.queuePrioritiesName" -}}
+{{- printf "%s-%s-queue-priorities" (include "train-conductor.controller.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}

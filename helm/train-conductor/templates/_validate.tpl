@@ -47,6 +47,17 @@ Deployment, which every install renders.
 {{- fail (printf "redis.existingSecret %s is the name of the Secret the chart makes for the bundled Redis' users; name yours otherwise." .Values.redis.existingSecret) }}
 {{- end }}
 {{- end }}
+{{- $queues := .Values.queues }}
+{{- if and (not $queues.enabled) (or $queues.defaultQueue $queues.defaultPriority $queues.groupDefaults) }}
+{{- fail "queues.defaultQueue, queues.defaultPriority and queues.groupDefaults name Kueue's queues and priorities: they need queues.enabled=true (and Kueue in the cluster)." }}
+{{- end }}
+{{- $groups := list }}
+{{- range $queues.groupDefaults }}
+{{- if has .group $groups }}
+{{- fail (printf "queues.groupDefaults lists group %s twice; an owner's group has one default queue." .group) }}
+{{- end }}
+{{- $groups = append $groups .group }}
+{{- end }}
 {{- if ge (int .Values.controller.leaderElection.renewDeadlineSeconds) (int .Values.controller.leaderElection.leaseDurationSeconds) }}
 {{- fail "controller.leaderElection.renewDeadlineSeconds must be below leaseDurationSeconds." }}
 {{- end }}

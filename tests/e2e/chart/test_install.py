@@ -20,6 +20,23 @@ from tests.support.chart import CHART, RELEASE, SCENARIOS, Scenario, find, helm
 from tests.support.chart_release import kubectl, release_manifests, uninstall_leaves, what_runs
 from tests.support.redis_acl import acl_users, documented_acl
 
+# The controller's rights on Kueue's objects, with queues: (apiGroup,
+# resource, name) -> verbs in its Role; in its ClusterRole; and as
+# `kubectl auth can-i --list` prints them.
+KUEUE_RULES = {
+    ("kueue.x-k8s.io", "workloads", "*"): {"get", "list", "patch", "watch"},
+    ("kueue.x-k8s.io", "localqueues", "*"): {"get", "list", "watch"},
+    ("visibility.kueue.x-k8s.io", "localqueues/pendingworkloads", "*"): {"get"},
+}
+PRIORITY_RULES = {("kueue.x-k8s.io", "workloadpriorityclasses", "*"): {"get", "list"}}
+KUEUE_GRANTS = {
+    ("workloads.kueue.x-k8s.io", "[]", "[get list patch watch]"),
+    ("localqueues.kueue.x-k8s.io", "[]", "[get list watch]"),
+    ("localqueues.visibility.kueue.x-k8s.io/pendingworkloads", "[]", "[get]"),
+}
+PRIORITY_GRANT = ("workloadpriorityclasses.kueue.x-k8s.io", "[]", "[get list]")
+
+
 # what the scenario needs of the operator
 
 
@@ -193,8 +210,15 @@ class Installed:
 
 @pytest.fixture
 def installed(
-    cluster: Cluster, kube: client.ApiClient, namespace: str, scenario: Scenario
+    request: pytest.FixtureRequest,
+    cluster: Cluster,
+    kube: client.ApiClient,
+    namespace: str,
+    scenario: Scenario,
 ) -> Iterator[Installed]:
+    if scenario.queues:
+        # Installed where Kueue runs, as the scenario's operator would.
+        request.getfixturevalue("kueue")
     make_secrets(kube, namespace, scenario)
     volume = volume_for_redis(kube, namespace, scenario)
     try:
@@ -277,11 +301,21 @@ def test_controller_role_grants_exactly_what_it_needs(
     name = installed.scenario.name("controller")
     lease = installed.scenario.values["controller"]["leaderElection"]["leaseName"] or name
     jobs_role = rbac.read_namespaced_role(name, installed.namespace)
+    queues = installed.scenario.queues
     assert rules_of(jobs_role) == {
         ("batch", "jobs", "*"): {"create", "delete", "get", "list", "patch", "watch"},
         ("", "pods", "*"): {"get", "list", "watch"},
         ("", "events", "*"): {"list", "watch"},
+        **(KUEUE_RULES if queues else {}),
     }
+    priorities = f"{name}-{installed.namespace}-queue-priorities"
+    released = rbac.list_cluster_role(label_selector=f"app.kubernetes.io/instance={RELEASE}")
+    cluster_roles = {
+        role.metadata.name: rules_of(role)
+        for role in released.items
+        if role.metadata.name.startswith(name)
+    }
+    assert cluster_roles == ({priorities: PRIORITY_RULES} if queues else {})
     lease_role = rbac.read_namespaced_role(f"{name}-leader-election", installed.namespace)
     assert rules_of(lease_role) == {
         ("coordination.k8s.io", "leases", "*"): {"create"},
@@ -301,6 +335,15 @@ def test_controller_role_grants_exactly_what_it_needs(
     assert not allowed(kube, user, "create", "pods", ns)
     assert not allowed(kube, user, "get", "secrets", ns)
     assert not allowed(kube, user, "create", "jobs", "kube-system", group="batch")
+    kueue = "kueue.x-k8s.io"
+    assert allowed(kube, user, "patch", "workloads", ns, group=kueue) is queues
+    assert allowed(kube, user, "list", "workloadpriorityclasses", ns, group=kueue,
+                   cluster_wide=True) is queues  # fmt: skip
+    assert not allowed(kube, user, "update", "workloads", ns, group=kueue)
+    assert not allowed(kube, user, "delete", "workloads", ns, group=kueue)
+    assert not allowed(kube, user, "patch", "localqueues", ns, group=kueue)
+    assert not allowed(kube, user, "patch", "clusterqueues", ns, group=kueue, cluster_wide=True)
+    assert not allowed(kube, user, "get", "workloads", "kube-system", group=kueue)
 
     api_user = f"system:serviceaccount:{ns}:{installed.scenario.service_account('api')}"
     assert not allowed(kube, api_user, "list", "jobs", ns, group="batch")
@@ -319,7 +362,7 @@ def test_api_may_review_tokens_only_with_token_review(
         for b in client.RbacAuthorizationV1Api(kube)
         .list_cluster_role_binding(label_selector="app.kubernetes.io/instance=tc")
         .items
-        if any(s.namespace == ns for s in b.subjects or [])
+        if any(s.namespace == ns and s.name == account for s in b.subjects or [])
     ]
     if installed.scenario.token_review:
         assert len(bindings) == 1, [b.metadata.name for b in bindings]
@@ -398,8 +441,16 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
         ("pods", "[]", "[get list watch]"),
         ("events", "[]", "[list watch]"),
     }
+    if scenario.queues:
+        work |= KUEUE_GRANTS
     election = {(leases, "[]", "[create]"), (leases, f"[{lease}]", "[get update]")}
-    expected = {ns: work | election} if training == ns else {training: work, ns: election}
+    # The priorities are cluster-wide: can-i --list shows them in every namespace.
+    everywhere = {PRIORITY_GRANT} if scenario.queues else set()
+    expected = (
+        {ns: work | election | everywhere}
+        if training == ns
+        else {training: work | everywhere, ns: election | everywhere}
+    )
     for where, grants in expected.items():
         assert granted(cluster, controller, where) - baseline == grants, where
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-import yaml
 from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
@@ -20,42 +19,7 @@ from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from devstack.stack import Cluster, wait_for
 from tests.support.chart import CHART, RELEASE, Scenario, helm, pod_environment, render
-
-
-def service_account_token(
-    kube: client.ApiClient, namespace: str, account: str, audiences: list[str]
-) -> str:
-    """A token the API server issues to `account` (for itself, without `audiences`)."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=3600)
-    )
-    issued = client.CoreV1Api(kube).create_namespaced_service_account_token(
-        account, namespace, request
-    )
-    return str(issued.status.token)
-
-
-def service_account_kubeconfig(
-    cluster: Cluster, kube: client.ApiClient, namespace: str, account: str, path: Path
-) -> Path:
-    """A kubeconfig that acts as `account`, with a token the API server issued to it."""
-    token = service_account_token(kube, namespace, account, [])
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
-    kube_cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "cluster", "cluster": kube_cluster["cluster"]}],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": account}}],
-                "current-context": "sa",
-            }
-        )
-    )
-    return path
+from tests.support.chart_release import service_account_kubeconfig, service_account_token
 
 
 def test_the_controller_leads_and_creates_jobs_with_the_charts_rbac_and_config(

@@ -79,6 +79,42 @@ from tests.support.chart import ALLOW_NONE, CHART, RELEASE, helm
             id="a name too long to derive from",
         ),
         pytest.param(
+            ["queues.defaultQueue=team-a"],
+            "need queues.enabled",
+            id="a default queue on an installation without queues",
+        ),
+        pytest.param(
+            ["queues.enabled=true", "queues.defaultQueue=Team_A"],
+            "/queues/defaultQueue",
+            id="a default queue that is no LocalQueue name",
+        ),
+        pytest.param(
+            ["queues.enabled=true", "queues.defaultPriority=High"],
+            "/queues/defaultPriority",
+            id="a default priority that is no WorkloadPriorityClass name",
+        ),
+        pytest.param(
+            ["queues.enabled=true", "queues.groupDefaults[0].group=nlp"],
+            "queue",
+            id="a group's default without its queue",
+        ),
+        pytest.param(
+            [
+                "queues.enabled=true",
+                "queues.groupDefaults[0].group=nlp",
+                "queues.groupDefaults[0].queue=a",
+                "queues.groupDefaults[1].group=nlp",
+                "queues.groupDefaults[1].queue=b",
+            ],
+            "group nlp twice",
+            id="one group given two default queues",
+        ),
+        pytest.param(
+            ["queues.enabled=true", "queues.positionRefreshSeconds=0"],
+            "/queues/positionRefreshSeconds",
+            id="positions read without pause",
+        ),
+        pytest.param(
             ["prometheusRule.enabled=true"],
             "serviceMonitor",
             id="alerts on job names no ServiceMonitor gives",

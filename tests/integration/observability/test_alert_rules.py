@@ -20,6 +20,7 @@ CONTROLLER = 'job="tc-train-conductor-controller", namespace="ml"'
 REDIS = 'job="tc-train-conductor-redis", namespace="ml", instance="10.0.0.7:9121"'
 GIB = 1024**3
 REDIS_ERRORS = "trainconductor_redis_errors_total"
+OLDEST_WAIT = "trainconductor_queue_oldest_waiting_seconds"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             binary("helm"), "template", "tc", str(ROOT / "helm" / "train-conductor"),
             "--namespace", "ml",
             "-f", str(ROOT / "helm" / "train-conductor" / "ci" / "full-values.yaml"),
+            "--set", "queues.enabled=true",
             "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
         ],
         capture_output=True, text=True, check=True,
@@ -154,6 +156,20 @@ def run_case(rules_file: Path, series: list[dict[str, str]], minutes: int,
         pytest.param("TrainConductorRedisFull",
                      [{"series": f'trainconductor_redis_full{{{API}, pod="a"}}', "values": "0x15"}],
                      12, False, id="a Redis with room stays quiet"),
+        pytest.param("TrainConductorQueueWaitTooLong",
+                     [{"series": f'{OLDEST_WAIT}{{{CONTROLLER}, pod="a", queue="team-a"}}',
+                       "values": "0+60x90"},
+                      {"series": f'{OLDEST_WAIT}{{{CONTROLLER}, pod="a", queue="team-b"}}',
+                       "values": "0+60x5 0x85"}],
+                     80, True, id="a queue whose oldest training waits over an hour alerts"),
+        pytest.param("TrainConductorQueueWaitTooLong",
+                     [{"series": f'{OLDEST_WAIT}{{{CONTROLLER}, pod="a", queue="team-a"}}',
+                       "values": "0+60x30 0+60x30 0+60x30"}],
+                     85, False, id="a queue emptied every half hour stays quiet"),
+        pytest.param("TrainConductorQueueWaitTooLong",
+                     [{"series": f'{OLDEST_WAIT}{{{CONTROLLER}, pod="b", queue="team-a"}}',
+                       "values": "0x90"}],
+                     80, False, id="a queue where nobody waits stays quiet"),
     ],
 )  # fmt: skip
 def test_alert(
