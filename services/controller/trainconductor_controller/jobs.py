@@ -26,6 +26,11 @@ from trainconductor_controller.names import (
     TRAINING_ID_LABEL,
     job_name,
 )
+from trainconductor_controller.progress_reporting import (
+    progress_env,
+    progress_mount,
+    progress_volume,
+)
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_core.record import TrainingRecord
 
@@ -93,28 +98,35 @@ def build_job(record: TrainingRecord, s: ControllerSettings) -> dict[str, Any]:
             {"name": "TC_TRAINING_ID", "value": record.id},
             {"name": CONFIG_ENV, "value": config},
             {"name": SFT_TRAINER_CONFIG_ENV, "value": base64.b64encode(config.encode()).decode()},
+            *progress_env(s),
         ],
         "resources": _resources(record.spec, s),
         "securityContext": {"allowPrivilegeEscalation": False},
     }
-    if s.volumes:
-        container["volumeMounts"] = [
-            {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in s.volumes
-        ]
+    mounts = [
+        *({"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only} for v in s.volumes),
+        *progress_mount(s),
+    ]
+    if mounts:
+        container["volumeMounts"] = mounts
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
     }
     if s.service_account:
         pod_spec["serviceAccountName"] = s.service_account
-    if s.volumes:
-        pod_spec["volumes"] = [
+    volumes = [
+        *(
             {
                 "name": v.name,
                 "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": v.read_only},
             }
             for v in s.volumes
-        ]
+        ),
+        *progress_volume(s),
+    ]
+    if volumes:
+        pod_spec["volumes"] = volumes
     if s.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
     if s.node_selector:

@@ -157,6 +157,36 @@ class ControllerSettings(CommonSettings):
         "(the first pass after retention is turned on) leaves Redis to the API: 100,000 "
         "take under 4 minutes.",
     )
+    # Progress reports from the trainings' pods.
+    progress_address: str = Field(
+        "",
+        description="host:port of the API's ProgressService as a training pod reaches it "
+        "(the chart sets the API's Service); given to every training pod (TC_PROGRESS_ADDRESS) "
+        "with a projected token to report with. '' gives neither: no progress reports.",
+    )
+    progress_token_audience: str = Field(
+        "train-conductor-progress",
+        min_length=1,
+        description="Audience of the projected token of training pods; the API's "
+        "progress_token_audience must be the same.",
+    )
+    progress_token_expiration_seconds: int = Field(
+        3600,
+        ge=600,
+        description="Lifetime of the projected token (the kubelet renews it at 80%).",
+    )
+    progress_stall_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="A RUNNING training whose trainer reported progress before and has not "
+        "for this long is marked stalled (condition Stalled, a Stalled event, the "
+        "trainconductor_trainings_stalled gauge); 0 never marks one.",
+    )
+    progress_stall_check_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between the leader's looks for stalled trainings.",
+    )
     finished_events_kept: int = Field(
         10,
         ge=1,

@@ -68,3 +68,36 @@ def test_a_training_without_a_queue_runs_at_once() -> None:
     made = build_job(record(), ControllerSettings())
     assert "suspend" not in made["spec"]
     assert not any(k.startswith("kueue.x-k8s.io/") for k in made["metadata"]["labels"])
+
+
+def test_a_training_pod_gets_the_api_address_and_a_token_bound_to_it_for_progress() -> None:
+    settings = ControllerSettings(
+        progress_address="tc-api.ml.svc:50051", progress_token_audience="tc-progress"
+    )
+    pod = build_job(record(), settings)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["TC_PROGRESS_ADDRESS"] == "tc-api.ml.svc:50051"
+    token_file = env["TC_PROGRESS_TOKEN_FILE"]
+    (mount,) = container["volumeMounts"]
+    assert token_file == f"{mount['mountPath']}/token"
+    assert mount["readOnly"]
+    (volume,) = pod["volumes"]
+    assert volume["name"] == mount["name"]
+    assert volume["projected"]["sources"] == [
+        {
+            "serviceAccountToken": {
+                "audience": "tc-progress",
+                "expirationSeconds": 3600,
+                "path": "token",
+            }
+        }
+    ]
+
+
+def test_without_an_api_address_a_pod_gets_nothing_to_report_with() -> None:
+    pod = build_job(record(), ControllerSettings())["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("TC_PROGRESS")]
+    assert "volumes" not in pod
+    assert "volumeMounts" not in container

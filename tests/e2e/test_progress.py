@@ -1,0 +1,244 @@
+"""Progress reports from training pods, end to end: the controller gives
+each training pod the API's address and a projected token for the progress
+audience; the test plays the trainer, with a token the TokenRequest API
+binds to the training's pod (as the kubelet gets the projected one), and
+the API checks it with TokenReview and reads the pod. A pod reports for its
+own training only; a token bound to no pod, or for another audience, is
+refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from kubernetes import client
+from trainconductor.v1 import progress_pb2
+from trainconductor.v1 import progress_service_pb2 as ppb
+from trainconductor.v1 import progress_service_pb2_grpc as ppb_grpc
+from trainconductor.v1 import training_service_pb2 as pb
+
+from devstack.redis_server import RedisServer
+from devstack.specs import lora_spec
+from devstack.stack import Cluster, Stack, wait_for
+
+USERS = f"tc-users-{uuid.uuid4().hex[:6]}"
+PROGRESS = f"tc-progress-{uuid.uuid4().hex[:6]}"
+# Long enough for the test to report while the training runs.
+RUN_DURATION = "600s"
+
+
+@dataclass
+class ProgressStack:
+    stack: Stack
+    user: tuple[tuple[str, str], ...]  # the metadata of the trainings' owner
+
+    @property
+    def kube(self) -> client.ApiClient:
+        return self.stack.kube
+
+    @property
+    def namespace(self) -> str:
+        return self.stack.namespace
+
+    @property
+    def reports(self) -> ppb_grpc.ProgressServiceStub:
+        assert self.stack.channel is not None
+        return ppb_grpc.ProgressServiceStub(self.stack.channel)
+
+    def create(self) -> pb.Training:
+        request = pb.CreateTrainingRequest(spec=lora_spec())
+        return self.stack.trainings.CreateTraining(request, metadata=self.user, timeout=10).training
+
+    def get(self, training_id: str) -> pb.Training:
+        request = pb.GetTrainingRequest(id=training_id)
+        return self.stack.trainings.GetTraining(request, metadata=self.user, timeout=10).training
+
+    def running_pod(self, training: pb.Training) -> client.V1Pod:
+        """The training's pod once it runs, kept running for the test."""
+        pod: client.V1Pod = wait_for(
+            f"a running pod of {training.id}",
+            lambda: next(
+                (
+                    p
+                    for p in self.stack.pods_of(f"train-{training.id}")
+                    if p.status.phase == "Running"
+                ),
+                None,
+            ),
+        )
+        return pod
+
+    def report(
+        self, token: str, progress: progress_pb2.Progress, training_id: str = ""
+    ) -> ppb.ReportProgressResponse:
+        request = ppb.ReportProgressRequest(training_id=training_id, progress=progress)
+        metadata = (("authorization", f"Bearer {token}"),)
+        response: ppb.ReportProgressResponse = self.reports.ReportProgress(
+            request, metadata=metadata, timeout=15
+        )
+        return response
+
+    def refusal(self, token: str, training_id: str = "") -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as err:
+            self.report(token, progress_pb2.Progress(step=1, total_steps=10), training_id)
+        code: grpc.StatusCode = err.value.code()
+        return code
+
+
+def token_for(
+    kube: client.ApiClient,
+    namespace: str,
+    audience: str,
+    pod: client.V1Pod | None = None,
+    account: str = "default",
+) -> str:
+    """A token from the TokenRequest API, bound to `pod` when given, as the
+    kubelet asks for a projected one."""
+    bound = (
+        client.V1BoundObjectReference(
+            api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid
+        )
+        if pod is not None
+        else None
+    )
+    spec = client.V1TokenRequestSpec(
+        audiences=[audience], expiration_seconds=600, bound_object_ref=bound
+    )
+    response = client.CoreV1Api(kube).create_namespaced_service_account_token(
+        account, namespace, client.AuthenticationV1TokenRequest(spec=spec)
+    )
+    return str(response.status.token)
+
+
+@pytest.fixture(scope="module")
+def progress_stack(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProgressStack]:
+    """Redis, an API that takes ServiceAccount tokens (users' and pods'
+    audiences apart) and a controller that gives training pods the API's
+    address, in a namespace of their own."""
+    log_dir = tmp_path_factory.mktemp("progress")
+    redis_server = RedisServer(Path(log_dir) / "redis")
+    redis_server.start()
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kube = cluster.api_client()
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    stack = Stack(cluster, redis_server, name, Path(log_dir))
+    try:
+        stack.start_api(
+            TC_AUTH_MODES='["token-review"]',
+            TC_KUBECONFIG=str(cluster.kubeconfig),
+            TC_TOKEN_REVIEW_AUDIENCE=USERS,
+            TC_PROGRESS_TOKEN_AUDIENCE=PROGRESS,
+            TC_TRAININGS_NAMESPACE=name,
+            TC_PROGRESS_EVENT_INTERVAL_SECONDS="1",
+        )
+        stack.start_controller(
+            TC_PROGRESS_ADDRESS=f"127.0.0.1:{stack.api_port}",
+            TC_PROGRESS_TOKEN_AUDIENCE=PROGRESS,
+        )
+        wait_for(
+            "the namespace's default ServiceAccount",
+            lambda: core.list_namespaced_service_account(name).items,
+        )
+        core.create_namespaced_service_account(
+            name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="alice"))
+        )
+        user = (("authorization", f"Bearer {token_for(kube, name, USERS, account='alice')}"),)
+        yield ProgressStack(stack, user)
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+        core.delete_namespace(name)
+
+
+def keep_running(ps: ProgressStack, pod: client.V1Pod) -> None:
+    client.CoreV1Api(ps.kube).patch_namespaced_pod(
+        str(pod.metadata.name),
+        ps.namespace,
+        {"metadata": {"annotations": {"kwok.trainconductor.dev/run-duration": RUN_DURATION}}},
+    )
+
+
+def test_a_pod_reports_its_trainings_progress_with_its_bound_token(
+    progress_stack: ProgressStack,
+) -> None:
+    ps = progress_stack
+    training = ps.create()
+    pod = ps.running_pod(training)
+    keep_running(ps, pod)
+    container = pod.spec.containers[0]
+    env = {e.name: e.value for e in container.env}
+    assert env["TC_PROGRESS_ADDRESS"] == f"127.0.0.1:{ps.stack.api_port}"
+    projected = next(v for v in pod.spec.volumes if v.projected is not None)
+    assert projected.projected.sources[0].service_account_token.audience == PROGRESS
+
+    token = token_for(ps.kube, ps.namespace, PROGRESS, pod)
+    watch = ps.stack.trainings.WatchTraining(
+        pb.WatchTrainingRequest(id=training.id), metadata=ps.user, timeout=60
+    )
+    first = ps.report(token, progress_pb2.Progress(step=10, total_steps=100, loss=2.5))
+    assert first.training_id == training.id
+    assert first.progress.percent == 10.0
+    for response in watch:
+        if response.event.reason == "Progress":
+            assert response.event.progress.step == 10
+            break
+    watch.cancel()
+    wait_for(
+        "a second report after the first's millisecond",
+        lambda: ps.report(
+            token, progress_pb2.Progress(step=20, total_steps=100, loss=2.1), training.id
+        ).progress.HasField("eta"),
+    )
+    got = ps.get(training.id)
+    assert got.progress.step == 20
+    assert got.progress.loss == 2.1
+    assert got.progress.eta.ToMilliseconds() > 0
+
+
+def test_a_pod_can_not_report_for_another_training_nor_a_token_bound_to_no_pod(
+    progress_stack: ProgressStack,
+) -> None:
+    ps = progress_stack
+    mine, theirs = ps.create(), ps.create()
+    my_pod = ps.running_pod(mine)
+    keep_running(ps, my_pod)
+    my_token = token_for(ps.kube, ps.namespace, PROGRESS, my_pod)
+    assert ps.refusal(my_token, training_id=theirs.id) == grpc.StatusCode.PERMISSION_DENIED
+
+    # A pod labelled as the training's, but of no Job of it.
+    core = client.CoreV1Api(ps.kube)
+    impostor = client.V1Pod(
+        metadata=client.V1ObjectMeta(
+            name=f"impostor-{uuid.uuid4().hex[:6]}",
+            labels={"trainconductor.dev/training-id": theirs.id},
+        ),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="c", image="example.com/x:1")],
+            tolerations=[client.V1Toleration(**t) for t in ps.stack.cluster.tolerations],
+        ),
+    )
+    made = core.create_namespaced_pod(ps.namespace, impostor)
+    impostor_token = token_for(ps.kube, ps.namespace, PROGRESS, made)
+    assert ps.refusal(impostor_token) == grpc.StatusCode.PERMISSION_DENIED
+
+    unbound = token_for(ps.kube, ps.namespace, PROGRESS)
+    assert ps.refusal(unbound, training_id=mine.id) == grpc.StatusCode.UNAUTHENTICATED
+    users_token = token_for(ps.kube, ps.namespace, USERS, my_pod)
+    assert ps.refusal(users_token, training_id=mine.id) == grpc.StatusCode.UNAUTHENTICATED
+    assert ps.refusal("not-a-token") == grpc.StatusCode.UNAUTHENTICATED
+    # A pod's token is no user's: the users' API refuses it.
+    with pytest.raises(grpc.RpcError) as err:
+        ps.stack.trainings.GetTraining(
+            pb.GetTrainingRequest(id=mine.id),
+            metadata=(("authorization", f"Bearer {my_token}"),),
+            timeout=10,
+        )
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert not ps.get(theirs.id).HasField("progress")
