@@ -263,6 +263,10 @@ class LocalUp:
         import json
 
         common = {"TC_REDIS_URL": self.redis_url}
+        if self.queues:
+            # The API takes spec.queue and the controller queues the Jobs in
+            # Kueue: `tcctl create --queue team-a` works as the banner says.
+            common["TC_QUEUES_ENABLED"] = "true"
         if self.jaeger is not None:
             # Every call recorded: a local stack is for looking at.
             common |= {

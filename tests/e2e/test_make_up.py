@@ -229,6 +229,15 @@ def test_make_up_in_a_terminal_shows_a_training_in_prometheus_and_jaeger_and_sto
         queues = kueue_cluster_queues(run)
         assert {"team-a", "team-b"} <= queues.keys(), queues
         assert queues["team-a"]["spec"]["cohortName"] == "research"
+        # The banner's queued training: taken, admitted by Kueue and run.
+        assert "--queue team-a" in run.banner, run.banner
+        queued = tcctl(
+            run.address, "create", "-f", str(EXAMPLES / "lora.yaml"), "--queue", "team-a",
+            "--priority", "high", "--wait", "-o", "json",
+        )  # fmt: skip
+        assert queued.code == 0, queued.err
+        assert json.loads(queued.out)["phase"] == "PHASE_COMPLETED"
+        assert json.loads(queued.out)["queue"] == "team-a"
 
         run.child.sendintr()
         ended(run)
