@@ -8,6 +8,8 @@ refused."""
 
 from __future__ import annotations
 
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ USERS = f"tc-users-{uuid.uuid4().hex[:6]}"
 PROGRESS = f"tc-progress-{uuid.uuid4().hex[:6]}"
 # Long enough for the test to report while the training runs.
 RUN_DURATION = "600s"
+STALL_SECONDS = 3
 
 
 @dataclass
@@ -141,6 +144,8 @@ def progress_stack(
         stack.start_controller(
             TC_PROGRESS_ADDRESS=f"127.0.0.1:{stack.api_port}",
             TC_PROGRESS_TOKEN_AUDIENCE=PROGRESS,
+            TC_PROGRESS_STALL_SECONDS=str(STALL_SECONDS),
+            TC_PROGRESS_STALL_CHECK_SECONDS="0.5",
         )
         wait_for(
             "the namespace's default ServiceAccount",
@@ -242,3 +247,46 @@ def test_a_pod_can_not_report_for_another_training_nor_a_token_bound_to_no_pod(
         )
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert not ps.get(theirs.id).HasField("progress")
+
+
+def stalled_gauge(ps: ProgressStack) -> float:
+    (controller,) = ps.stack.controllers.values()
+    url = f"http://127.0.0.1:{controller.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    line = next(x for x in text.splitlines() if x.startswith("trainconductor_trainings_stalled "))
+    return float(line.split()[1])
+
+
+def test_a_running_training_whose_reports_stop_is_stalled_until_it_reports_again(
+    progress_stack: ProgressStack,
+) -> None:
+    ps = progress_stack
+    training = ps.create()
+    pod = ps.running_pod(training)
+    keep_running(ps, pod)
+    token = token_for(ps.kube, ps.namespace, PROGRESS, pod)
+    ps.report(token, progress_pb2.Progress(step=5, total_steps=100))
+    reported = time.monotonic()
+    watch = ps.stack.trainings.WatchTraining(
+        pb.WatchTrainingRequest(id=training.id), metadata=ps.user, timeout=60
+    )
+    stalled = next(r.event for r in watch if r.event.reason == "Stalled")
+    assert time.monotonic() - reported >= STALL_SECONDS - 0.1
+    assert stalled.stalled
+    assert stalled.phase == pb.PHASE_RUNNING
+    assert f"no progress report for over {STALL_SECONDS} seconds" in stalled.message
+    got = ps.get(training.id)
+    assert got.stalled
+    (condition,) = [c for c in got.conditions if c.type == "Stalled"]
+    assert (condition.status, condition.reason) == ("True", "NoProgressReports")
+    assert wait_for("the stalled gauge", lambda: stalled_gauge(ps) >= 1)
+
+    ps.report(token, progress_pb2.Progress(step=6, total_steps=100))
+    resumed = next(r.event for r in watch if r.event.reason != "Stalled")
+    watch.cancel()
+    assert resumed.reason == "ProgressResumed"
+    assert resumed.progress.step == 6
+    got = ps.get(training.id)
+    assert not got.stalled
+    assert not [c for c in got.conditions if c.type == "Stalled"]

@@ -42,6 +42,7 @@ from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.retention import Retention
 from trainconductor_controller.settings import ControllerSettings
+from trainconductor_controller.stalls import Stalls
 from trainconductor_controller.waiting import Waiting
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.build_info import register_build_info
@@ -268,6 +269,11 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
         retention=_configure_retention(store, settings),
+        stalls=Stalls(
+            store,
+            stall_seconds=settings.progress_stall_seconds,
+            interval_seconds=settings.progress_stall_check_seconds,
+        ),
         workloads=informers.workloads,
         positions=positions,
         waiting=waiting if settings.queues_enabled else None,

@@ -17,6 +17,7 @@ from trainconductor_controller.objects import Job, Pod, Refusal, Workload
 from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.retention import Retention
+from trainconductor_controller.stalls import Stalls
 from trainconductor_controller.waiting import Waiting
 from trainconductor_controller.workqueue import WorkQueue
 from trainconductor_core.errors import TrainConductorError
@@ -42,6 +43,7 @@ class LeaderWork:
         workers: int,
         resync_seconds: float,
         retention: Retention,
+        stalls: Stalls | None = None,
         workloads: Informer[Workload] | None = None,
         positions: QueuePositions | None = None,
         waiting: Waiting | None = None,
@@ -50,7 +52,8 @@ class LeaderWork:
         once started (and the reconciler reads their caches); `workers`:
         how many trainings are reconciled at once; `resync_seconds`: how
         often every unfinished training is queued (the safety net);
-        `retention`: removes what finished long ago, while leading. With
+        `retention`: removes what finished long ago, while leading;
+        `stalls`: marks the running trainings whose reports stopped. With
         queues: `workloads` (Kueue's Workloads, watched too), `positions`
         (read from Kueue's visibility API while the leader works) and
         `waiting` (the queue gauges, set with the phase counts)."""
@@ -68,17 +71,20 @@ class LeaderWork:
         self._workers = workers
         self._resync_seconds = resync_seconds
         self._retention = retention
+        self._stalls = stalls
 
     async def run(self) -> None:
         await self._sync_caches()
         workers = [self._worker() for _ in range(self._workers)]
         positions = [self._positions.run()] if self._positions else []
+        stalls = [self._stalls.run()] if self._stalls else []
         await asyncio.gather(
             self._feed.run(),
             self._resync_forever(),
             self._count_phases_forever(),
             self._retention.run(),
             *positions,
+            *stalls,
             *workers,
         )
 

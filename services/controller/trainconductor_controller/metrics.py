@@ -43,6 +43,11 @@ QUEUE_WAIT_SECONDS = Histogram(
 TRAININGS = Gauge(
     "trainconductor_trainings", "Recorded trainings by phase (from the store).", ["phase"]
 )
+STALLED = Gauge(
+    "trainconductor_trainings_stalled",
+    "RUNNING trainings whose trainer reported progress before and has not for longer than "
+    "progress_stall_seconds (set by the leader; 0 elsewhere).",
+)
 OLDEST_PENDING_SECONDS = Gauge(
     "trainconductor_trainings_oldest_pending_seconds",
     "Time since the earliest PENDING training was submitted (0: none is PENDING). A training "
