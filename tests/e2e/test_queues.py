@@ -1,9 +1,10 @@
 """Trainings in Kueue's queues, end to end: the API, the controller, the real
 control plane and the real Kueue. A training waits for quota with Kueue's
 own words and its place in the queue, in submission order, moving up; a
-missing queue is named and the training runs once it exists; an owner holds
-and releases a training; a cancel while queued or held frees its queue; an
-installation without queues refuses a queue, naming the field."""
+missing queue or priority class is named and the training runs once it
+exists; an owner holds and releases a training; a cancel while queued or
+held frees its queue; an installation without queues refuses a queue,
+naming the field."""
 
 from __future__ import annotations
 
@@ -19,7 +20,16 @@ from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.kueue import Kueue
-from devstack.queues import GROUP, VERSION, applied, apply, cluster_queue, drain, local_queue
+from devstack.queues import (
+    GROUP,
+    VERSION,
+    applied,
+    apply,
+    cluster_queue,
+    drain,
+    local_queue,
+    priority_class,
+)
 from devstack.specs import lora_spec
 from devstack.stack import Cluster, Stack, running_stack, wait_for
 from tests.support.grpc_errors import violated_fields
@@ -160,6 +170,24 @@ def test_a_missing_queue_is_named_and_the_training_runs_once_it_exists(
     objects = [cluster_queue(name, gpus=1), local_queue(name, stack.namespace, name)]
     with applied(kueue.kube, objects):
         stack.wait_for_phase(training.id, {pb.PHASE_COMPLETED})
+        drain(kueue.kube, stack.namespace)
+
+
+def test_a_missing_priority_class_is_named_and_the_training_runs_once_it_exists(
+    kueue: Kueue, stack: Stack, team: str
+) -> None:
+    # Kueue makes no Workload for a Job whose WorkloadPriorityClass is
+    # missing, and says so only in its own log.
+    name = f"urgent-{uuid.uuid4().hex[:6]}"
+    give_gpus(kueue, team, 1)
+    training = create(stack, team, priority=name)
+    unavailable = standing(stack, training.id, "PriorityUnavailable")
+    assert unavailable.phase == pb.PHASE_QUEUED
+    assert f"priority {name} does not exist (no WorkloadPriorityClass {name})" in (
+        unavailable.message
+    )
+    with applied(kueue.kube, [priority_class(name, 500)]):
+        stack.wait_for_phase(training.id, {pb.PHASE_COMPLETED}, timeout=120)
         drain(kueue.kube, stack.namespace)
 
 

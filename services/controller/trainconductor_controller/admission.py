@@ -36,11 +36,18 @@ WAITING_FOR_QUOTA = "WaitingForQuota"
 QUEUE_UNAVAILABLE = "QueueUnavailable"
 WAITING_FOR_WORKLOAD = "WaitingForWorkload"
 REQUEUE_BACKOFF = "RequeueBackoff"
+PRIORITY_UNAVAILABLE = "PriorityUnavailable"
 HELD = "Held"
 PREEMPTED = "Preempted"
 # The reasons of a training that waits in its queue, not yet admitted.
 WAITING_REASONS = frozenset(
-    {WAITING_FOR_QUOTA, QUEUE_UNAVAILABLE, WAITING_FOR_WORKLOAD, REQUEUE_BACKOFF}
+    {
+        WAITING_FOR_QUOTA,
+        QUEUE_UNAVAILABLE,
+        WAITING_FOR_WORKLOAD,
+        REQUEUE_BACKOFF,
+        PRIORITY_UNAVAILABLE,
+    }
 )
 
 
@@ -94,6 +101,7 @@ def standing(
     held: bool,
     job_suspended: bool,
     now_ms: int,
+    missing_priority: str = "",
 ) -> Standing | None:
     """Where the training stands in `queue`; None once Kueue admitted it
     and its Job runs (the Job and its pods tell the rest).
@@ -101,7 +109,9 @@ def standing(
     `workload`: Kueue's Workload of the training's Job, None while none is
     known (Kueue has not made it yet, or its cache has not seen it);
     `held`: its owner asked to hold it; `job_suspended`: the Job's
-    spec.suspend, which stays true until Kueue admits it."""
+    spec.suspend, which stays true until Kueue admits it;
+    `missing_priority`: the WorkloadPriorityClass the Job names, when it is
+    known not to exist (Kueue makes no Workload for the Job until it does)."""
     if held:
         return Standing(
             Phase.SUSPENDED,
@@ -112,6 +122,15 @@ def standing(
     if workload is None:
         if not job_suspended:
             return None
+        if missing_priority:
+            return Standing(
+                Phase.QUEUED,
+                PRIORITY_UNAVAILABLE,
+                f"priority {missing_priority} does not exist (no WorkloadPriorityClass "
+                f"{missing_priority}): Kueue queues its Job in {queue} once it is made; or "
+                "cancel it and submit it with another priority",
+                waiting=True,
+            )
         return Standing(
             Phase.QUEUED,
             WAITING_FOR_WORKLOAD,

@@ -39,6 +39,7 @@ from trainconductor_controller.objects import (
     slim_workload,
 )
 from trainconductor_controller.positions import QueuePositions
+from trainconductor_controller.priorities import PriorityClasses
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.retention import Retention
 from trainconductor_controller.settings import ControllerSettings
@@ -253,6 +254,7 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         workloads=informers.workloads,
         positions=positions,
         waiting=waiting,
+        priorities=PriorityClasses(kube) if settings.queues_enabled else None,
     )
     readiness = Readiness(
         failing_watches=lambda: [i.resource for i in informers.all() if not i.healthy]

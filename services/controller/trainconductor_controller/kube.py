@@ -163,6 +163,20 @@ class Kube:
             resource="workloads",
         )
 
+    def workload_priority_classes(self) -> set[str]:
+        """The names of Kueue's WorkloadPriorityClasses (cluster-wide)."""
+        with self._call("list", "workloadpriorityclasses"):
+            found = cast(
+                RawObject,
+                self._custom.list_cluster_custom_object(
+                    KUEUE_GROUP,
+                    KUEUE_VERSION,
+                    "workloadpriorityclasses",
+                    _request_timeout=self._timeout,
+                ),
+            )
+        return {str(item["metadata"]["name"]) for item in found.get("items") or []}
+
     def pending_workloads(self, local_queue: str, *, limit: int = 1000) -> list[RawObject]:
         """The Workloads waiting in the LocalQueue, in its order, from
         Kueue's visibility API (each with `positionInLocalQueue`, from 0):

@@ -110,7 +110,7 @@ SUBMIT_TO_ADMITTED_SECONDS = Histogram(
 QUEUE_WAITING = Gauge(
     "trainconductor_queue_waiting_trainings",
     "Trainings waiting in each queue, by reason (WaitingForQuota, QueueUnavailable, "
-    "WaitingForWorkload, RequeueBackoff), as the leader last saw them.",
+    "WaitingForWorkload, RequeueBackoff, PriorityUnavailable), as the leader last saw them.",
     ["queue", "reason"],
 )
 QUEUE_OLDEST_WAITING_SECONDS = Gauge(

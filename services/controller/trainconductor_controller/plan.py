@@ -150,6 +150,7 @@ def plan(
     refusals: list[Refusal] | None = None,
     workload: Workload | None = None,
     queue_position: int = 0,
+    missing_priority: bool = False,
 ) -> list[Action]:
     """`keep_finished_ms`: how long a finished training's Job stays after it
     finished (and at least until its final status is recorded);
@@ -157,7 +158,8 @@ def plan(
     limit); `refusals`: the FailedCreate events on the Job (its pod refused);
     for a training in a queue, `workload`: Kueue's Workload of its Job (None
     while none is known) and `queue_position`: its place in its queue from
-    the visibility API, from 1 (0: not known)."""
+    the visibility API, from 1 (0: not known); `missing_priority`: its
+    WorkloadPriorityClass is known not to exist."""
     if desired is None:
         # A Job with our label and no record is an orphan.
         if job is not None and not _deleting(job):
@@ -250,7 +252,7 @@ def plan(
     actions = []
     position = 0
     if desired.queue:
-        queued, queue_actions = _in_queue(desired, job, workload, now_ms)
+        queued, queue_actions = _in_queue(desired, job, workload, now_ms, missing_priority)
         actions += queue_actions
         if queued is not None:
             seen = replace(seen, phase=queued.phase, reason=queued.reason, message=queued.message)
@@ -278,7 +280,11 @@ def plan(
 
 
 def _in_queue(
-    desired: TrainingRecord, job: Job, workload: Workload | None, now_ms: int
+    desired: TrainingRecord,
+    job: Job,
+    workload: Workload | None,
+    now_ms: int,
+    missing_priority: bool = False,
 ) -> tuple[Standing | None, list[Action]]:
     """Where a queued training stands, and what its hold or release needs
     done to its Workload."""
@@ -304,5 +310,6 @@ def _in_queue(
         held=desired.held,
         job_suspended=bool(job.get("spec", {}).get("suspend")),
         now_ms=now_ms,
+        missing_priority=desired.priority if missing_priority else "",
     )
     return queued, actions

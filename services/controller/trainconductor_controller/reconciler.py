@@ -27,6 +27,7 @@ from trainconductor_controller.plan import (
     plan,
 )
 from trainconductor_controller.positions import QueuePositions
+from trainconductor_controller.priorities import PriorityClasses
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_controller.waiting import Wait, Waiting
 from trainconductor_core.errors import TrainingNotFound
@@ -58,11 +59,14 @@ class Reconciler:
         workloads: Informer[Workload] | None = None,
         positions: QueuePositions | None = None,
         waiting: Waiting | None = None,
+        priorities: PriorityClasses | None = None,
     ) -> None:
         """With queues: `workloads`, the cache of Kueue's Workloads;
         `positions`, the trainings' places in their queues; `waiting`,
-        what waits where, for the queue gauges."""
+        what waits where, for the queue gauges; `priorities`, which
+        priority classes exist."""
         self._workloads = workloads
+        self._priorities = priorities
         self._positions = positions
         self._waiting = waiting or Waiting(clock)
         self._store = store
@@ -94,6 +98,15 @@ class Reconciler:
             workload = None
             if job is not None and self._workloads is not None:
                 workload = workload_of(job, self._workloads.get(training_id))
+            # Without its priority class, Kueue makes no Workload: say why.
+            missing_priority = (
+                job is not None
+                and workload is None
+                and desired is not None
+                and bool(desired.priority)
+                and self._priorities is not None
+                and await self._priorities.missing(desired.priority)
+            )
             actions = plan(
                 desired,
                 job,
@@ -104,6 +117,7 @@ class Reconciler:
                 refusals=self._refusals.get(training_id),
                 workload=workload,
                 queue_position=self._positions.get(training_id) if self._positions else 0,
+                missing_priority=missing_priority,
             )
             for action in actions:
                 await self._act(action, desired)

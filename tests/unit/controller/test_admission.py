@@ -144,3 +144,26 @@ def test_the_workload_of_this_very_job_is_found_by_its_uid() -> None:
     mine["metadata"] = {"name": "job-train-x-99", "labels": {"kueue.x-k8s.io/job-uid": "u-2"}}
     assert workload_of(job, [older, mine]) is mine
     assert workload_of(job, [older]) is None
+
+
+def test_a_missing_priority_class_is_named_while_kueue_makes_no_workload() -> None:
+    got = standing(
+        None, queue="team-a", held=False, job_suspended=True, now_ms=NOW, missing_priority="urgent"
+    )
+    assert got is not None
+    assert (got.phase, got.reason, got.waiting) == (Phase.QUEUED, "PriorityUnavailable", True)
+    assert "priority urgent does not exist (no WorkloadPriorityClass urgent)" in got.message
+    assert "team-a" in got.message
+    # Once Kueue made the Workload (the class exists after all), the Workload tells.
+    made = standing(
+        workload(PENDING), queue="team-a", held=False, job_suspended=True, now_ms=NOW,
+        missing_priority="urgent",
+    )  # fmt: skip
+    assert made is not None
+    assert made.reason == "WaitingForQuota"
+    # Held says held, whatever its priority.
+    held = standing(
+        None, queue="team-a", held=True, job_suspended=True, now_ms=NOW, missing_priority="urgent"
+    )
+    assert held is not None
+    assert held.reason == "Held"

@@ -158,3 +158,17 @@ def test_a_training_without_a_queue_ignores_kueue() -> None:
         record(Phase.QUEUED), suspended_job(), [], NOW, keep_finished_ms=0, workload=workload()
     )
     assert summary(actions) == ["status:SUSPENDED/Suspended"]
+
+
+def test_a_missing_priority_class_is_written_and_cancel_still_removes_the_job() -> None:
+    def planned(desired: TrainingRecord) -> list[WriteStatus | Any]:
+        return plan(
+            desired, suspended_job(), [], NOW, keep_finished_ms=0, workload=None,
+            missing_priority=True,
+        )  # fmt: skip
+
+    actions = planned(queued(priority="urgent"))
+    assert summary(actions) == ["status:QUEUED/PriorityUnavailable"]
+    assert "no WorkloadPriorityClass urgent" in actions[0].update.message
+    canceled = planned(queued(priority="urgent", cancel_requested=True, generation=2))
+    assert summary(canceled) == ["delete:canceled", "status:CANCELED/Canceled"]
