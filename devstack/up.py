@@ -400,7 +400,7 @@ def jaeger_search(ui: str) -> str:
     return f"{ui}/search?" + urllib.parse.urlencode(query)
 
 
-CREATE_SPAN = "/trainconductor.v1.TrainingService/CreateTraining"
+CREATE_SPAN = "trainconductor.v1.TrainingService/CreateTraining"
 
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:

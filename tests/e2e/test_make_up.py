@@ -33,6 +33,7 @@ from kubernetes import client, config
 from devstack.cluster import CACHE, ROOT
 from devstack.ports import free_port
 from devstack.stack import wait_for
+from devstack.up import CREATE_SPAN
 from tests.support.tcctl import EXAMPLES, tcctl
 
 # The tool left out of the seeded cache, so that the first run builds it.
@@ -225,6 +226,12 @@ def test_make_up_in_a_terminal_shows_a_training_in_prometheus_and_jaeger_and_sto
             describe=lambda: str(trace_services(run, training_id)),
         )
         assert "trainconductor-api" in services
+        # The banner's Jaeger link searches for an operation the API records.
+        port = run.ports["TC_JAEGER_PORT"]
+        operations = get_json(
+            f"http://127.0.0.1:{port}/api/services/trainconductor-api/operations"
+        )["data"]
+        assert CREATE_SPAN in operations, operations
 
         queues = kueue_cluster_queues(run)
         assert {"team-a", "team-b"} <= queues.keys(), queues

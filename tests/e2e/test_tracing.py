@@ -76,7 +76,7 @@ def test_a_training_is_one_trace_from_submission_to_its_job(
     )
     operations = {span["operationName"] for span in found["spans"]}
     assert "submit training" in operations, "the client's own span"
-    assert "/trainconductor.v1.TrainingService/CreateTraining" in operations
+    assert "trainconductor.v1.TrainingService/CreateTraining" in operations
     assert "EVALSHA" in operations, "the Redis call of the create has its span"
     assert "reconcile" in operations
     assert "kubernetes.create_job" in operations
