@@ -94,6 +94,17 @@ class Scenario:
     def token_review(self) -> bool:
         return "token-review" in self.auth_modes
 
+    @property
+    def progress_reports(self) -> bool:
+        """Whether training pods report progress with their own tokens (which
+        the API reviews, reading the pods)."""
+        return bool(self.values["progress"]["enabled"]) and "none" not in self.auth_modes
+
+    @property
+    def api_uses_kubernetes(self) -> bool:
+        """Whether the API calls the apiserver (TokenReview, pods get)."""
+        return self.token_review or self.progress_reports
+
     def secrets_named(self) -> list[str]:
         """Secrets the scenario expects the operator to have made."""
         values = self.values

@@ -17,6 +17,24 @@ certificates and static tokens.
 {{- if has "token-review" (include "train-conductor.authModes" . | fromJsonArray) }}true{{ end }}
 {{- end }}
 
+{{/* "true" when training pods report progress with their own tokens: the
+API reviews them (TokenReview) and reads their pods. Not under auth mode
+"none", where a report names its training. */}}
+{{- define "train-conductor.progressReports" -}}
+{{- if and .Values.progress.enabled (not (has "none" (include "train-conductor.authModes" . | fromJsonArray))) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the API calls the apiserver: TokenReview (users' tokens,
+or training pods'), and reading the reporting pods. */}}
+{{- define "train-conductor.api.usesKubernetes" -}}
+{{- if or (include "train-conductor.tokenReview" .) (include "train-conductor.progressReports" .) }}true{{ end }}
+{{- end }}
+
+{{/* The API's address as training pods reach it. */}}
+{{- define "train-conductor.progressAddress" -}}
+{{- .Values.progress.address | default (printf "%s.%s.svc:%d" (include "train-conductor.api.fullname" .) .Release.Namespace (int .Values.api.grpc.port)) }}
+{{- end }}
+
 {{/* "true" when the API reads static tokens from auth.staticTokens.existingSecret. */}}
 {{- define "train-conductor.staticTokens" -}}
 {{- if has "static-token" (include "train-conductor.authModes" . | fromJsonArray) }}true{{ end }}

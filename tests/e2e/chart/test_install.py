@@ -349,11 +349,13 @@ def test_controller_role_grants_exactly_what_it_needs(
     assert not allowed(kube, api_user, "list", "jobs", ns, group="batch")
 
 
-def test_api_may_review_tokens_only_with_token_review(
+def test_api_may_review_tokens_only_with_token_review_or_progress_reports(
     kube: client.ApiClient, installed: Installed
 ) -> None:
-    """token-review: the API's account is bound to system:auth-delegator, and
-    to nothing else; any other mode: no binding, no Kubernetes permission."""
+    """token-review, or progress reports by the pods' tokens: the API's
+    account is bound to system:auth-delegator, and may get pods where the
+    trainings run for the reports; otherwise no binding, no Kubernetes
+    permission."""
     ns = installed.namespace
     account = installed.scenario.service_account("api")
     api_user = f"system:serviceaccount:{ns}:{account}"
@@ -364,7 +366,7 @@ def test_api_may_review_tokens_only_with_token_review(
         .items
         if any(s.namespace == ns and s.name == account for s in b.subjects or [])
     ]
-    if installed.scenario.token_review:
+    if installed.scenario.api_uses_kubernetes:
         assert len(bindings) == 1, [b.metadata.name for b in bindings]
         binding = bindings[0]
         assert (binding.role_ref.kind, binding.role_ref.name) == (
@@ -380,9 +382,13 @@ def test_api_may_review_tokens_only_with_token_review(
         kube, api_user, "create", "tokenreviews", ns,
         group="authentication.k8s.io", cluster_wide=True,
     )  # fmt: skip
-    assert may_review == installed.scenario.token_review
+    assert may_review == installed.scenario.api_uses_kubernetes
     assert not allowed(kube, api_user, "get", "secrets", ns)
     assert not allowed(kube, api_user, "list", "pods", ns, cluster_wide=True)
+    training = installed.scenario.values["training"]["namespace"] or ns
+    assert allowed(kube, api_user, "get", "pods", training) == installed.scenario.progress_reports
+    assert not allowed(kube, api_user, "list", "pods", training)
+    assert not allowed(kube, api_user, "get", "pods", "kube-system")
 
 
 def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: Installed) -> None:
@@ -432,9 +438,13 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
         ("tokenreviews.authentication.k8s.io", "[]", "[create]"),
         ("subjectaccessreviews.authorization.k8s.io", "[]", "[create]"),
     }
-    assert granted(cluster, api, ns) - baseline == (reviews if scenario.token_review else set())
+    pods = {("pods", "[]", "[get]")} if scenario.progress_reports else set()
+    api_grants = reviews if scenario.api_uses_kubernetes else set()
+    assert granted(cluster, api, ns) - baseline == api_grants | (pods if training == ns else set())
+    if training != ns:
+        assert granted(cluster, api, training) - baseline == api_grants | pods
     assert can_i(cluster, api, "create", "tokenreviews.authentication.k8s.io") is (
-        scenario.token_review
+        scenario.api_uses_kubernetes
     )
     work = {
         ("jobs.batch", "[]", "[create delete get list patch watch]"),
@@ -474,11 +484,11 @@ def test_uninstall_leaves_nothing_the_chart_made(
     uninstall_leaves(cluster, kube, ns, RELEASE, kept)
 
 
-def test_api_pods_carry_a_token_only_with_token_review(
+def test_api_pods_carry_a_token_only_with_token_review_or_progress_reports(
     kube: client.ApiClient, installed: Installed
 ) -> None:
     core = client.CoreV1Api(kube)
-    token_review = installed.scenario.token_review
+    token_review = installed.scenario.api_uses_kubernetes
     account = core.read_namespaced_service_account(
         installed.scenario.service_account("api"), installed.namespace
     )

@@ -50,12 +50,15 @@ def test_the_default_identifies_callers_by_their_service_account_tokens() -> Non
             ("--set", "auth.modes={static-token,token-review}", *STATIC_TOKENS), True,
             id="beside static-token",
         ),
-        pytest.param(("--set", "auth.modes={static-token}", *STATIC_TOKENS), False,
+        pytest.param(("--set", "auth.modes={static-token}", *STATIC_TOKENS,
+                      "--set", "progress.enabled=false"), False,
                      id="static-token"),
+        pytest.param(("--set", "auth.modes={static-token}", *STATIC_TOKENS), True,
+                     id="static-token, with progress reports from the pods' tokens"),
         pytest.param(NONE, False, id="none"),
     ],
 )  # fmt: skip
-def test_the_api_gets_a_token_and_the_auth_delegator_role_only_with_token_review(
+def test_the_api_gets_a_token_and_the_auth_delegator_role_only_to_review_tokens(
     modes: tuple[str, ...], token_review: bool
 ) -> None:
     for account in ("", "tc-api"):
