@@ -34,7 +34,7 @@ from train_conductor.service.training import training_pb2 as legacy
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from bench.ghz import ROOT, Load, run_ghz
+from bench.ghz import ROOT, CallData, Load, run_ghz
 from devstack.jaeger import Jaeger
 from devstack.ports import free_port
 from devstack.processes import Service
@@ -171,7 +171,7 @@ def _paired(
     baseline: str,
     server: str,
     method: str,
-    data: dict[str, object],
+    data: CallData,
     seconds: float,
     rounds: int,
     redis_url: str,

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The services' protos: v1 and the legacy contract, served on one port.
 PROTOS = (
     "trainconductor/v1/training_service.proto",
+    "trainconductor/v1/progress_service.proto",
     "train_conductor/service/training/training.proto",
 )
 V1_SERVICE = "trainconductor.v1.TrainingService"
@@ -44,6 +45,8 @@ def protoset() -> Path:
     return out
 
 
+CallData = dict[str, object] | list[dict[str, object]]
+
 _CUT_OFF = ("transport is closing", "the client connection is closing")
 
 
@@ -60,7 +63,7 @@ class Load:
 def run_ghz(
     target: str,
     method: str,
-    data: dict[str, object],
+    data: CallData,
     *,
     seconds: float,
     concurrency: int,
@@ -68,7 +71,8 @@ def run_ghz(
     connections: int = 4,
 ) -> Load:
     """`method` is a v1 method's name, a legacy one's that v1 does not
-    have (Train, GetTrainingStatus), or `package.Service/Method`."""
+    have (Train, GetTrainingStatus), or `package.Service/Method`. `data`: a
+    request, or a list that ghz sends in turn, one per call."""
     command = [
         binary("ghz"),
         "--insecure",

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 import grpc
 from train_conductor.service.training import training_pb2 as legacy
 from train_conductor.service.training import training_pb2_grpc as legacy_grpc
+from trainconductor.v1 import progress_service_pb2 as ppb
+from trainconductor.v1 import progress_service_pb2_grpc as ppb_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
@@ -72,6 +74,15 @@ class NoopTrainingService(pb_grpc.TrainingServiceServicer):
         yield pb.StreamTrainingLogsResponse()
 
 
+class NoopProgressService(ppb_grpc.ProgressServiceServicer):
+    async def ReportProgress(
+        self, request: ppb.ReportProgressRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> ppb.ReportProgressResponse:
+        return ppb.ReportProgressResponse(
+            training_id=request.training_id, progress=request.progress
+        )
+
+
 _STATUS = legacy.TrainingStatusResponse(training_id="0" * 20, state=legacy.PENDING)
 
 
@@ -96,6 +107,7 @@ async def serve(port: int) -> None:
     server = grpc.aio.server()
     pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), server)
     legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), server)
+    ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()

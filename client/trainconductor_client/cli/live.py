@@ -18,6 +18,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_client.cli.output import coloured_phase, phase_name, standing
 from trainconductor_client.client import FINAL_PHASES
+from trainconductor_client.progress import Progress, progress_line
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -27,7 +28,14 @@ def _elapsed(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+# Progress events come every few seconds while a trainer reports: on a
+# terminal they move the bar of the status line rather than add lines.
+PROGRESS_REASON = "Progress"
+
+
 def _said(event: pb.TrainingEvent, queue: str) -> str:
+    if event.HasField("progress"):
+        return progress_line(event.progress)
     return standing(event.phase, event.reason, event.message, queue, event.queue_position)
 
 
@@ -71,6 +79,7 @@ def _follow_tty(
 
     threading.Thread(target=pump, daemon=True).start()
     last: pb.TrainingEvent | None = None
+    progress: Progress | None = None
     tick = 0
     while True:
         try:
@@ -83,8 +92,13 @@ def _follow_tty(
         if isinstance(item, BaseException):
             click.echo("\r\033[K", nl=False)
             raise item
+        if isinstance(item, pb.TrainingEvent) and item.reason == PROGRESS_REASON:
+            progress = item.progress
+            item = ...  # type: ignore[assignment]  # only the status line changes
         if isinstance(item, pb.TrainingEvent):
             click.echo("\r\033[K", nl=False)
+            if item.HasField("progress"):
+                progress = item.progress
             seen = (item.phase, item.reason, item.message, item.queue_position)
             if last is None or seen != (
                 last.phase,
@@ -104,4 +118,6 @@ def _follow_tty(
             spin = SPINNER[tick % len(SPINNER)]
             phase = coloured_phase(last.phase, True)
             status = f"{spin} {phase} {last.reason}  {_elapsed(time.time() - started)}"
+            if progress is not None and last.phase == pb.PHASE_RUNNING:
+                status += f"  {progress_line(progress)}"  # its ETA counts down
             click.echo(f"\r\033[K{status}", nl=False)

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_client.client import FINAL_PHASES
+from trainconductor_client.progress import metrics_line, progress_line
 
 FORMATS = ("table", "json", "yaml", "name")
 
@@ -148,6 +149,7 @@ def details(training: pb.Training, *, colour: bool) -> str:
         ("Finished", _when(training.finish_time)),
         ("Job", training.job_name),
         ("Attempts", str(training.attempts) if training.job_name else ""),
+        *_progress_fields(training),
     ]
     width = max(len(name) for name, _ in fields) + 2
     lines = [f"{name + ':':<{width}}{value}" for name, value in fields if value]
@@ -162,6 +164,30 @@ def details(training: pb.Training, *, colour: bool) -> str:
                 else f"  {c.type:<{kinds}}{said}"
             )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _progress_fields(training: pb.Training) -> list[tuple[str, str]]:
+    """The trainer's latest report: the bar, its other figures, and when
+    (with the stall, if its reports stopped)."""
+    if not training.HasField("progress"):
+        return []
+    progress = training.progress
+    reported = f"{_when(progress.report_time)} ({_ago(progress.report_time)} ago)"
+    if training.stalled:
+        reported += "; stalled: no report since"
+    return [
+        ("Progress", progress_line(progress)),
+        ("Metrics", metrics_line(progress)),
+        ("Reported", reported),
+    ]
+
+
+def _ago(stamp: Timestamp, now: float | None = None) -> str:
+    seconds = int((now or time.time()) - stamp.ToSeconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
 
 
 def _when(stamp: Timestamp) -> str:
