@@ -8,6 +8,8 @@ refused."""
 
 from __future__ import annotations
 
+import io
+import re
 import time
 import urllib.request
 import uuid
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pexpect
 import pytest
 from kubernetes import client
 from trainconductor.v1 import progress_pb2
@@ -26,6 +29,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from devstack.stack import Cluster, Stack, wait_for
+from tests.support.tcctl import env, tcctl_path
 
 USERS = f"tc-users-{uuid.uuid4().hex[:6]}"
 PROGRESS = f"tc-progress-{uuid.uuid4().hex[:6]}"
@@ -290,3 +294,43 @@ def test_a_running_training_whose_reports_stop_is_stalled_until_it_reports_again
     got = ps.get(training.id)
     assert not got.stalled
     assert not [c for c in got.conditions if c.type == "Stalled"]
+
+
+def test_tcctl_watch_shows_the_bar_move_with_its_eta_then_the_stall(
+    progress_stack: ProgressStack,
+) -> None:
+    ps = progress_stack
+    training = ps.create()
+    pod = ps.running_pod(training)
+    keep_running(ps, pod)
+    token = token_for(ps.kube, ps.namespace, PROGRESS, pod)
+    user_token = ps.user[0][1].removeprefix("Bearer ")
+    screen = io.StringIO()
+    child = pexpect.spawn(
+        tcctl_path(), ["watch", training.id],
+        env=env(f"127.0.0.1:{ps.stack.api_port}", TC_TOKEN=user_token),
+        encoding="utf-8", dimensions=(24, 200), timeout=30,
+    )  # fmt: skip
+    child.logfile_read = screen
+    try:
+        child.expect("RUNNING")
+        ps.report(token, progress_pb2.Progress(step=10, total_steps=100, loss=2.5))
+        child.expect(r"10\.0%  step 10/100")
+
+        # Reported until an event shows it: one per second at most.
+        def shown(step: int) -> bool:
+            ps.report(token, progress_pb2.Progress(step=step, total_steps=100, loss=1.75))
+            expected = [rf"step {step}/100  ETA \S+  loss 1\.75", pexpect.TIMEOUT]
+            found: int = child.expect(expected, 0.5)
+            return found == 0
+
+        wait_for("the bar at step 40 with an ETA", lambda: shown(40), timeout=30)
+        child.expect("Stalled", timeout=STALL_SECONDS + 15)
+        ps.report(token, progress_pb2.Progress(step=41, total_steps=100))
+        child.expect("ProgressResumed")
+    finally:
+        child.terminate(force=True)
+    # The bar moves in the status line: a progress event prints no line of
+    # its own (a stall, and its end, do).
+    assert re.search(r"\bProgress  \[", screen.getvalue()) is None
+    assert re.search(r"ProgressResumed  \[", screen.getvalue())
