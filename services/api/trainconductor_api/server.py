@@ -38,6 +38,7 @@ from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
 from trainconductor_api.interceptors.tracing import TracingInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
+from trainconductor_api.progress_intake import ProgressIntake
 from trainconductor_api.progress_service import ProgressService
 from trainconductor_api.reflection import MethodResolvingPool
 from trainconductor_api.service import TrainingService
@@ -90,7 +91,18 @@ class ApiServer:
         await self.store.close()
 
 
-def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSettings) -> None:
+def _configure_progress(store: TrainingStore, s: ApiSettings) -> ProgressIntake:
+    return ProgressIntake(
+        store,
+        _pod_binding(store, s),
+        TokenBuckets(s.progress_rate_per_second, s.progress_burst),
+        event_interval_seconds=s.progress_event_interval_seconds,
+    )
+
+
+def _configure_services(
+    server: grpc.aio.Server, store: TrainingStore, intake: ProgressIntake, s: ApiSettings
+) -> None:
     limits = Limits(
         max_gpus=s.max_gpus_per_training,
         allowed_path_prefixes=s.allowed_path_prefixes,
@@ -115,15 +127,7 @@ def _configure_services(server: grpc.aio.Server, store: TrainingStore, s: ApiSet
     legacy_grpc.add_TrainConductorServicer_to_server(
         LegacyTrainConductor(store, limits, access, s.queue_policy), server
     )
-    progress_grpc.add_ProgressServiceServicer_to_server(
-        ProgressService(
-            store,
-            _pod_binding(store, s),
-            TokenBuckets(s.progress_rate_per_second, s.progress_burst),
-            event_interval_seconds=s.progress_event_interval_seconds,
-        ),
-        server,
-    )
+    progress_grpc.add_ProgressServiceServicer_to_server(ProgressService(intake), server)
 
 
 def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
@@ -234,7 +238,8 @@ def build_server(
             ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ],
     )
-    _configure_services(server, store, settings)
+    intake = _configure_progress(store, settings)
+    _configure_services(server, store, intake, settings)
     health_reporter = _configure_health(server, store, settings)
     _configure_reflection(server)
     port = _configure_port(server, settings)
