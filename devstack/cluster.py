@@ -35,8 +35,17 @@ BINARIES = (
     "kwokctl",
 )
 
-# Fake nodes: two with four GPUs each, two without.
-NODES = (("kwok-gpu-0", 4), ("kwok-gpu-1", 4), ("kwok-cpu-0", 0), ("kwok-cpu-1", 0))
+# Fake nodes: four with four GPUs each (a 4-node training of 4 GPUs a node
+# fits; one pod asking for 8 fits none, which tests of an unschedulable
+# training rely on), two without.
+NODES = (
+    ("kwok-gpu-0", 4),
+    ("kwok-gpu-1", 4),
+    ("kwok-gpu-2", 4),
+    ("kwok-gpu-3", 4),
+    ("kwok-cpu-0", 0),
+    ("kwok-cpu-1", 0),
+)
 
 
 def _state(proc: Path) -> str:

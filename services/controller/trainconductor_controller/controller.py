@@ -32,10 +32,12 @@ from trainconductor_controller.objects import (
     Job,
     Pod,
     Refusal,
+    Service,
     Workload,
     slim_job,
     slim_pod,
     slim_refusal,
+    slim_service,
     slim_workload,
 )
 from trainconductor_controller.positions import QueuePositions
@@ -125,7 +127,7 @@ def _lost_lease() -> None:
 def _configure_kubernetes(s: ControllerSettings) -> client.ApiClient:
     return api_client(
         str(s.kubeconfig) if s.kubeconfig else None,
-        # The workers, four watches (Jobs, pods, refusals, Workloads), the
+        # The workers, five watches (Jobs, pods, refusals, Services, Workloads), the
         # Lease, probes, queue positions.
         connections=s.workers + 8,
     )
@@ -145,10 +147,11 @@ class _Informers:
     jobs: Informer[Job]
     pods: Informer[Pod]
     refusals: Informer[Refusal]
+    services: Informer[Service]
     workloads: Informer[Workload] | None  # with queues only
 
     def all(self) -> list[Informer[Any]]:
-        found: list[Informer[Any]] = [self.jobs, self.pods, self.refusals]
+        found: list[Informer[Any]] = [self.jobs, self.pods, self.refusals, self.services]
         return found + ([self.workloads] if self.workloads else [])
 
 
@@ -178,6 +181,9 @@ def _configure_informers(
             enqueue_from_thread,
             key_of=training_id_of_refusal,
             slim=slim_refusal,
+        ),
+        services=Informer(
+            kube, "services", enqueue_from_thread, key_of=training_id_of, slim=slim_service
         ),
         workloads=workloads,
     )
@@ -255,6 +261,7 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         positions=positions,
         waiting=waiting,
         priorities=PriorityClasses(kube) if settings.queues_enabled else None,
+        services=informers.services,
     )
     readiness = Readiness(
         failing_watches=lambda: [i.resource for i in informers.all() if not i.healthy]
@@ -279,6 +286,7 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
         workloads=informers.workloads,
         positions=positions,
         waiting=waiting if settings.queues_enabled else None,
+        services=informers.services,
     )
     register_build_info(metrics.registry, "controller")
     health_server = HealthServer(settings.http_port, readiness)

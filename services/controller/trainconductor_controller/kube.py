@@ -33,6 +33,7 @@ from trainconductor_controller.objects import RawObject
 _SELECTORS: dict[str, dict[str, str]] = {
     "jobs": {"label_selector": MANAGED_SELECTOR},
     "pods": {"label_selector": MANAGED_SELECTOR},
+    "services": {"label_selector": MANAGED_SELECTOR},
     "events": {"field_selector": "involvedObject.kind=Job,reason=FailedCreate"},
     "workloads": {},
 }
@@ -108,6 +109,20 @@ class Kube:
                 _preload_content=False,
                 _request_timeout=self._timeout,
             ),
+        )
+
+    def create_service(self, manifest: RawObject) -> bool:
+        """Creates the Service; False when it already existed."""
+        return self._call_unless(
+            "create",
+            409,
+            lambda: self._core.create_namespaced_service(
+                self.namespace,
+                manifest,  # type: ignore[arg-type]  # validate_call makes it a V1Service
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            ),
+            resource="services",
         )
 
     def delete_job(self, name: str) -> bool:
@@ -265,6 +280,7 @@ class Kube:
         return {
             "jobs": self._batch.list_namespaced_job,
             "pods": self._core.list_namespaced_pod,
+            "services": self._core.list_namespaced_service,
             "events": self._core.list_namespaced_event,
         }[resource]
 

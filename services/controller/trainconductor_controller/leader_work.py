@@ -13,7 +13,7 @@ from trainconductor_controller.changefeed import ChangeFeed
 from trainconductor_controller.errors import NotLeader
 from trainconductor_controller.health_server import Readiness
 from trainconductor_controller.informer import Informer, wait_synced
-from trainconductor_controller.objects import Job, Pod, Refusal, Workload
+from trainconductor_controller.objects import Job, Pod, Refusal, Service, Workload
 from trainconductor_controller.positions import QueuePositions
 from trainconductor_controller.reconciler import Reconciler
 from trainconductor_controller.retention import Retention
@@ -47,8 +47,10 @@ class LeaderWork:
         workloads: Informer[Workload] | None = None,
         positions: QueuePositions | None = None,
         waiting: Waiting | None = None,
+        services: Informer[Service] | None = None,
     ) -> None:
-        """`jobs`, `pods` and `refusals` fill the queue from their watches
+        """`jobs`, `pods`, `refusals` and `services` (the multi-node
+        trainings' headless Services) fill the queue from their watches
         once started (and the reconciler reads their caches); `workers`:
         how many trainings are reconciled at once; `resync_seconds`: how
         often every unfinished training is queued (the safety net);
@@ -57,6 +59,7 @@ class LeaderWork:
         queues: `workloads` (Kueue's Workloads, watched too), `positions`
         (read from Kueue's visibility API while the leader works) and
         `waiting` (the queue gauges, set with the phase counts)."""
+        self._services = services
         self._workloads = workloads
         self._positions = positions
         self._waiting = waiting
@@ -90,7 +93,7 @@ class LeaderWork:
 
     async def _sync_caches(self) -> None:
         """Starts the informers and waits for their first lists."""
-        for informer in (self._jobs, self._pods, self._refusals, self._workloads):
+        for informer in (self._jobs, self._pods, self._refusals, self._services, self._workloads):
             if informer is not None:
                 informer.start()
         start = time.monotonic()
@@ -101,6 +104,12 @@ class LeaderWork:
         # that a restart does not rewrite the reasons they gave.
         if not await asyncio.to_thread(wait_synced, [self._refusals], 10.0):
             log.warning("the pod refusals (Events) could not be listed; going on without")
+        # A Service missing from the cache is made again (AlreadyExists):
+        # waited for a while only, as the refusals.
+        if self._services is not None and not await asyncio.to_thread(
+            wait_synced, [self._services], 10.0
+        ):
+            log.warning("the headless Services could not be listed; going on without")
         # Without the Workloads, a queued training reads as waiting for
         # Kueue to take it up, and holds wait: nothing is lost meanwhile.
         if self._workloads is not None and not await asyncio.to_thread(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # objects.py reads DEADLINE_FROM_ANNOTATION from here
@@ -20,6 +21,12 @@ TRACEPARENT_ANNOTATION = "trainconductor.dev/traceparent"
 # sets a new startTime when a suspended Job resumes, restarting the count.
 DEADLINE_FROM_ANNOTATION = "trainconductor.dev/deadline-counted-from"
 CONTAINER_NAME = "trainer"
+# Which attempt of its training a Job is (1, 2, ...), on the Job.
+ATTEMPT_ANNOTATION = "trainconductor.dev/attempt"
+# Kubernetes': a Job's pods carry its name, and an Indexed Job's their index
+# (the rank), as a label and as an annotation.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 # Kueue's: the labels that queue a Job (its LocalQueue and its
 # WorkloadPriorityClass), and the one on the Workload Kueue makes for a Job,
 # the Job's uid.
@@ -27,17 +34,31 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 _JOB_PREFIX = "train-"
+_JOB_NAME = re.compile(r"^train-(?P<id>[0-9a-f]{20})(-a(?P<attempt>[1-9][0-9]*))?$")
 
 
-def job_name(training_id: str) -> str:
-    """Derived from the id, so a create repeated after a crash finds the
-    first Job (AlreadyExists) instead of making a second."""
-    return f"{_JOB_PREFIX}{training_id}"
+def job_name(training_id: str, attempt: int = 1) -> str:
+    """Derived from the id and the attempt, so a create repeated after a
+    crash finds the attempt's Job (AlreadyExists) instead of making a second.
+    The first attempt's is the id's alone; the n-th ends in -a<n>. (With the
+    20 characters of an id, an Indexed Job's pod hostnames, <job>-<rank>,
+    stay within the 63 characters of a DNS label.)"""
+    name = f"{_JOB_PREFIX}{training_id}"
+    return name if attempt <= 1 else f"{name}-a{attempt}"
 
 
 def training_id_of_job(name: str) -> str:
     """The training whose Job is named `name`; '' for a Job not named by `job_name`."""
-    return name.removeprefix(_JOB_PREFIX) if name.startswith(_JOB_PREFIX) else ""
+    match = _JOB_NAME.fullmatch(name)
+    return match["id"] if match else ""
+
+
+def attempt_of_job(name: str) -> int:
+    """Which attempt the Job named `name` is; 0 for a Job not named by `job_name`."""
+    match = _JOB_NAME.fullmatch(name)
+    if match is None:
+        return 0
+    return int(match["attempt"] or 1)
 
 
 def made_by(job: Job, instance: str) -> bool:

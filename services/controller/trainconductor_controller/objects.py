@@ -1,5 +1,6 @@
 """The Kubernetes objects the controller keeps, typed: a Job, a pod, a
-refusal (a FailedCreate event on a Job) and Kueue's Workload of a Job,
+refusal (a FailedCreate event on a Job), a headless Service of a multi-node
+Job and Kueue's Workload of a Job,
 slimmed to what plan(), observe() and standing() read, so that 10,000 Jobs
 fit in little memory and mypy checks every read.
 
@@ -118,6 +119,13 @@ class Pod(TypedDict, total=False):
     metadata: ObjectMeta
     spec: PodSpec
     status: PodStatus
+
+
+class Service(TypedDict, total=False):
+    """The headless Service of a multi-node attempt: its name is all the
+    controller reads (whether the attempt's Service exists)."""
+
+    metadata: ObjectMeta
 
 
 class Refusal(TypedDict, total=False):
@@ -246,6 +254,11 @@ def slim_pod(obj: RawObject) -> Pod:
     if node:
         pod["spec"] = {"nodeName": node}
     return pod
+
+
+def slim_service(obj: RawObject) -> Service:
+    """Keeps its name (and labels, deletion)."""
+    return {"metadata": _slim_metadata(obj)}
 
 
 def slim_refusal(event: RawObject) -> Refusal:

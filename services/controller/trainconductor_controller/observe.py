@@ -194,10 +194,16 @@ def _refused_since(pods: list[Pod], refusals: list[Refusal]) -> bool:
 
 
 def observe(
-    job: Job, pods: list[Pod], refusals: list[Refusal] | None = None, *, ran: bool = False
+    job: Job,
+    pods: list[Pod],
+    refusals: list[Refusal] | None = None,
+    *,
+    ran: bool = False,
+    nodes: int = 1,
 ) -> Observed:
     """`refusals`: the Job controller's FailedCreate events on the Job; `ran`:
-    whether its trainer is known to have run (its pods may be gone since)."""
+    whether its trainer is known to have run (its pods may be gone since);
+    `nodes`: the pods (ranks) the Job runs at once."""
     status = job.get("status", {})
     seen = Observed(
         Phase.QUEUED,

@@ -1,14 +1,25 @@
 """What to do about one training: a pure function of what is wanted and
 what is observed. No I/O, no clock of its own.
 
-`job` must be authoritative when it is None for a training whose Job should
-exist: the reconciler confirms a cache miss with a live read before calling
-this, so a Job that is merely not yet in the cache is never taken for gone.
+`job` is the Job of the training's current attempt (the record's
+`attempts`, 1 before the first), and must be authoritative when it is None
+for a training whose Job should exist: the reconciler confirms a cache miss
+with a live read before calling this, so a Job that is merely not yet in the
+cache is never taken for gone. `other_jobs` are its Jobs of other attempts,
+which go.
+
+A failed attempt is classified (failures.py): a disruption makes the next
+attempt without spending a retry, a user's error fails the training at once,
+anything else spends a retry or, with none left, fails it. The next attempt
+is recorded first (its number, the retries spent and why, in one status
+write), then its Job made: a crash in between makes the same Job on the next
+reconcile, never a second one, and never loses it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from trainconductor_controller.admission import (
@@ -18,6 +29,8 @@ from trainconductor_controller.admission import (
     Standing,
     standing,
 )
+from trainconductor_controller.failures import Cause, Failure, classify
+from trainconductor_controller.jobs import nodes_of
 from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
 from trainconductor_controller.objects import Job, Pod, Refusal, Workload
 from trainconductor_controller.observe import (
@@ -31,10 +44,27 @@ from trainconductor_controller.observe import (
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate, TrainingRecord
 
+# Reasons of a training between two attempts, and of one that failed as the
+# user's error; Kubernetes' word for "failed more often than allowed" is kept
+# for a training whose retries ran out.
+RESTARTING = "Restarting"
+USER_ERROR = "UserError"
+RETRIES_EXHAUSTED = "BackoffLimitExceeded"
+
 
 @dataclass(frozen=True)
 class CreateJob:
     training: TrainingRecord
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class CreateService:
+    """The headless Service of a multi-node attempt, owned by its Job."""
+
+    training: TrainingRecord
+    job_name: str
+    job_uid: str
 
 
 @dataclass(frozen=True)
@@ -68,7 +98,7 @@ class WriteStatus:
     update: StatusUpdate
 
 
-Action = CreateJob | DeleteJob | SetDeadline | SetWorkloadActive | WriteStatus
+Action = CreateJob | CreateService | DeleteJob | SetDeadline | SetWorkloadActive | WriteStatus
 
 
 def _deleting(job: Job) -> bool:
@@ -89,6 +119,7 @@ def _update(
         start_time_ms=seen.start_time_ms,
         finish_time_ms=seen.finish_time_ms,
         queue_position=queue_position,
+        retries=desired.retries,
     )
 
 
@@ -100,6 +131,7 @@ def _differs(desired: TrainingRecord, update: StatusUpdate) -> bool:
         or desired.message != update.message
         or desired.job_name != update.job_name
         or desired.attempts != update.attempts
+        or desired.retries != update.retries
         or desired.conditions != update.conditions
         or desired.queue_position != update.queue_position
         or (update.start_time_ms is not None and desired.start_time_ms is None)
@@ -151,6 +183,9 @@ def plan(
     workload: Workload | None = None,
     queue_position: int = 0,
     missing_priority: bool = False,
+    other_jobs: Sequence[Job] = (),
+    services: frozenset[str] | None = None,
+    user_error_exit_codes: frozenset[int] = frozenset(),
 ) -> list[Action]:
     """`keep_finished_ms`: how long a finished training's Job stays after it
     finished (and at least until its final status is recorded);
@@ -159,38 +194,78 @@ def plan(
     for a training in a queue, `workload`: Kueue's Workload of its Job (None
     while none is known) and `queue_position`: its place in its queue from
     the visibility API, from 1 (0: not known); `missing_priority`: its
-    WorkloadPriorityClass is known not to exist."""
+    WorkloadPriorityClass is known not to exist; `other_jobs`: its Jobs of
+    other attempts; `services`: the names of its headless Services (None:
+    not watched, none made); `user_error_exit_codes`: the trainer's exit
+    codes that mean the user's error."""
     if desired is None:
         # A Job with our label and no record is an orphan.
-        if job is not None and not _deleting(job):
-            return [DeleteJob(job["metadata"]["name"], "orphan")]
-        return []
+        return [
+            DeleteJob(j["metadata"]["name"], "orphan")
+            for j in ([job] if job is not None else []) + list(other_jobs)
+            if not _deleting(j)
+        ]
 
-    name = job_name(desired.id)
+    attempt = max(desired.attempts, 1)
+    name = job_name(desired.id, attempt)
+    earlier: list[Action] = [
+        DeleteJob(j["metadata"]["name"], "an earlier attempt")
+        for j in other_jobs
+        if not _deleting(j)
+    ]
     if desired.phase.is_final:
-        # Final phases never change; a canceled training's Job must be gone,
-        # and a finished one's goes once it has been kept long enough.
-        if job is None or _deleting(job):
-            return []
+        # Final phases never change; a canceled training's Jobs must be gone,
+        # and a finished one's go once they have been kept long enough.
+        jobs = [j for j in ([job] if job is not None else []) + list(other_jobs)]
         if desired.phase == Phase.CANCELED:
-            return [DeleteJob(name, "canceled")]
-        finished = desired.finish_time_ms
-        if finished is not None and now_ms - finished >= keep_finished_ms:
-            return [DeleteJob(name, "finished")]
-        return []
+            why = "canceled"
+        elif (
+            desired.finish_time_ms is not None
+            and now_ms - desired.finish_time_ms >= keep_finished_ms
+        ):
+            why = "finished"
+        else:
+            return []
+        return [DeleteJob(j["metadata"]["name"], why) for j in jobs if not _deleting(j)]
 
     if refusals and desired.start_time_ms is not None:
         # Refusals from before its trainer first ran are history: a pod came
         # after them. (Its pods deleted at its deadline must not bring them back.)
         refusals = [r for r in refusals if refused_at_ms(r) > desired.start_time_ms]
     ran = desired.start_time_ms is not None
-    seen = observe(job, pods, refusals, ran=ran) if job is not None else None
+    nodes = nodes_of(desired.spec)
+    seen = observe(job, pods, refusals, ran=ran, nodes=nodes) if job is not None else None
+    if seen is not None:
+        seen = replace(seen, attempts=attempt)
     if seen is not None and seen.phase.is_final:
-        # Finished before the cancellation reached it: it stays as it finished.
-        return [WriteStatus(_update(desired, seen, name))]
+        failure = None
+        if seen.phase == Phase.FAILED and seen.reason != "DeadlineExceeded":
+            failure = classify(
+                pods,
+                multi_node=nodes > 1,
+                user_error_exit_codes=user_error_exit_codes,
+                job_message=seen.message,
+            )
+        if failure is None:
+            # Finished before the cancellation reached it: it stays as it finished.
+            return [WriteStatus(_update(desired, seen, name)), *earlier]
+        after = _after_failure(desired, seen, name, attempt, failure)
+        if after.phase.is_final:
+            return [WriteStatus(after), *earlier]
+        if not desired.cancel_requested:
+            # Recorded first: the next attempt is then made, once, even
+            # across a crash (see the module's doc).
+            assert job is not None
+            return [
+                WriteStatus(after),
+                CreateJob(desired, attempt + 1),
+                DeleteJob(name, "an earlier attempt"),
+                *earlier,
+            ]
+        # Canceled while its attempt failed: no next one.
 
     if desired.cancel_requested:
-        actions: list[Action] = []
+        actions: list[Action] = list(earlier)
         if job is not None and not _deleting(job):
             actions.append(DeleteJob(name, "canceled"))
         canceled = StatusUpdate(
@@ -205,6 +280,7 @@ def plan(
             conditions=seen.conditions if seen else desired.conditions,
             start_time_ms=seen.start_time_ms if seen else None,
             finish_time_ms=now_ms,
+            retries=desired.retries,
         )
         return [*actions, WriteStatus(canceled)]
 
@@ -227,10 +303,18 @@ def plan(
                 observed_generation=desired.generation,
                 phase=Phase.QUEUED,
                 reason="JobCreated",
-                message="the Job was created; waiting for its pod",
+                message="the Job was created; waiting for its pod"
+                if nodes == 1
+                else f"the Job was created; waiting for its {nodes} pods",
                 job_name=name,
+                attempts=attempt,
+                retries=desired.retries,
             )
-            return [CreateJob(desired), WriteStatus(created)]
+            return [CreateJob(desired, attempt), WriteStatus(created), *earlier]
+        if desired.reason == RESTARTING and desired.job_name == name:
+            # The next attempt is recorded and its Job not made yet (or not
+            # seen yet: a create that finds it is harmless).
+            return [CreateJob(desired, attempt), *earlier]
         # Its Job existed (the training left PENDING) and is gone while the
         # training was unfinished: someone else deleted it. Recreating it
         # would fight whoever did, and run the training twice.
@@ -243,13 +327,19 @@ def plan(
             attempts=desired.attempts,
             conditions=desired.conditions,
             finish_time_ms=now_ms,
+            retries=desired.retries,
         )
-        return [WriteStatus(gone)]
+        return [WriteStatus(gone), *earlier]
 
     if _deleting(job):
-        return []  # its deletion will be observed when it is gone
+        return earlier  # its deletion will be observed when it is gone
     assert seen is not None
-    actions = []
+    actions = list(earlier)
+    uid = job.get("metadata", {}).get("uid", "")
+    if nodes > 1 and services is not None and name not in services and uid:
+        # Made after its Job, which owns it: a crash in between leaves a Job
+        # without it, and this makes it then.
+        actions.append(CreateService(desired, name, uid))
     position = 0
     if desired.queue:
         queued, queue_actions = _in_queue(desired, job, workload, now_ms, missing_priority)
@@ -313,3 +403,43 @@ def _in_queue(
         missing_priority=desired.priority if missing_priority else "",
     )
     return queued, actions
+
+
+def _after_failure(
+    desired: TrainingRecord, seen: Observed, name: str, attempt: int, failure: Failure
+) -> StatusUpdate:
+    """What a failed attempt leaves: the next attempt (QUEUED, Restarting,
+    its Job named), or the training FAILED."""
+    base = _update(desired, seen, name)
+    spent, budget = desired.retries, desired.max_retries
+    if failure.cause == Cause.USER_ERROR:
+        return replace(
+            base,
+            reason=USER_ERROR,
+            message=f"{failure.what}; not retried: its exit code means an error in the "
+            "training's input or arguments",
+        )
+    if failure.cause == Cause.RETRYABLE and spent >= budget:
+        retries = f"{spent} of {budget} retries spent" if budget else "no retries allowed"
+        return replace(
+            base,
+            reason=RETRIES_EXHAUSTED,
+            message=f"attempt {attempt}: {failure.what}; not retried ({retries})",
+        )
+    if failure.cause == Cause.RETRYABLE:
+        spent += 1
+        why = f"retry {spent} of {budget}"
+    else:
+        why = f"no retry spent, {spent} of {budget} so far"
+    gang = "the gang restarts" if nodes_of(desired.spec) > 1 else "it restarts"
+    return StatusUpdate(
+        observed_generation=desired.generation,
+        phase=Phase.QUEUED,
+        reason=RESTARTING,
+        message=f"attempt {attempt + 1}: {failure.what} in attempt {attempt}; {gang} ({why})",
+        job_name=job_name(desired.id, attempt + 1),
+        attempts=attempt + 1,
+        conditions=seen.conditions,
+        start_time_ms=seen.start_time_ms,
+        retries=spent,
+    )

@@ -13,13 +13,19 @@ from trainconductor_controller import metrics
 from trainconductor_controller.admission import PREEMPTED, WAITING_REASONS, workload_of
 from trainconductor_controller.errors import KubernetesError, NotLeader
 from trainconductor_controller.informer import Informer
-from trainconductor_controller.jobs import build_job, deadline_seconds
+from trainconductor_controller.jobs import build_job, build_service, deadline_seconds
 from trainconductor_controller.kube import Kube
-from trainconductor_controller.names import TRACEPARENT_ANNOTATION, job_name, made_by
-from trainconductor_controller.objects import Job, Pod, Refusal, Workload, slim_job
+from trainconductor_controller.names import (
+    JOB_NAME_LABEL,
+    TRACEPARENT_ANNOTATION,
+    job_name,
+    made_by,
+)
+from trainconductor_controller.objects import Job, Pod, Refusal, Service, Workload, slim_job
 from trainconductor_controller.plan import (
     Action,
     CreateJob,
+    CreateService,
     DeleteJob,
     SetDeadline,
     SetWorkloadActive,
@@ -60,11 +66,15 @@ class Reconciler:
         positions: QueuePositions | None = None,
         waiting: Waiting | None = None,
         priorities: PriorityClasses | None = None,
+        services: Informer[Service] | None = None,
     ) -> None:
         """With queues: `workloads`, the cache of Kueue's Workloads;
         `positions`, the trainings' places in their queues; `waiting`,
         what waits where, for the queue gauges; `priorities`, which
-        priority classes exist."""
+        priority classes exist. `services`: the cache of the multi-node
+        trainings' headless Services."""
+        self._services = services
+        self._user_error_exit_codes = frozenset(settings.user_error_exit_codes)
         self._workloads = workloads
         self._priorities = priorities
         self._positions = positions
@@ -88,13 +98,29 @@ class Reconciler:
         with tracer.start_as_current_span("reconcile", context=context) as span:
             span.set_attribute("trainconductor.training_id", training_id)
             instance = self._settings.lease_name
+            # Another install's Jobs are none of ours.
             mine = [j for j in self._jobs.get(training_id) if made_by(j, instance)]
-            job = mine[0] if mine else None  # another install's Job is none of ours
+            current = job_name(training_id, max(desired.attempts, 1)) if desired else ""
+            job = next((j for j in mine if j["metadata"]["name"] == current), None)
+            if desired is None and mine:
+                job = mine[0]
+            others = [j for j in mine if j is not job]
             if job is None and desired is not None and desired.phase in _WITH_JOB:
                 # The cache may lag behind a Job created moments ago: ask the
                 # API server before concluding the Job is gone.
-                live = await asyncio.to_thread(self._kube.get_job, job_name(training_id))
+                live = await asyncio.to_thread(self._kube.get_job, current)
                 job = slim_job(live) if live else None
+            # The current attempt's pods only (a pod names its Job in a label).
+            pods = [
+                p
+                for p in self._pods.get(training_id)
+                if p.get("metadata", {}).get("labels", {}).get(JOB_NAME_LABEL, current) == current
+            ]
+            services = (
+                frozenset(s["metadata"]["name"] for s in self._services.get(training_id))
+                if self._services is not None
+                else None
+            )
             workload = None
             if job is not None and self._workloads is not None:
                 workload = workload_of(job, self._workloads.get(training_id))
@@ -110,7 +136,7 @@ class Reconciler:
             actions = plan(
                 desired,
                 job,
-                self._pods.get(training_id),
+                pods,
                 int(self._clock() * 1000),
                 keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
                 deadline_seconds=deadline_seconds(desired, self._settings) if desired else 0,
@@ -118,9 +144,13 @@ class Reconciler:
                 workload=workload,
                 queue_position=self._positions.get(training_id) if self._positions else 0,
                 missing_priority=missing_priority,
+                other_jobs=others,
+                services=services,
+                user_error_exit_codes=self._user_error_exit_codes,
             )
             for action in actions:
-                await self._act(action, desired)
+                if not await self._act(action, desired):
+                    break  # a stale write: what follows it was planned on an old view
             self._note_wait(training_id, desired, actions)
 
     def _note_wait(
@@ -142,11 +172,12 @@ class Reconciler:
         else:
             self._waiting.note(training_id, None)
 
-    async def _act(self, action: Action, desired: TrainingRecord | None) -> None:
+    async def _act(self, action: Action, desired: TrainingRecord | None) -> bool:
+        """Acts; False when a status write was refused as stale."""
         if not self._is_leader():
             raise NotLeader("lost the Lease; not acting")
         if isinstance(action, CreateJob):
-            manifest = build_job(action.training, self._settings)
+            manifest = build_job(action.training, self._settings, action.attempt)
             carrier: dict[str, str] = {}
             with tracer.start_as_current_span("kubernetes.create_job"):
                 # The Job carries this span's context when tracing is on here;
@@ -161,10 +192,21 @@ class Reconciler:
                     if not err.retryable:
                         await self._record_refusal(action.training, err)
                     raise  # retried with backoff: a quota may free up, a webhook be fixed
-            if created:
+            if created and action.attempt == 1:
                 waited = self._clock() - action.training.create_time_ms / 1000
                 metrics.SUBMIT_TO_JOB_SECONDS.observe(max(waited, 0.0))
-                log.info("job created", extra={"job": manifest["metadata"]["name"]})
+            if created:
+                log.info(
+                    "job created",
+                    extra={"job": manifest["metadata"]["name"], "attempt": action.attempt},
+                )
+        elif isinstance(action, CreateService):
+            service = build_service(
+                action.training, self._settings, action.job_name, action.job_uid
+            )
+            with tracer.start_as_current_span("kubernetes.create_service"):
+                if await asyncio.to_thread(self._kube.create_service, service):
+                    log.info("service created", extra={"service": action.job_name})
         elif isinstance(action, DeleteJob):
             with tracer.start_as_current_span("kubernetes.delete_job"):
                 deleted = await asyncio.to_thread(self._kube.delete_job, action.name)
@@ -185,7 +227,7 @@ class Reconciler:
                     # A policy or a Role refused it: retrying will not help,
                     # and the training's status is written already.
                     log.warning("job deadline refused", extra={"error": str(err)})
-                    return
+                    return True
             if found:
                 log.info(
                     "job deadline set" if action.seconds else "job deadline taken off",
@@ -204,7 +246,8 @@ class Reconciler:
                     extra={"workload": action.name},
                 )
         elif isinstance(action, WriteStatus) and desired is not None:
-            await self._write_status(desired, action)
+            return await self._write_status(desired, action)
+        return True
 
     @staticmethod
     def _count_queue_change(desired: TrainingRecord, update: StatusUpdate, now: float) -> None:
@@ -232,19 +275,22 @@ class Reconciler:
             return
         update = StatusUpdate(
             observed_generation=training.generation,
-            phase=Phase.PENDING,
-            reason=_REFUSED,
+            phase=Phase.PENDING if training.phase == Phase.PENDING else training.phase,
+            reason=_REFUSED if training.phase == Phase.PENDING else training.reason,
             message=message,
+            job_name=training.job_name,
+            attempts=training.attempts,
+            retries=training.retries,
         )
         if await self._store.write_status(training.id, update) == WriteResult.CHANGED:
             log.warning("job refused", extra={"error": str(err)})
 
-    async def _write_status(self, desired: TrainingRecord, action: WriteStatus) -> None:
+    async def _write_status(self, desired: TrainingRecord, action: WriteStatus) -> bool:
         update = action.update
         result = await self._store.write_status(desired.id, update)
         if result == WriteResult.STALE:
             log.info("status write refused as stale", extra={"phase": update.phase})
-            return
+            return False
         if result == WriteResult.CHANGED and update.phase != desired.phase:
             metrics.PHASE_TRANSITIONS.labels(desired.phase, update.phase).inc()
             log.info(
@@ -266,3 +312,4 @@ class Reconciler:
                     update.start_time_ms or desired.start_time_ms or desired.create_time_ms
                 ) / 1000
                 metrics.RUN_SECONDS.labels(update.phase).observe(max(now - started, 0.0))
+        return True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,8 +93,32 @@ class ControllerSettings(CommonSettings):
     tolerations: list[dict[str, Any]] = Field(
         default_factory=list, description="Pod tolerations (Kubernetes form)."
     )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations of every training pod (a service mesh's opt-out, a "
+        "scheduler's hints).",
+    )
     priority_class: str = Field("", description="PriorityClass of training pods; '' = none.")
-    backoff_limit: int = Field(0, ge=0, description="Pod retries before a training FAILS.")
+    backoff_limit: int = Field(
+        0,
+        ge=0,
+        description="Ignored: each attempt of a training is a Job of its own, and a failed "
+        "attempt is retried (as a new Job) within the training's max_retries, set by the API.",
+    )
+    user_error_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] = Field(
+        default_factory=lambda: [1],
+        description="Exit codes of the trainer that mean the user's error (a bad argument or "
+        "dataset: fms-hf-tuning exits 1): the training FAILS at once with that rank's "
+        "termination message, without a retry. Other failures spend one retry; disruptions "
+        "(preemption, eviction, a drained or lost node) spend none.",
+    )
+    master_port: int = Field(
+        29500,
+        ge=1,
+        le=65535,
+        description="Port of a multi-node training's rendezvous on its rank 0 (MASTER_PORT, "
+        "PET_MASTER_PORT); torchrun's own default.",
+    )
     default_deadline_seconds: int = Field(
         0,
         ge=0,

@@ -54,3 +54,13 @@ def test_trainings_can_run_in_a_namespace_of_their_own() -> None:
     config = yaml.safe_load(find(manifests, "ConfigMap", name)["data"]["config.yaml"])
     assert config["namespace"] == "trainings"
     assert config["lease_namespace"] == "tc-system"
+
+
+def test_the_controller_may_make_headless_services_and_no_more() -> None:
+    manifests = render(*ALLOW_NONE)
+    role = find(manifests, "Role", f"{RELEASE}-train-conductor-controller")
+    services = [r for r in role["rules"] if "services" in r["resources"]]
+    # Made for a multi-node attempt, owned by its Job: Kubernetes deletes it.
+    assert [(r["apiGroups"], sorted(r["verbs"])) for r in services] == [
+        ([""], ["create", "list", "watch"])
+    ]

@@ -29,6 +29,7 @@ def record(phase: Phase = Phase.PENDING, **changes: Any) -> TrainingRecord:
         cancel_requested=False,
         create_time_ms=NOW - 60_000,
         job_name="" if phase == Phase.PENDING else NAME,
+        attempts=0 if phase == Phase.PENDING else 1,
     )
     return replace(base, **changes)
 

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.unit.controller.factories import record
-from trainconductor_controller.jobs import build_job, deadline_seconds, trainer_config
+from trainconductor_controller.jobs import (
+    build_job,
+    build_service,
+    deadline_seconds,
+    trainer_config,
+)
 from trainconductor_controller.names import INSTANCE_LABEL, made_by
 from trainconductor_controller.settings import ControllerSettings
 
 
-def test_kubernetes_neither_deletes_the_job_nor_counts_its_own_disruptions() -> None:
+def test_kubernetes_neither_deletes_the_job_nor_retries_a_pod_itself() -> None:
     spec = build_job(record(), ControllerSettings())["spec"]
     # Deleted by the controller once the verdict is recorded (plan.py).
     assert "ttlSecondsAfterFinished" not in spec
     # Set once the trainer runs (plan.py): Kubernetes would count the wait for a node.
     assert "activeDeadlineSeconds" not in spec
-    # A drain, preemption or eviction restarts the pod instead of failing it.
+    # Any failed pod, a disruption too, ends the attempt: the controller
+    # makes the next one (a new Job), or fails the training.
+    assert spec["backoffLimit"] == 0
     assert spec["podFailurePolicy"] == {
-        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        "rules": [
+            {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "trainer", "operator": "NotIn", "values": [0]},
+            },
+        ]
     }
     assert spec["template"]["spec"]["restartPolicy"] == "Never"  # which the policy needs
+    assert "completionMode" not in spec  # one node: one pod, as before
+    assert "subdomain" not in spec["template"]["spec"]
 
 
 def test_a_job_is_labelled_with_the_install_that_made_it() -> None:
@@ -101,3 +118,48 @@ def test_without_an_api_address_a_pod_gets_nothing_to_report_with() -> None:
     assert not [e for e in container["env"] if e["name"].startswith("TC_PROGRESS")]
     assert "volumes" not in pod
     assert "volumeMounts" not in container
+
+
+def _env(job: dict[str, Any]) -> dict[str, Any]:
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_a_four_node_training_is_an_indexed_job_with_torchruns_environment() -> None:
+    four = record()
+    four.spec.resources.nodes = 4
+    four.spec.resources.gpus = 8
+    made = build_job(four, ControllerSettings(master_port=29400), attempt=2)
+    name = f"train-{four.id}-a2"
+    assert made["metadata"]["name"] == name
+    assert made["metadata"]["annotations"]["trainconductor.dev/attempt"] == "2"
+    spec = made["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == (
+        "Indexed",
+        4,
+        4,
+    )
+    assert spec["template"]["spec"]["subdomain"] == name
+    env = _env(made)
+    rank = {
+        "fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        }
+    }
+    for prefix in ("", "PET_"):
+        assert env[prefix + "MASTER_ADDR"] == f"{name}-0.{name}"  # rank 0's stable name
+        assert env[prefix + "MASTER_PORT"] == "29400"
+        assert env[prefix + "NNODES"] == "4"
+        assert env[prefix + "NPROC_PER_NODE"] == "8"
+        assert env[prefix + "NODE_RANK"] == rank
+    assert env["WORLD_SIZE"] == "32"  # every process of every node, as torchrun counts
+
+
+def test_the_headless_service_is_the_jobs_and_goes_with_it() -> None:
+    two = record()
+    two.spec.resources.nodes = 2
+    service = build_service(two, ControllerSettings(), f"train-{two.id}", "uid-1")
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"batch.kubernetes.io/job-name": f"train-{two.id}"}
+    owner = service["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", f"train-{two.id}", "uid-1")

@@ -1,0 +1,197 @@
+"""Multi-node trainings on the real control plane: an Indexed Job per
+attempt with its headless Service, the environment torchrun reads, and what
+a failed rank, a user's error and a drained node each lead to."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from trainconductor.v1 import training_service_pb2 as pb
+
+from devstack.job_counter import JobCreations
+from devstack.specs import lora_spec
+from devstack.stack import Cluster, Stack, running_stack, wait_for
+
+FINAL = {pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED}
+RANK = "batch.kubernetes.io/job-completion-index"
+# Long enough for a test to fail or evict a rank while the gang runs.
+RUN = "8s"
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    annotations = {"kwok.trainconductor.dev/run-duration": RUN}
+    with running_stack(
+        cluster,
+        tmp_path_factory.mktemp("multinode"),
+        controller_env={"TC_POD_ANNOTATIONS": json.dumps(annotations)},
+    ) as running:
+        yield running
+
+
+def gang_spec(nodes: int, *, max_retries: int | None = None, gpus: int = 1) -> pb.TrainingSpec:
+    spec = lora_spec()
+    spec.resources.nodes = nodes
+    spec.resources.gpus = gpus
+    if max_retries is not None:
+        spec.max_retries = max_retries
+    return spec
+
+
+def ranks_running(stack: Stack, job: str, nodes: int) -> dict[int, client.V1Pod]:
+    """The gang's pods by rank once all of them run; {} until then."""
+    pods = [p for p in stack.pods_of(job) if p.status.phase == "Running"]
+    by_rank = {int(p.metadata.labels[RANK]): p for p in pods}
+    return by_rank if len(by_rank) == nodes else {}
+
+
+def fail_rank(stack: Stack, job: str, nodes: int, rank: int, code: int, **said: str) -> None:
+    """Makes the trainer of `rank` exit with `code` (kwok's pod-fail stage)."""
+    pod = wait_for(f"all {nodes} ranks of {job} to run", lambda: ranks_running(stack, job, nodes))[
+        rank
+    ]
+    annotations = {
+        "kwok.trainconductor.dev/fail": "true",
+        "kwok.trainconductor.dev/exit-code": str(code),
+        "kwok.trainconductor.dev/reason": said.get("reason", "Error"),
+        "kwok.trainconductor.dev/message": said.get("message", ""),
+    }
+    client.CoreV1Api(stack.kube).patch_namespaced_pod(
+        pod.metadata.name, stack.namespace, {"metadata": {"annotations": annotations}}
+    )
+
+
+def events_of(stack: Stack, training_id: str) -> list[pb.TrainingEvent]:
+    stream = stack.trainings.WatchTraining(pb.WatchTrainingRequest(id=training_id), timeout=10)
+    return [r.event for r in stream]
+
+
+@pytest.mark.parametrize("nodes", [2, 4])
+def test_a_multi_node_training_runs_every_rank_with_torchruns_environment(
+    stack: Stack, nodes: int
+) -> None:
+    training = stack.create(gang_spec(nodes))
+    job = f"train-{training.id}"
+    by_rank = wait_for(f"all {nodes} ranks to run", lambda: ranks_running(stack, job, nodes))
+    assert sorted(by_rank) == list(range(nodes))
+    for rank, pod in by_rank.items():
+        assert (pod.spec.hostname, pod.spec.subdomain) == (f"{job}-{rank}", job)
+        env = {e.name: e for e in pod.spec.containers[0].env}
+        for prefix in ("", "PET_"):
+            assert env[prefix + "MASTER_ADDR"].value == f"{job}-0.{job}"  # the same for all
+            assert env[prefix + "NNODES"].value == str(nodes)
+            assert env[prefix + "NPROC_PER_NODE"].value == "1"
+            assert env[prefix + "MASTER_PORT"].value == "29500"
+            field = env[prefix + "NODE_RANK"].value_from.field_ref.field_path
+            assert field == f"metadata.annotations['{RANK}']"
+        assert pod.metadata.annotations[RANK] == str(rank)  # what NODE_RANK reads
+        assert env["WORLD_SIZE"].value == str(nodes)
+
+    # The headless Service resolves every rank in the API.
+    service = client.CoreV1Api(stack.kube).read_namespaced_service(job, stack.namespace)
+    assert service.spec.cluster_ip == "None"
+    assert service.metadata.owner_references[0].name == job
+
+    def hostnames() -> set[str]:
+        slices = client.DiscoveryV1Api(stack.kube).list_namespaced_endpoint_slice(
+            stack.namespace, label_selector=f"kubernetes.io/service-name={job}"
+        )
+        return {str(e.hostname) for s in slices.items for e in s.endpoints or []}
+
+    wait_for("the Service's endpoints to list every rank",
+             lambda: hostnames() == {f"{job}-{r}" for r in range(nodes)},
+             describe=lambda: str(hostnames()))  # fmt: skip
+
+    done = stack.wait_for_phase(training.id, FINAL)
+    assert done.phase == pb.PHASE_COMPLETED
+    assert (done.attempts, done.retries, done.job_name) == (1, 0, job)
+
+
+def test_a_failed_rank_restarts_the_whole_gang_as_a_second_job(stack: Stack) -> None:
+    creations = JobCreations(stack.kube, stack.namespace)
+    training = stack.create(gang_spec(4, max_retries=2))
+    first = f"train-{training.id}"
+    fail_rank(stack, first, 4, 3, 137, reason="OOMKilled")
+
+    done = stack.wait_for_phase(training.id, FINAL, timeout=90)
+    assert done.phase == pb.PHASE_COMPLETED
+    assert (done.attempts, done.retries) == (2, 1)
+    assert done.job_name == f"{first}-a2"
+    restarted = [e for e in events_of(stack, training.id) if e.reason == "Restarting"]
+    assert [e.message for e in restarted] == [
+        "attempt 2: rank 3 exited with code 137 (OOMKilled) in attempt 1; "
+        "the gang restarts (retry 1 of 2)"
+    ]
+    assert restarted[0].attempt == 2
+    wait_for(
+        "the first attempt's Job to go",
+        lambda: first not in {j.metadata.name for j in stack.jobs()},
+    )
+    created = creations.stop()
+    assert creations.error is None
+    assert {n: c for n, c in created.items() if training.id in n} == {first: 1, f"{first}-a2": 1}
+
+
+def test_a_users_error_fails_the_training_at_once_with_its_message(stack: Stack) -> None:
+    creations = JobCreations(stack.kube, stack.namespace)
+    training = stack.create(gang_spec(4, max_retries=3))
+    job = f"train-{training.id}"
+    fail_rank(stack, job, 4, 1, 1, message="data_path: no such file /data/x.jsonl")
+
+    failed = stack.wait_for_phase(training.id, FINAL)
+    assert failed.phase == pb.PHASE_FAILED
+    assert failed.reason == "UserError"
+    assert failed.message.startswith(
+        "rank 1 exited with code 1 (Error): data_path: no such file /data/x.jsonl"
+    )
+    assert (failed.attempts, failed.retries) == (1, 0)
+    created = creations.stop()
+    assert {n: c for n, c in created.items() if training.id in n} == {job: 1}
+
+
+def test_a_drained_node_restarts_the_gang_without_spending_a_retry(stack: Stack) -> None:
+    training = stack.create(gang_spec(4, max_retries=1))
+    job = f"train-{training.id}"
+    pod = wait_for("all 4 ranks to run", lambda: ranks_running(stack, job, 4))[2]
+    # What `kubectl drain` does to each pod of the node: the Eviction API.
+    eviction = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=stack.namespace)
+    )
+    client.CoreV1Api(stack.kube).create_namespaced_pod_eviction(
+        pod.metadata.name, stack.namespace, eviction
+    )
+
+    done = stack.wait_for_phase(training.id, FINAL, timeout=90)
+    assert done.phase == pb.PHASE_COMPLETED
+    assert (done.attempts, done.retries) == (2, 0)  # the budget is whole
+    restarted = [e.message for e in events_of(stack, training.id) if e.reason == "Restarting"]
+    assert len(restarted) == 1
+    assert restarted[0].startswith("attempt 2: rank 2 was stopped by Kubernetes (")
+    assert "no retry spent" in restarted[0]
+
+
+def test_cancel_leaves_no_job_or_service_of_any_attempt(stack: Stack) -> None:
+    training = stack.create(gang_spec(2, max_retries=1))
+    job = f"train-{training.id}"
+    fail_rank(stack, job, 2, 0, 137)
+    wait_for("the second attempt to run", lambda: ranks_running(stack, f"{job}-a2", 2))
+    stack.cancel(training.id)
+    canceled = stack.wait_for_phase(training.id, FINAL)
+    assert canceled.phase == pb.PHASE_CANCELED
+    core = client.CoreV1Api(stack.kube)
+
+    def left() -> list[str]:
+        pods = core.list_namespaced_pod(
+            stack.namespace, label_selector=f"trainconductor.dev/training-id={training.id}"
+        ).items
+        names = [j.metadata.name for j in stack.jobs()]
+        names += [s.metadata.name for s in core.list_namespaced_service(stack.namespace).items]
+        names += [p.metadata.name for p in pods]
+        return [str(n) for n in names if training.id in str(n)]
+
+    wait_for(
+        "no Job, Service or pod of the training", lambda: not left(), describe=lambda: str(left())
+    )
