@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.pod_logs import write_default_pod_log
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 CACHE = Path(
@@ -25,6 +27,8 @@ BIN = CACHE / "bin"
 # moves it (a second stack beside the first, as the tests of `make up` run).
 RUN_DIR = Path(os.environ.get("TC_RUN_DIR") or ROOT / ".run")
 KUBECONFIG = RUN_DIR / "kubeconfig"
+# The log kwok serves for a pod that no Logs object names (devstack/pod_logs.py).
+DEFAULT_POD_LOG = RUN_DIR / "pod-logs" / "default.log"
 BINARIES = (
     "kube-apiserver",
     "kube-controller-manager",
@@ -130,6 +134,7 @@ class LocalCluster:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         config = RUN_DIR / "kwok-config.yaml"
         config.write_text(self._config())
+        write_default_pod_log(DEFAULT_POD_LOG)
         log(f"starting {self.name}: kube-apiserver, etcd, controller-manager, scheduler, kwok")
         result = self._kwokctl(
             "create", "cluster",
@@ -142,6 +147,10 @@ class LocalCluster:
             "--etcd-binary", binary("etcd"),
             "--kwok-controller-binary", binary("kwok"),
             "--disable-qps-limits",
+            # Logs objects come from the cluster, so that a test can give a
+            # pod a log of its own once the pod (and so its name) exists;
+            # the ClusterLogs of the config serves every other pod.
+            "--enable-crds", "Logs",
             # A throwaway cluster: etcd need not wait for the disk on every
             # write (Kubernetes' own integration tests run it so too).
             "--extra-args", "etcd=unsafe-no-fsync=true",
@@ -228,7 +237,15 @@ class LocalCluster:
             "kind": "KwokctlConfiguration",
             "options": {"kubectlBinary": binary("kubectl")},
         }
-        return json.dumps(options) + "\n---\n" + stages
+        # Every pod has a log: a few lines of its own (the trainer's
+        # start), or those of the Logs object named after it.
+        logs = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": "every-pod"},
+            "spec": {"logs": [{"logsFile": str(DEFAULT_POD_LOG), "follow": True}]},
+        }
+        return "\n---\n".join((json.dumps(options), json.dumps(logs), stages))
 
     def _nodes(self) -> dict[str, object]:
         items = []

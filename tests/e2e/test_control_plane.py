@@ -6,10 +6,14 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
+import pytest
+import urllib3
 from kubernetes import client
 
 from devstack.cluster import binary
+from devstack.pod_logs import DEFAULT_LINES, PodLog, serve_pod_log
 from devstack.stack import Cluster, wait_for
 
 TOLERATE_KWOK = [
@@ -157,3 +161,51 @@ def test_helm_installs_a_chart_into_the_cluster(cluster: Cluster, namespace: str
         "trivial-greeting", namespace
     )
     assert configmap.data == {"greeting": "hi"}
+
+
+def test_kwok_serves_a_pods_log_and_follows_it_as_it_is_written(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    if cluster.local is None:
+        pytest.skip("kwok's simulated logs exist on the local control plane only")
+    slow = job("talks")
+    slow.spec.template.metadata = client.V1ObjectMeta(
+        annotations={"kwok.trainconductor.dev/run-duration": "60s"}
+    )
+    client.BatchV1Api(kube).create_namespaced_job(namespace, slow)
+    pod = wait_for("a running pod", lambda: running(kube, namespace, "talks"))
+    core = client.CoreV1Api(kube)
+    # A pod that no Logs object names has the cluster's few lines.
+    assert core.read_namespaced_pod_log(pod, namespace).splitlines() == list(DEFAULT_LINES)
+
+    log = PodLog(tmp_path / "talks.log")
+    log.write("epoch 1")
+    serve_pod_log(kube, namespace, pod, log)
+    wait_for(
+        "kwok to serve the pod's own log",
+        lambda: core.read_namespaced_pod_log(pod, namespace) == "epoch 1\n",
+    )
+    stream = cast(
+        urllib3.HTTPResponse,
+        core.read_namespaced_pod_log(
+            pod,
+            namespace,
+            follow=True,
+            timestamps=True,
+            _preload_content=False,
+            _request_timeout=(10, 30),
+        ),
+    )
+    try:
+        assert stream.read1(4096).decode().endswith(" epoch 1\n")
+        log.write("epoch 2")
+        assert stream.read1(4096).decode().endswith(" epoch 2\n")
+    finally:
+        stream.close()  # a followed log never ends: its connection is not reused
+
+
+def running(kube: client.ApiClient, namespace: str, job_name: str) -> str:
+    names = [
+        p.metadata.name for p in pods(kube, namespace, job_name) if p.status.phase == "Running"
+    ]
+    return str(names[0]) if names else ""
