@@ -90,6 +90,13 @@ def test_a_multi_node_training_runs_every_rank_with_torchruns_environment(
         assert pod.metadata.annotations[RANK] == str(rank)  # what NODE_RANK reads
         assert env["WORLD_SIZE"].value == str(nodes)
 
+    summed = wait_for("the training to say every rank runs",
+                      lambda: (t := stack.get(training.id)).phase == pb.PHASE_RUNNING and t,
+                      describe=lambda: stack.get(training.id).message)  # fmt: skip
+    assert summed.message == f"{nodes}/{nodes} ranks running"
+    ranks = {c.type: c.status for c in summed.conditions if c.type.startswith("Rank")}
+    assert ranks == {f"Rank{r}": "True" for r in range(nodes)}
+
     # The headless Service resolves every rank in the API.
     service = client.CoreV1Api(stack.kube).read_namespaced_service(job, stack.namespace)
     assert service.spec.cluster_ip == "None"
@@ -195,3 +202,15 @@ def test_cancel_leaves_no_job_or_service_of_any_attempt(stack: Stack) -> None:
     wait_for(
         "no Job, Service or pod of the training", lambda: not left(), describe=lambda: str(left())
     )
+
+
+def test_a_gang_that_does_not_fit_says_which_rank_waits_and_why(stack: Stack) -> None:
+    training = stack.create(gang_spec(4, gpus=8))  # no node has 8 GPUs
+    waiting = wait_for("the training to say why its ranks wait",
+                       lambda: (t := stack.get(training.id)).reason == "Unschedulable" and t,
+                       describe=lambda: stack.get(training.id).message)  # fmt: skip
+    assert waiting.phase == pb.PHASE_QUEUED
+    assert waiting.message.startswith("rank 0 waits: 0/6 nodes are available")
+    assert "Insufficient nvidia.com/gpu" in waiting.message
+    assert waiting.message.endswith("(4 ranks wait)")
+    stack.cancel(training.id)

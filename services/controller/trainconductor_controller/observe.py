@@ -20,14 +20,9 @@ from trainconductor_controller.objects import (
     Pod,
     Refusal,
 )
+from trainconductor_controller.ranks import gang_summary, pending_reason, rank_conditions, ranks
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import Condition
-
-_IMAGE_REASONS = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-)
-# Waiting reasons of a container on its normal way to running.
-_STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
 
 @dataclass(frozen=True)
@@ -147,26 +142,8 @@ def _failure_message(condition: JobCondition, pods: list[Pod]) -> str:
 def _waiting(pods: list[Pod], refusals: list[Refusal]) -> tuple[str, str]:
     """Why the newest pending pod is not running yet, or why there is none."""
     for pod in _newest_first(pods):
-        status = pod.get("status", {})
-        if status.get("phase") != "Pending":
-            continue
-        for c in status.get("conditions") or []:
-            if c.get("type") == "PodScheduled" and c.get("status") == "False":
-                return c.get("reason") or "Unschedulable", c.get(
-                    "message"
-                ) or "no node fits the pod"
-        for cs in status.get("containerStatuses") or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
-            if reason in _IMAGE_REASONS:
-                return reason, waiting.get("message") or "the image can not be pulled"
-            if reason and reason not in _STARTING_REASONS:
-                # CreateContainerConfigError (a missing Secret, runAsNonRoot)
-                # and the like: the container will not start until fixed.
-                return reason, waiting.get("message") or "the container can not be created"
-        if pod.get("spec", {}).get("nodeName"):
-            return "ContainerCreating", f"scheduled on {pod['spec']['nodeName']}; starting"
-        return "Pending", "waiting for the scheduler"
+        if pod.get("status", {}).get("phase") == "Pending":
+            return pending_reason(pod)
     if refusals:
         return _refused(refusals)
     return "JobCreated", "the Job was created; waiting for its pod"
@@ -247,6 +224,16 @@ def observe(
     if _true_condition(job, "Suspended") or job.get("spec", {}).get("suspend"):
         return replace(
             seen, phase=Phase.SUSPENDED, reason="Suspended", message="the Job is suspended"
+        )
+    if nodes > 1 and (pods or not refusals):
+        states = ranks(pods, nodes)
+        phase, reason, message = gang_summary(states)
+        return replace(
+            seen,
+            phase=phase,
+            reason=reason,
+            message=message,
+            conditions=seen.conditions + rank_conditions(states),
         )
     running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
     if running:

@@ -59,6 +59,12 @@ def attempt_job(attempt: int, *conditions: tuple[str, str, str], **status: Any) 
     return made
 
 
+def rank_pod(index: int, phase: str = "Running") -> Any:
+    made = pod(phase)
+    made["metadata"]["labels"] = {"batch.kubernetes.io/job-completion-index": str(index)}
+    return made
+
+
 RETRIED = "attempt 2: rank 3 exited with code 137 (OOMKilled) in attempt 1"
 
 
@@ -115,7 +121,7 @@ RETRIED = "attempt 2: rank 3 exited with code 137 (OOMKilled) in attempt 1"
         pytest.param(
             gang(Phase.QUEUED, attempts=2, retries=1, reason="Restarting", message=RETRIED,
                  job_name=job_name(ID, 2)),
-            attempt_job(2, active=4), [pod("Running")],
+            attempt_job(2, active=4), [rank_pod(i) for i in range(4)],
             ["service:a2", "status:RUNNING/Running#2r1"],
             id="a multi-node attempt's Job gets its Service",
         ),
