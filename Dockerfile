@@ -65,7 +65,7 @@ RUN pip --python /opt/build/bin/python wheel --no-index --no-deps --no-build-iso
 # Kubernetes client, with which the API asks the apiserver about callers'
 # tokens. Empty: an image without it, for an API that serves the other modes
 # only (static-token, mtls, none) with less code in it.
-ARG API_EXTRAS=token-review
+ARG API_EXTRAS=token-review,pod-logs
 RUN runtime-venv "trainconductor-api[${API_EXTRAS}]"
 
 # The controller's virtualenv.

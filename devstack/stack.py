@@ -103,6 +103,12 @@ class Stack:
             "TC_GRPC_PORT": str(self.api_port),
             "TC_HTTP_PORT": str(http_port),
             "TC_DRAIN_SECONDS": "1",
+            # Trainings' logs, read from the cluster; a followed one looks
+            # again often, so that tests see a new pod soon.
+            "TC_KUBECONFIG": str(self.cluster.kubeconfig),
+            "TC_TRAININGS_NAMESPACE": self.namespace,
+            "TC_POD_LOGS_ENABLED": "true",
+            "TC_LOG_POLL_SECONDS": "0.5",
             **extra,
         }
         self.api = Service("api", "trainconductor_api.main", env, self.log_dir).start()

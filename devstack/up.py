@@ -282,6 +282,10 @@ class LocalUp:
                 "TC_GRPC_PORT": str(API.number),
                 "TC_HTTP_PORT": str(API_HTTP.number),
                 "TC_DRAIN_SECONDS": "1",  # nothing balances over one local API
+                # Trainings' logs (tcctl logs) from the cluster.
+                "TC_KUBECONFIG": str(self.kubeconfig),
+                "TC_TRAININGS_NAMESPACE": self.namespace,
+                "TC_POD_LOGS_ENABLED": "true",
             },
             self.run_dir,
         )

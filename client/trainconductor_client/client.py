@@ -332,6 +332,64 @@ class Client:
             finally:
                 stream.cancel()
 
+    def logs(
+        self,
+        training_id: str,
+        *,
+        rank: int = 0,
+        attempt: int = 0,
+        tail: int = 0,
+        since: float | None = None,
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[pb.StreamTrainingLogsResponse]:
+        """The log of one rank of the training (0 for a training of one pod),
+        in batches of lines: each says the attempt and pod they come from,
+        and whether they come from the pod or from the end of the log kept
+        when the training finished (its pods gone).
+
+        `attempt`: from 1; 0 is the latest. `tail`: only the last lines (0:
+        all); `since`: only lines of the last so many seconds. `follow`: lines
+        as they are written, across new attempts, until the training ends; a
+        broken stream resumes after the last line it got. `TimeoutError` once
+        `timeout` seconds have passed."""
+        request = pb.StreamTrainingLogsRequest(
+            id=training_id, rank=rank, attempt=attempt, tail_lines=tail, follow=follow
+        )
+        if since is not None:
+            request.since.FromNanoseconds(int(since * 1e9))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failures = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"the log of training {training_id} went on past {timeout:g}s")
+            stream = self._stub.StreamTrainingLogs(
+                request, metadata=self._metadata, timeout=remaining
+            )
+            try:
+                for response in stream:
+                    failures = 0
+                    yield response
+                    if response.lines and response.lines[-1].HasField("time"):
+                        # Where a broken follow resumes: after this line, in
+                        # its attempt (and those after it).
+                        request.after_time.CopyFrom(response.lines[-1].time)
+                        request.attempt = response.attempt
+                        request.tail_lines = 0
+                        request.ClearField("since")
+                return
+            except grpc.RpcError as err:
+                if deadline is not None and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    continue  # the loop's first check says so
+                error = from_rpc_error(err)
+                if not follow or not isinstance(error, Unavailable) or failures >= self.retries:
+                    raise error from None
+                failures += 1
+                time.sleep(min(0.2 * 2**failures, 5.0))
+            finally:
+                stream.cancel()
+
     def wait(self, training_id: str, timeout: float | None = None) -> pb.Training:
         """Follows the training to its final phase and returns it;
         `TimeoutError` when it has not finished within `timeout` seconds."""

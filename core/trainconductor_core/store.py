@@ -73,6 +73,7 @@ from trainconductor_core.errors import (
     TrainingRemoved,
 )
 from trainconductor_core.ids import TrainingIds
+from trainconductor_core.kept_logs import KeptLog
 from trainconductor_core.phases import ACTIVE_PHASES, FINAL_PHASES, Phase
 from trainconductor_core.record import (
     Change,
@@ -225,6 +226,7 @@ class TrainingStore:
         self._hold = client.register_script(_lua("hold.lua"))
         self._progress = client.register_script(_lua("progress.lua"))
         self._stall = client.register_script(_lua("stall.lua"))
+        self._keep_logs = client.register_script(_lua("keep_logs.lua"))
         # The short commands of concurrent calls go to Redis together.
         self._batched = AutoPipeline(client)
 
@@ -733,6 +735,26 @@ class TrainingStore:
                 pipe.execute_command(*command)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+    # the ends of finished trainings' logs
+
+    @_unavailable_on_outage
+    async def keep_logs(self, training_id: str, logs: Sequence[KeptLog]) -> bool:
+        """Keeps the end of each rank's log with the training (replacing what
+        was kept of those ranks); False when the training is gone."""
+        if not logs:
+            return True
+        args: list[str] = []
+        for kept in logs:
+            args += [str(kept.rank), kept.encode()]
+        keys = [self._k("training", training_id), self._k("logs", training_id)]
+        return bool(await self._keep_logs(keys=keys, args=args))
+
+    @_unavailable_on_outage
+    async def kept_logs(self, training_id: str) -> dict[int, KeptLog]:
+        """The ends of the training's logs that were kept, by rank."""
+        values = cast(dict[str, str], await self._redis.hgetall(self._k("logs", training_id)))
+        return {int(rank): KeptLog.decode(int(rank), value) for rank, value in values.items()}
 
     # events, for the watch calls
 

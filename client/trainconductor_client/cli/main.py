@@ -21,6 +21,7 @@ from google.protobuf.duration_pb2 import Duration
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_client.cli.live import follow, follow_all
+from trainconductor_client.cli.logs import parse_duration, print_logs
 from trainconductor_client.cli.output import FORMATS, phase_name, render
 from trainconductor_client.client import Client
 from trainconductor_client.errors import (
@@ -483,6 +484,56 @@ def watch(
     events = client.watch(training_id, timeout=wait_timeout)
     follow(events, tty=is_tty(), started=training.create_time.ToSeconds(), queue=training.queue)
     _exit_for(client.get(training_id))
+
+
+@cli.command()
+@click.argument("training_id")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Print lines as they are written, until it ends."
+)
+@click.option(
+    "--rank",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Which rank (pod index) of a multi-node training.",
+)
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Which attempt, from 1 [default: the latest].",
+)
+@click.option(
+    "--tail", type=click.IntRange(min=0), default=0, help="Only the last N lines [default: all]."
+)
+@click.option("--since", metavar="DURATION", help="Only lines newer than this: 30s, 10m, 1h.")
+@click.option("--timestamps", is_flag=True, help="Begin each line with when it was written.")
+@wait_timeout_option
+@click.pass_context
+@handle_errors
+def logs(
+    ctx: click.Context,
+    training_id: str,
+    follow: bool,
+    rank: int,
+    attempt: int,
+    tail: int,
+    since: str | None,
+    timestamps: bool,
+    wait_timeout: float | None,
+) -> None:
+    """Print a training's log: its pod's, or once its pods are gone, the end
+    of it kept when it finished."""
+    try:
+        since_seconds = parse_duration(since) if since is not None else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--since") from None
+    batches = client_of(ctx).logs(
+        training_id, rank=rank, attempt=attempt, tail=tail, since=since_seconds,
+        follow=follow, timeout=wait_timeout,
+    )  # fmt: skip
+    print_logs(batches, timestamps=timestamps)
 
 
 @cli.command()

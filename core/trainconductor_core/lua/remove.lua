@@ -1,6 +1,6 @@
 #!lua flags=allow-oom
 -- Removes a training that finished before a cutoff, with everything of it:
--- its hash, its events and its entries in every index; leaves a tombstone
+-- its hash, its events, its kept logs and its entries in every index; leaves a tombstone
 -- naming its owner, so that reading it says it was removed. Whether it is
 -- finished, and when it finished, is read here, in the same script as the
 -- removal: a training that is not finished, or finished after the cutoff,
@@ -48,8 +48,8 @@ if tonumber(finished) > tonumber(ARGV[2]) then
   return 0
 end
 
-redis.call("DEL", KEYS[1], KEYS[2])
 local prefix = ARGV[4]
+redis.call("DEL", KEYS[1], KEYS[2], prefix .. "logs:" .. id)
 redis.call("ZREM", KEYS[4], id)
 -- The phase and owner indexes as the hash names them (the caller's read may
 -- be older; final phases and owners never change, but this holds anyway).

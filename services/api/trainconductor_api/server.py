@@ -38,6 +38,8 @@ from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
 from trainconductor_api.interceptors.tracing import TracingInterceptor
 from trainconductor_api.legacy_service import LegacyTrainConductor
+from trainconductor_api.log_stream import LogStreamer, StreamLimits
+from trainconductor_api.pod_logs import kubernetes_logs
 from trainconductor_api.progress_intake import ProgressIntake
 from trainconductor_api.progress_service import ProgressService
 from trainconductor_api.reflection import MethodResolvingPool
@@ -121,6 +123,8 @@ def _configure_services(
             # Room left for the rest of the response and gRPC's framing.
             response_bytes=s.max_message_bytes * 3 // 4,
             queues=s.queue_policy,
+            logs=_log_streamer(store, s),
+            log_slots=WatchSlots(s.log_streams_max),
         ),
         server,
     )
@@ -162,6 +166,19 @@ def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
         job_of_training,
         namespace=s.trainings_namespace,
     )
+
+
+def _log_streamer(store: TrainingStore, s: ApiSettings) -> LogStreamer:
+    """Logs from the trainings' namespace when one is set; else only the
+    ends kept with finished trainings."""
+    limits = StreamLimits(
+        max_line_bytes=s.log_line_max_bytes,
+        lines_per_second=s.log_lines_per_second,
+        buffered_batches=s.log_buffered_batches,
+        poll_seconds=s.log_poll_seconds,
+    )
+    kube = kubernetes_logs(s) if s.pod_logs_enabled else None
+    return LogStreamer(store, kube, limits)
 
 
 def _configure_health(

@@ -17,6 +17,9 @@ from trainconductor_api import metrics
 from trainconductor_api.authorization import Access
 from trainconductor_api.convert import event_to_proto, training_to_proto
 from trainconductor_api.identity import current_identity
+from trainconductor_api.log_request import log_request_of, log_response
+from trainconductor_api.log_stream import LogStreamer, NoSuchAttempt
+from trainconductor_api.pod_logs import LogsUnavailable
 from trainconductor_api.queueing import QueuePolicy, is_queue_name
 from trainconductor_api.status import abort_invalid, check_training_id, refuse_unknown_fields
 from trainconductor_api.submission import call_trace_context, server_request_id
@@ -58,9 +61,12 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         watch_slots: WatchSlots,
         response_bytes: int,
         queues: QueuePolicy | None = None,
+        logs: LogStreamer | None = None,
+        log_slots: WatchSlots | None = None,
     ) -> None:
         """`queues`: whether trainings wait in Kueue's queues, and where by
-        default (none: they never do)."""
+        default (none: they never do); `logs`: where trainings' logs are read
+        (none: they are not served), `log_slots` how many at once."""
         self._store = store
         self._queues = queues or QueuePolicy()
         self._limits = limits
@@ -68,6 +74,8 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         self._watch_poll_ms = watch_poll_ms
         self._watch_slots = watch_slots
         self._response_bytes = response_bytes
+        self._logs = logs
+        self._log_slots = log_slots or WatchSlots(1)
 
     @asynccontextmanager
     async def _watching(
@@ -318,10 +326,38 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             pb.StreamTrainingLogsRequest, pb.StreamTrainingLogsResponse
         ],
     ) -> AsyncIterator[pb.StreamTrainingLogsResponse]:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "this API does not serve training logs yet"
-        )
-        yield pb.StreamTrainingLogsResponse()  # a generator: never reached
+        await refuse_unknown_fields(context, request)
+        await check_training_id(context, request.id, "id")
+        log_request = await log_request_of(context, request)
+        record = await self._visible(request.id)
+        if self._logs is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "this API does not serve training logs"
+            )
+        if not self._log_slots.take():
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this API replica serves at most {self._log_slots.limit} log streams at once; "
+                "retry shortly",
+            )
+        try:
+            with metrics.ACTIVE_WATCHES.labels("StreamTrainingLogs").track_inprogress():
+                async for batch in self._logs.stream(log_request):
+                    _stop_if_cancelled()
+                    yield log_response(batch)
+        except NoSuchAttempt as err:
+            kept = (
+                " (only its last attempt's log is kept once its pods are gone)" if err.kept else ""
+            )
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"training {record.id} rank {request.rank} has no attempt {request.attempt}: "
+                f"it ran {err.attempts}{kept}",
+            )
+        except LogsUnavailable as err:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{err}; retry shortly")
+        finally:
+            self._log_slots.give_back()
 
     async def _owned_by(self, event: TrainingEvent, owner: str, cache: dict[str, bool]) -> bool:
         if event.training_id not in cache:

@@ -108,8 +108,9 @@ class ApiSettings(CommonSettings):
     )
     kubeconfig: Path | None = Field(
         None,
-        description="Kubeconfig for the TokenReview calls of 'token-review'; unset means the "
-        "pod's in-cluster service account (which needs the system:auth-delegator role).",
+        description="Kubeconfig for the TokenReview calls of 'token-review' and the reads of "
+        "trainings' logs (pod_logs_enabled); unset means the pod's in-cluster service "
+        "account (which needs the system:auth-delegator role for TokenReview).",
     )
     token_review_audience: str = Field(
         "train-conductor",
@@ -154,6 +155,41 @@ class ApiSettings(CommonSettings):
         ge=0,
         description="Most trainings one owner may have that have not finished (pending, "
         "queued, running, suspended), across all replicas; 0 means no cap.",
+    )
+
+    # Logs: the trainings' pods' logs, read from Kubernetes.
+    pod_logs_enabled: bool = Field(
+        False,
+        description="StreamTrainingLogs reads the trainings' pods' logs from Kubernetes, in "
+        "trainings_namespace (through kubeconfig, or the pod's service account, which needs "
+        "get on pods/log and get/list on pods there). Off, it serves only the ends of logs "
+        "the controller kept when trainings finished.",
+    )
+    log_line_max_bytes: int = Field(
+        16 * 1024,
+        ge=256,
+        description="Longest log line sent; a longer one is cut (and marked truncated).",
+    )
+    log_lines_per_second: float = Field(
+        2000.0, gt=0, description="Most log lines one stream sends per second, on average."
+    )
+    log_streams_max: int = Field(
+        64,
+        ge=1,
+        description="Log streams this replica reads from Kubernetes at once (each holds a "
+        "thread and a connection while it reads); past it, RESOURCE_EXHAUSTED.",
+    )
+    log_buffered_batches: int = Field(
+        4,
+        ge=1,
+        description="Reads of a log (64 KiB each at most) a stream holds ahead of a slow "
+        "client before it stops reading from Kubernetes.",
+    )
+    log_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How long a followed log may be quiet before it is read again and its "
+        "pod's state checked; how often a followed log looks for a new attempt.",
     )
 
     # Queues: Kueue LocalQueues the trainings' Jobs wait in for quota.
@@ -253,6 +289,12 @@ class ApiSettings(CommonSettings):
                 raise ValueError(f"{queue[:64]!r} is not a LocalQueue name (a DNS-1123 label)")
         if self.default_priority and not is_priority_name(self.default_priority):
             raise ValueError("default_priority is not a WorkloadPriorityClass name")
+        if self.log_line_max_bytes * 4 > self.max_message_bytes:
+            # A response carries a line at least, with room to spare.
+            raise ValueError(
+                f"log_line_max_bytes ({self.log_line_max_bytes}) must be at most a quarter of "
+                f"max_message_bytes ({self.max_message_bytes})"
+            )
         if self.max_watches is not None and self.max_watches >= self.redis_max_connections:
             # Watches would take every connection; the other calls need some.
             raise ValueError(

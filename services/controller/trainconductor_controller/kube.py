@@ -21,8 +21,13 @@ from kubernetes.client.exceptions import ApiException
 
 from trainconductor_controller import metrics
 from trainconductor_controller.errors import Gone, KubernetesError
-from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, MANAGED_SELECTOR
+from trainconductor_controller.names import (
+    CONTAINER_NAME,
+    DEADLINE_FROM_ANNOTATION,
+    MANAGED_SELECTOR,
+)
 from trainconductor_controller.objects import RawObject
+from trainconductor_core.kept_logs import last_lines
 
 # What the controller lists and watches: its Jobs and their pods, by label;
 # the Job controller's FailedCreate events, the only place Kubernetes
@@ -215,6 +220,45 @@ class Kube:
             body = json.loads(response.response.data)
         items: list[RawObject] = body.get("items") or []
         return items
+
+    def read_log_end(self, pod: str, limit_bytes: int) -> tuple[bytes, bool] | None:
+        """The end of the trainer's log in the pod, with timestamps: its last
+        whole lines that fit in `limit_bytes`, and whether lines before them
+        were left out; None when it has none (its trainer never started, or
+        the pod is gone). Holds at most twice the limit while it reads."""
+        try:
+            with self._call("get", "pods/log"):
+                response = cast(
+                    urllib3.HTTPResponse,
+                    self._core.read_namespaced_pod_log(
+                        pod,
+                        self.namespace,
+                        container=CONTAINER_NAME,
+                        timestamps=True,
+                        # Enough of the shortest lines (a timestamp and a
+                        # line break) to fill the limit, and no more.
+                        tail_lines=limit_bytes // 32 + 1,
+                        _preload_content=False,
+                        _request_timeout=self._timeout,
+                    ),
+                )
+        except KubernetesError as err:
+            if err.status in (400, 404):
+                return None
+            raise
+        buffer = bytearray()
+        lines = 0
+        try:
+            with self._call("get", "pods/log"):
+                for chunk in response.stream(64 * 1024):
+                    lines += chunk.count(b"\n")
+                    buffer += chunk
+                    if len(buffer) > 2 * limit_bytes:
+                        del buffer[: len(buffer) - limit_bytes]
+        finally:
+            response.close()
+        kept, cut = last_lines(bytes(buffer), limit_bytes)
+        return kept, cut or lines > limit_bytes // 32
 
     def get_job(self, name: str) -> RawObject | None:
         try:

@@ -15,6 +15,7 @@ from trainconductor_controller.errors import KubernetesError, NotLeader
 from trainconductor_controller.informer import Informer
 from trainconductor_controller.jobs import build_job, build_service, deadline_seconds
 from trainconductor_controller.kube import Kube
+from trainconductor_controller.log_keeper import keep_logs
 from trainconductor_controller.names import (
     JOB_NAME_LABEL,
     TRACEPARENT_ANNOTATION,
@@ -148,6 +149,16 @@ class Reconciler:
                 services=services,
                 user_error_exit_codes=self._user_error_exit_codes,
             )
+            if desired is not None and _finishes(desired, actions):
+                # Before the status that finishes it (and a cancel's delete):
+                # the pods are still there to read.
+                await keep_logs(
+                    self._store,
+                    self._kube,
+                    training_id,
+                    self._pods.get(training_id),
+                    self._settings.kept_log_bytes,
+                )
             for action in actions:
                 if not await self._act(action, desired):
                     break  # a stale write: what follows it was planned on an old view
@@ -313,3 +324,10 @@ class Reconciler:
                 ) / 1000
                 metrics.RUN_SECONDS.labels(update.phase).observe(max(now - started, 0.0))
         return True
+
+
+def _finishes(desired: TrainingRecord, actions: list[Action]) -> bool:
+    """Whether the actions write the status that finishes the training."""
+    return not desired.phase.is_final and any(
+        isinstance(a, WriteStatus) and a.update.phase.is_final for a in actions
+    )

@@ -132,6 +132,14 @@ class ControllerSettings(CommonSettings):
         "finished, once its final status is recorded (the status stays in Redis for "
         "retention_seconds).",
     )
+    kept_log_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        le=1024 * 1024,
+        description="When a training finishes, the end of each rank's log kept with it in "
+        "Redis (bytes per rank, whole lines), so that its log outlives its pods; removed "
+        "with the training by retention. 0 keeps none.",
+    )
     # Queues: Kueue's, when the installation runs it.
     queues_enabled: bool = Field(
         False,

@@ -1181,6 +1181,7 @@ class StreamTrainingLogsRequest(_message.Message):
     TAIL_LINES_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
+    AFTER_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     rank: _builtins.int
     """The rank whose log to send: the completion index of its pod. A training
@@ -1199,6 +1200,13 @@ class StreamTrainingLogsRequest(_message.Message):
     def since(self) -> _duration_pb2.Duration:
         """Only lines written within this long before the call; unset: all."""
 
+    @_builtins.property
+    def after_time(self) -> _timestamp_pb2.Timestamp:
+        """Only lines written after this time. A follow whose stream broke (the
+        server closes connections every few minutes to rebalance) resumes with
+        the time of the last line it got, and the attempt of that line.
+        """
+
     def __init__(
         self,
         *,
@@ -1208,10 +1216,11 @@ class StreamTrainingLogsRequest(_message.Message):
         tail_lines: _builtins.int = ...,
         since: _duration_pb2.Duration | None = ...,
         follow: _builtins.bool = ...,
+        after_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after_time", b"after_time", "since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "follow", b"follow", "id", b"id", "rank", b"rank", "since", b"since", "tail_lines", b"tail_lines"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_time", b"after_time", "attempt", b"attempt", "follow", b"follow", "id", b"id", "rank", b"rank", "since", b"since", "tail_lines", b"tail_lines"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
