@@ -9,13 +9,16 @@ refused."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pexpect
@@ -25,7 +28,11 @@ from trainconductor.v1 import progress_pb2
 from trainconductor.v1 import progress_service_pb2 as ppb
 from trainconductor.v1 import progress_service_pb2_grpc as ppb_grpc
 from trainconductor.v1 import training_service_pb2 as pb
+from transformers import TrainerControl, TrainerState, TrainingArguments
+from transformers.integrations.integration_utils import get_reporting_integration_callbacks
+from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback
 
+from devstack.ports import free_port
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from devstack.stack import Cluster, Stack, wait_for
@@ -136,6 +143,7 @@ def progress_stack(
     core = client.CoreV1Api(kube)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     stack = Stack(cluster, redis_server, name, Path(log_dir))
+    kubeflow_port = free_port()
     try:
         stack.start_api(
             TC_AUTH_MODES='["token-review"]',
@@ -144,12 +152,15 @@ def progress_stack(
             TC_PROGRESS_TOKEN_AUDIENCE=PROGRESS,
             TC_TRAININGS_NAMESPACE=name,
             TC_PROGRESS_EVENT_INTERVAL_SECONDS="1",
+            TC_KUBEFLOW_STATUS_ENABLED="true",
+            TC_KUBEFLOW_STATUS_PORT=str(kubeflow_port),
         )
         stack.start_controller(
             TC_PROGRESS_ADDRESS=f"127.0.0.1:{stack.api_port}",
             TC_PROGRESS_TOKEN_AUDIENCE=PROGRESS,
             TC_PROGRESS_STALL_SECONDS=str(STALL_SECONDS),
             TC_PROGRESS_STALL_CHECK_SECONDS="0.5",
+            TC_KUBEFLOW_STATUS_ADDRESS=f"127.0.0.1:{kubeflow_port}",
         )
         wait_for(
             "the namespace's default ServiceAccount",
@@ -334,3 +345,87 @@ def test_tcctl_watch_shows_the_bar_move_with_its_eta_then_the_stall(
     # its own (a stall, and its end, do).
     assert re.search(r"\bProgress  \[", screen.getvalue()) is None
     assert re.search(r"ProgressResumed  \[", screen.getvalue())
+
+
+def post_status(url: str, token: str | None, body: object) -> tuple[int, dict[str, Any]]:
+    """A plain HTTP client of Kubeflow Trainer's protocol, as its docs show one."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_trainer_made_for_kubeflow_trainer_reports_unchanged(
+    progress_stack: ProgressStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """transformers adds its own KubeflowCallback when the pod has
+    KUBEFLOW_TRAINER_SERVER_URL, and it reports here; so does a plain HTTP
+    client of the protocol, for its own training only."""
+    ps = progress_stack
+    training, other = ps.create(), ps.create()
+    pod = ps.running_pod(training)
+    keep_running(ps, pod)
+    env = {str(e.name): str(e.value) for e in pod.spec.containers[0].env}
+    url = env["KUBEFLOW_TRAINER_SERVER_URL"]
+    assert url.endswith(f"/namespaces/{ps.namespace}/trainjobs/{training.id}/status")
+    assert env["KUBEFLOW_TRAINER_SERVER_TOKEN"] == env["TC_PROGRESS_TOKEN_FILE"]
+    token = token_for(ps.kube, ps.namespace, PROGRESS, pod)
+
+    # A plain client: the step and total in its metrics, the ETA from their rate.
+    def report(step: int) -> dict[str, Any]:
+        metrics = [
+            {"name": "current_step", "value": str(step)},
+            {"name": "total_steps", "value": "100"},
+            {"name": "loss", "value": "0.875"},
+            {"name": "note", "value": "warm"},  # text: left out
+        ]
+        code, answer = post_status(url, token, {"trainerStatus": {"metrics": metrics}})
+        assert code == 200, answer
+        return answer
+
+    report(20)
+
+    def with_eta() -> dict[str, Any] | None:
+        answer = report(40)
+        return answer if "estimatedRemainingSeconds" in answer["trainerStatus"] else None
+
+    answer = wait_for("an ETA from two reports", with_eta)
+    assert answer["trainerStatus"]["progressPercentage"] == 40
+    got = ps.get(training.id)
+    assert (got.progress.step, got.progress.total_steps, got.progress.loss) == (40, 100, 0.875)
+    assert "note" not in got.progress.metrics
+
+    other_url = url.replace(training.id, other.id)
+    assert post_status(other_url, token, {"trainerStatus": {}})[0] == 403
+    assert post_status(url, None, {"trainerStatus": {}})[0] == 401
+    code, refusal = post_status(url, token, {"progress": 5})
+    assert (code, refusal["kind"], refusal["code"]) == (400, "Status", 400)
+
+    # transformers, as a Trainer runs it: the pod's environment turns on its
+    # KubeflowCallback.
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    monkeypatch.setenv("KUBEFLOW_TRAINER_SERVER_URL", url)
+    monkeypatch.setenv("KUBEFLOW_TRAINER_SERVER_TOKEN", str(token_file))
+    monkeypatch.delenv("KUBEFLOW_TRAINER_SERVER_CA_CERT", raising=False)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none")
+    assert "kubeflow" in args.report_to
+    reporting = get_reporting_integration_callbacks(args.report_to)  # type: ignore[no-untyped-call]
+    callbacks = [DefaultFlowCallback, *reporting]
+    handler = CallbackHandler(callbacks, None, None, None, None)  # type: ignore[no-untyped-call]
+    state, control = TrainerState(), TrainerControl()
+    state.max_steps = 100
+    handler.on_train_begin(args, state, control)
+    state.global_step, state.epoch = 100, 2.0
+    handler.on_log(args, state, control, {"loss": 0.5, "learning_rate": 1e-5, "epoch": 2.0})
+    handler.on_train_end(args, state, control)
+    got = ps.get(training.id)
+    assert got.progress.percent == 100.0
+    assert (got.progress.loss, got.progress.learning_rate, got.progress.epoch) == (0.5, 1e-5, 2.0)

@@ -37,6 +37,7 @@ from trainconductor_api.interceptors.logging import LoggingInterceptor
 from trainconductor_api.interceptors.metrics import MetricsInterceptor
 from trainconductor_api.interceptors.rate_limit import RateLimitInterceptor
 from trainconductor_api.interceptors.tracing import TracingInterceptor
+from trainconductor_api.kubeflow_status import KubeflowStatusServer
 from trainconductor_api.legacy_service import LegacyTrainConductor
 from trainconductor_api.log_stream import LogStreamer, StreamLimits
 from trainconductor_api.pod_logs import kubernetes_logs
@@ -75,10 +76,19 @@ class ApiServer:
     health: HealthReporter
     port: int
     settings: ApiSettings
+    intake: ProgressIntake | None = None
+    kubeflow: KubeflowStatusServer | None = None
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.server.start()
+        s = self.settings
+        if s.kubeflow_status_enabled and self.intake is not None:
+            # Its threads hand each report to this loop, where the store is.
+            self.kubeflow = KubeflowStatusServer(
+                s.grpc_host, s.kubeflow_status_port, self.intake, asyncio.get_running_loop()
+            )
+            self.kubeflow.start()
         await self.health.probe_once()
         self._health_task = asyncio.create_task(self.health.run(), name="health")
         log.info("serving gRPC", extra={"port": self.port, "services": list(SERVICE_NAMES)})
@@ -87,6 +97,8 @@ class ApiServer:
         """NOT_SERVING first, so load balancers stop sending; then let in-flight
         calls finish within the grace period; then close."""
         await self.health.drain()
+        if self.kubeflow is not None:
+            await asyncio.to_thread(self.kubeflow.stop)
         await self.server.stop(grace=self.settings.drain_seconds)
         if self._health_task:
             self._health_task.cancel()
@@ -263,4 +275,4 @@ def build_server(
     if serve_metrics:
         register_build_info(metrics.registry, "api")
         start_http_server(settings.http_port, registry=metrics.registry)
-    return ApiServer(server, store, health_reporter, port, settings)
+    return ApiServer(server, store, health_reporter, port, settings, intake)

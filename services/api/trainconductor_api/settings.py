@@ -245,6 +245,16 @@ class ApiSettings(CommonSettings):
         10, ge=1, description="Progress reports one training may make at once."
     )
 
+    kubeflow_status_enabled: bool = Field(
+        False,
+        description="Also take progress in Kubeflow Trainer's protocol (KEP-2779: POST "
+        ".../trainjobs/{name}/status over HTTP), so trainer images made for it (transformers' "
+        "KubeflowCallback, the Kubeflow SDK) report unchanged; on kubeflow_status_port.",
+    )
+    kubeflow_status_port: int = Field(
+        8082, ge=0, le=65535, description="HTTP port of Kubeflow Trainer's progress protocol."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _single_mode_is_a_list_of_one(cls, data: Any) -> Any:

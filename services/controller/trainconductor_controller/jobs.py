@@ -190,7 +190,7 @@ def build_job(record: TrainingRecord, s: ControllerSettings, attempt: int = 1) -
             {"name": "TC_TRAINING_ID", "value": record.id},
             {"name": CONFIG_ENV, "value": config},
             {"name": SFT_TRAINER_CONFIG_ENV, "value": base64.b64encode(config.encode()).decode()},
-            *progress_env(s),
+            *progress_env(s, record.id),
         ],
         "resources": _resources(record.spec, s),
         "securityContext": {"allowPrivilegeEscalation": False},

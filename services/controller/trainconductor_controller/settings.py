@@ -196,6 +196,13 @@ class ControllerSettings(CommonSettings):
         "(the chart sets the API's Service); given to every training pod (TC_PROGRESS_ADDRESS) "
         "with a projected token to report with. '' gives neither: no progress reports.",
     )
+    kubeflow_status_address: str = Field(
+        "",
+        description="host:port of the API's Kubeflow Trainer progress endpoint (its "
+        "kubeflow_status_port) as a training pod reaches it; given to every training pod as "
+        "KUBEFLOW_TRAINER_SERVER_URL with KUBEFLOW_TRAINER_SERVER_TOKEN and _CA_CERT, so that "
+        "trainers made for Kubeflow Trainer report unchanged. '' gives none.",
+    )
     progress_token_audience: str = Field(
         "train-conductor-progress",
         min_length=1,

@@ -163,3 +163,19 @@ def test_the_headless_service_is_the_jobs_and_goes_with_it() -> None:
     assert service["spec"]["selector"] == {"batch.kubernetes.io/job-name": f"train-{two.id}"}
     owner = service["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", f"train-{two.id}", "uid-1")
+
+
+def test_with_kubeflows_protocol_on_a_pod_gets_its_variables_naming_the_training() -> None:
+    settings = ControllerSettings(namespace="ml", kubeflow_status_address="tc-api.ml.svc:8082")
+    training = record()
+    pod = build_job(training, settings)["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["KUBEFLOW_TRAINER_SERVER_URL"] == (
+        "http://tc-api.ml.svc:8082/apis/trainer.kubeflow.org/v1alpha1/namespaces/ml/trainjobs/"
+        f"{training.id}/status"
+    )
+    (mount,) = pod["containers"][0]["volumeMounts"]
+    assert env["KUBEFLOW_TRAINER_SERVER_TOKEN"] == f"{mount['mountPath']}/token"
+    assert env["KUBEFLOW_TRAINER_SERVER_CA_CERT"] == f"{mount['mountPath']}/ca.crt"
+    sources = pod["volumes"][0]["projected"]["sources"]
+    assert [next(iter(s)) for s in sources] == ["serviceAccountToken", "configMap"]
