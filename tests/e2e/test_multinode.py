@@ -5,7 +5,11 @@ a failed rank, a user's error and a drained node each lead to."""
 from __future__ import annotations
 
 import json
+import random
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kubernetes import client
@@ -19,15 +23,13 @@ FINAL = {pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED}
 RANK = "batch.kubernetes.io/job-completion-index"
 # Long enough for a test to fail or evict a rank while the gang runs.
 RUN = "8s"
+CONTROLLER_ENV = {"TC_POD_ANNOTATIONS": json.dumps({"kwok.trainconductor.dev/run-duration": RUN})}
 
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    annotations = {"kwok.trainconductor.dev/run-duration": RUN}
     with running_stack(
-        cluster,
-        tmp_path_factory.mktemp("multinode"),
-        controller_env={"TC_POD_ANNOTATIONS": json.dumps(annotations)},
+        cluster, tmp_path_factory.mktemp("multinode"), controller_env=CONTROLLER_ENV
     ) as running:
         yield running
 
@@ -214,3 +216,52 @@ def test_a_gang_that_does_not_fit_says_which_rank_waits_and_why(stack: Stack) ->
     assert "Insufficient nvidia.com/gpu" in waiting.message
     assert waiting.message.endswith("(4 ranks wait)")
     stack.cancel(training.id)
+
+
+def test_sigkill_during_gang_restarts_makes_no_attempt_twice_and_loses_none(
+    stack: Stack,
+) -> None:
+    """Six 2-node trainings each lose a rank once (a retryable exit) while
+    the controller is killed again and again: each makes exactly its second
+    Job, and completes with it."""
+    creations = JobCreations(stack.kube, stack.namespace)
+    rng = random.Random(20261205)
+    ids = [stack.create(gang_spec(2, max_retries=1)).id for _ in range(6)]
+    failing = threading.Event()
+    failing.set()
+
+    def fail_each_first_attempt() -> None:
+        for training_id in ids:
+            fail_rank(stack, f"train-{training_id}", 2, 1, 3, message="NCCL timeout")
+        failing.clear()
+
+    def chaos() -> int:
+        kills = 0
+        while failing.is_set() or kills < 4:
+            time.sleep(rng.uniform(0.3, 1.5))
+            stack.controllers["controller-0"].kill()
+            kills += 1
+            stack.start_controller("controller-0", **CONTROLLER_ENV)
+        return kills
+
+    with ThreadPoolExecutor(2) as pool:
+        killer = pool.submit(chaos)
+        pool.submit(fail_each_first_attempt).result()
+        assert killer.result() >= 4
+
+    def unfinished() -> list[str]:
+        return [i for i in ids if stack.get(i).phase not in FINAL]
+
+    wait_for("every training to finish", lambda: not unfinished(), timeout=180,
+             describe=lambda: f"{len(unfinished())} unfinished")  # fmt: skip
+    done = [stack.get(i) for i in ids]
+    assert {(t.phase, t.attempts, t.retries) for t in done} == {(pb.PHASE_COMPLETED, 2, 1)}
+    expected = {name for i in ids for name in (f"train-{i}", f"train-{i}-a2")}
+    wait_for("the counting watch to see every attempt's Job",
+             lambda: expected <= set(creations.first_seen) or creations.error)  # fmt: skip
+    created = creations.stop()
+    assert creations.error is None
+    # Each attempt made once, and no third one.
+    assert {n: c for n, c in created.items() if any(i in n for i in ids)} == dict.fromkeys(
+        expected, 1
+    )
