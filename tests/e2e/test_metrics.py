@@ -25,7 +25,7 @@ DASHBOARD = ROOT / "helm" / "train-conductor" / "dashboards" / "train-conductor.
 # but which can not be built here (its module is not served by the proxy).
 EXPORTER_METRICS = ("redis_up", "redis_connected_clients", "redis_memory", "redis_aof")
 # Panels fed only where trainings wait in Kueue's queues, which this stack
-# runs without.
+# runs without: tests/e2e/test_preemption.py shows them with data.
 QUEUE_METRICS = ("trainconductor_queue_",)
 
 

@@ -394,11 +394,18 @@ def _in_queue(
             waiting=True,
         )
         return released, actions
+    # Kueue unsuspends an admitted Job; until the Job controller has seen
+    # it, the Job's Suspended condition stays True: it starts, it is not
+    # suspended.
+    suspended = bool(job.get("spec", {}).get("suspend")) or any(
+        c.get("type") == "Suspended" and c.get("status") == "True"
+        for c in job.get("status", {}).get("conditions") or []
+    )
     queued = standing(
         workload,
         queue=desired.queue,
         held=desired.held,
-        job_suspended=bool(job.get("spec", {}).get("suspend")),
+        job_suspended=suspended,
         now_ms=now_ms,
         missing_priority=desired.priority if missing_priority else "",
     )

@@ -49,6 +49,7 @@ tracer = trace.get_tracer("trainconductor.controller")
 # Phases in which the training's Job should exist.
 _WITH_JOB = frozenset({Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED})
 _REFUSED = "JobRefused"
+_JOB_CREATED = "JobCreated"  # made, not yet taken up by Kueue
 
 
 class Reconciler:
@@ -270,9 +271,16 @@ class Reconciler:
             kueue_reason = update.message.partition("(")[2].partition(")")[0] or PREEMPTED
             metrics.QUEUE_PREEMPTIONS.labels(desired.queue, kueue_reason).inc()
         admitted = update.phase in (Phase.QUEUED, Phase.RUNNING) and (
-            update.reason not in WAITING_REASONS
+            update.reason not in WAITING_REASONS and update.reason != _JOB_CREATED
         )
-        first = desired.start_time_ms is None and desired.reason in WAITING_REASONS
+        # Not yet admitted: waiting, or its Job just made (Kueue may admit
+        # it before the controller wrote that it waits).
+        before = (
+            desired.reason in WAITING_REASONS
+            or desired.phase == Phase.PENDING
+            or desired.reason == _JOB_CREATED
+        )
+        first = desired.start_time_ms is None and before
         if admitted and first:
             waited = max(now - desired.create_time_ms / 1000, 0.0)
             metrics.SUBMIT_TO_ADMITTED_SECONDS.labels(desired.queue).observe(waited)
@@ -302,6 +310,10 @@ class Reconciler:
         if result == WriteResult.STALE:
             log.info("status write refused as stale", extra={"phase": update.phase})
             return False
+        if result == WriteResult.CHANGED:
+            # Kueue admits a training within QUEUED (its reason changes,
+            # not its phase): counted on any change.
+            self._count_queue_change(desired, update, self._clock())
         if result == WriteResult.CHANGED and update.phase != desired.phase:
             metrics.PHASE_TRANSITIONS.labels(desired.phase, update.phase).inc()
             log.info(
@@ -313,7 +325,6 @@ class Reconciler:
                 },
             )
             now = self._clock()
-            self._count_queue_change(desired, update, now)
             if update.phase == Phase.RUNNING and update.start_time_ms:
                 created = desired.create_time_ms / 1000
                 waited = max(update.start_time_ms / 1000 - created, 0.0)

@@ -58,6 +58,15 @@ def suspended_job(**status: Any) -> Job:
     return made
 
 
+def resuming_job() -> Job:
+    """Unsuspended by Kueue; the Job controller has not updated its status yet."""
+    made = job(("Suspended", "JobSuspended", "Job suspended"))
+    made["metadata"]["uid"] = "u-1"
+    made["spec"] = {"suspend": False}
+    del made["status"]["startTime"]
+    return made
+
+
 def running_job() -> Job:
     made = job(active=1)
     made["metadata"]["uid"] = "u-1"
@@ -94,6 +103,11 @@ HELD = queued(
         pytest.param(queued(), suspended_job(), [], None, 0,
                      ["status:QUEUED/WaitingForWorkload"],
                      id="its Workload not seen yet: waits for Kueue"),
+        pytest.param(queued(reason="WaitingForQuota", queue_position=1),
+                     resuming_job(), [], workload(RESERVED, ADMITTED), 1,
+                     ["status:QUEUED/Admitted"],
+                     id="admitted, its Job unsuspended and not yet seen so: it starts, "
+                        "never SUSPENDED"),
         pytest.param(queued(reason="WaitingForQuota", queue_position=1),
                      running_job(), [pod("Running")], workload(RESERVED, ADMITTED), 1,
                      ["status:RUNNING/Running"],
