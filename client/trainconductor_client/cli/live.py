@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import click
 from trainconductor.v1 import training_service_pb2 as pb
 
-from trainconductor_client.cli.output import coloured_phase, phase_name, standing
+from trainconductor_client.cli.output import attempt_said, coloured_phase, phase_name, standing
 from trainconductor_client.client import FINAL_PHASES
 from trainconductor_client.progress import Progress, progress_line
 
@@ -36,7 +36,8 @@ PROGRESS_REASON = "Progress"
 def _said(event: pb.TrainingEvent, queue: str) -> str:
     if event.HasField("progress"):
         return progress_line(event.progress)
-    return standing(event.phase, event.reason, event.message, queue, event.queue_position)
+    said = standing(event.phase, event.reason, event.message, queue, event.queue_position)
+    return attempt_said(event.attempt, said)
 
 
 def follow(
@@ -61,6 +62,7 @@ def follow_all(events: Iterator[pb.TrainingEvent], *, tty: bool) -> None:
         said = standing(event.phase, event.reason, event.message, "", event.queue_position)
         if event.queue_position and said == event.message:
             said = f"#{event.queue_position} in queue: {said}"
+        said = attempt_said(event.attempt, said)
         click.echo(f"{when}  {event.training_id}  {phase}  {event.reason}  {said}")
 
 

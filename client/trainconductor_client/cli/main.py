@@ -197,7 +197,17 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--base-model", help="Model to start from (spec.parameters.base_model).")
 @click.option("--data", help="Training data path (spec.parameters.data_path).")
 @click.option("--output-path", help="Where the model is written (spec.output_path).")
-@click.option("--gpus", type=int, help="GPUs to use.")
+@click.option("--gpus", type=int, help="GPUs to use, per node.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    help="Nodes to run on, one pod each (spec.resources.nodes); default 1.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    help="Failed attempts to retry (spec.max_retries); default: the operator's.",
+)
 @click.option("--epochs", type=float, help="Training epochs.")
 @click.option("--deadline", type=int, help="Longest run time, in seconds.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label; repeatable.")
@@ -221,6 +231,8 @@ def create(
     data: str | None,
     output_path: str | None,
     gpus: int | None,
+    nodes: int | None,
+    max_retries: int | None,
     epochs: float | None,
     deadline: int | None,
     labels: tuple[str, ...],
@@ -250,6 +262,10 @@ def create(
         spec.parameters.num_train_epochs = epochs
     if gpus is not None:
         spec.resources.gpus = gpus
+    if nodes is not None:
+        spec.resources.nodes = nodes
+    if max_retries is not None:
+        spec.max_retries = max_retries
     if deadline is not None:
         spec.deadline.CopyFrom(Duration(seconds=deadline))
     spec.labels.update(_labels(labels))

@@ -147,8 +147,9 @@ def details(training: pb.Training, *, colour: bool) -> str:
         ("Created", f"{_when(training.create_time)} ({age(training)} ago)"),
         ("Started", _when(training.start_time)),
         ("Finished", _when(training.finish_time)),
+        ("Nodes", _nodes(training)),
         ("Job", training.job_name),
-        ("Attempts", str(training.attempts) if training.job_name else ""),
+        ("Attempts", _attempts(training) if training.job_name else ""),
         *_progress_fields(training),
     ]
     width = max(len(name) for name, _ in fields) + 2
@@ -164,6 +165,31 @@ def details(training: pb.Training, *, colour: bool) -> str:
                 else f"  {c.type:<{kinds}}{said}"
             )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _nodes(training: pb.Training) -> str:
+    """ "4, 8 GPUs each" for a multi-node training; nothing for one node."""
+    resources = training.spec.resources
+    if resources.nodes <= 1:
+        return ""
+    return (
+        f"{resources.nodes}, {resources.gpus} GPUs each" if resources.gpus else str(resources.nodes)
+    )
+
+
+def _attempts(training: pb.Training) -> str:
+    """ "2 (1 of 3 retries spent)": the attempts made and the retry budget."""
+    budget = training.max_retries
+    if not budget and not training.retries:
+        return f"{training.attempts} (no retries allowed)"
+    return f"{training.attempts} ({training.retries} of {budget} retries spent)"
+
+
+def attempt_said(attempt: int, said: str) -> str:
+    """An event's words, marked with its attempt once there is more than one."""
+    if attempt > 1 and not said.startswith("attempt "):
+        return f"attempt {attempt}: {said}"
+    return said
 
 
 def _progress_fields(training: pb.Training) -> list[tuple[str, str]]:
