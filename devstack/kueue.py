@@ -239,6 +239,21 @@ class Kueue:
             describe=self._describe,
         )
 
+    def restart(self, timeout: float = 60) -> None:
+        """Kills the manager (SIGKILL: no chance to tidy up) and starts it
+        again, with the same ports, certificates and registrations: what a
+        crashed Kueue pod's restart looks like. From the thread that started
+        it, so that the new one too dies with this process."""
+        if self.process is None:
+            raise RuntimeError(
+                "this Kueue was not started here (make up's, say): it can not be restarted"
+            )
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(15)
+        self.launch()
+        self.register(timeout)
+
     # state
 
     def answers(self) -> bool:
