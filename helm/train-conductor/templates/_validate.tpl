@@ -28,6 +28,9 @@ Deployment, which every install renders.
 {{- if le (float64 .Values.api.terminationGracePeriodSeconds) (addf .Values.api.preStopSleepSeconds .Values.api.drainSeconds) }}
 {{- fail (printf "api.terminationGracePeriodSeconds (%v) must exceed api.preStopSleepSeconds (%v) plus api.drainSeconds (%v), or Kubernetes kills the API while it drains." .Values.api.terminationGracePeriodSeconds .Values.api.preStopSleepSeconds .Values.api.drainSeconds) }}
 {{- end }}
+{{- if gt (int64 .Values.training.defaultMaxRetries) (int64 .Values.training.limits.maxRetries) }}
+{{- fail (printf "training.defaultMaxRetries (%v) must be at most training.limits.maxRetries (%v)." .Values.training.defaultMaxRetries .Values.training.limits.maxRetries) }}
+{{- end }}
 {{- if and .Values.redis.enabled .Values.redis.sentinel.hosts }}
 {{- fail "redis.sentinel.hosts points at your own Sentinels; the bundled Redis (redis.enabled) is a single instance without Sentinel. Set one or the other." }}
 {{- end }}

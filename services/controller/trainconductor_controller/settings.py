@@ -99,12 +99,6 @@ class ControllerSettings(CommonSettings):
         "scheduler's hints).",
     )
     priority_class: str = Field("", description="PriorityClass of training pods; '' = none.")
-    backoff_limit: int = Field(
-        0,
-        ge=0,
-        description="Ignored: each attempt of a training is a Job of its own, and a failed "
-        "attempt is retried (as a new Job) within the training's max_retries, set by the API.",
-    )
     user_error_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] = Field(
         default_factory=lambda: [1],
         description="Exit codes of the trainer that mean the user's error (a bad argument or "

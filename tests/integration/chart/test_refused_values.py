@@ -27,6 +27,17 @@ from tests.support.chart import ALLOW_NONE, CHART, RELEASE, helm
             id="a grace period shorter than the drain",
         ),
         pytest.param(["auth.modes={tokenreview}"], "/auth/modes", id="a misspelt auth mode"),
+        pytest.param(
+            ["training.defaultMaxRetries=11"],
+            "training.defaultMaxRetries (11) must be at most training.limits.maxRetries (10)",
+            id="a default retry budget above the limit",
+        ),
+        pytest.param(
+            ["training.userErrorExitCodes={0}"],
+            "/training/userErrorExitCodes/0",
+            id="exit code 0, a success, as a user's error",
+        ),
+        pytest.param(["training.limits.maxNodes=0"], "/training/limits/maxNodes", id="no node"),
         pytest.param(["auth.modes=null"], "modes", id="no auth mode"),
         pytest.param(["auth.rateLimit.createPerSecnd=1"], "createPerSecnd", id="a misspelt limit"),
         pytest.param(

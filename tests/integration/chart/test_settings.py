@@ -58,6 +58,16 @@ def test_the_services_accept_the_settings_the_chart_renders(
         v["claimName"] for v in training["volumes"]
     ]
     assert controller["ttl_seconds_after_finished"] == training["ttlSecondsAfterFinished"]
+    # Nodes and retries: the API's limits and default, the controller's failure handling.
+    limits = training["limits"]
+    assert (api["max_nodes_per_training"], api["max_retries"], api["default_max_retries"]) == (
+        limits["maxNodes"],
+        limits["maxRetries"],
+        training["defaultMaxRetries"],
+    )
+    assert controller["user_error_exit_codes"] == training["userErrorExitCodes"]
+    assert controller["master_port"] == training["masterPort"]
+    assert controller["pod_annotations"] == training["podAnnotations"]
     retention = values["retention"]
     assert controller["retention_seconds"] == retention["seconds"]
     assert controller["retention_tombstone_seconds"] == retention["tombstoneSeconds"]
