@@ -79,3 +79,24 @@ def test_a_bad_address_is_refused() -> None:
     result = helm("template", RELEASE, str(CHART), "--set", "progress.address=http://x")
     assert result.returncode != 0
     assert "/progress/address" in result.stderr
+
+
+def test_kubeflows_protocol_is_served_on_a_port_of_the_apis_service_when_asked() -> None:
+    manifests = render(
+        "--set", "progress.kubeflow.enabled=true", "--set", "progress.kubeflow.port=8090"
+    )
+    api = api_config(manifests)
+    assert (api["kubeflow_status_enabled"], api["kubeflow_status_port"]) == (True, 8090)
+    assert controller_config(manifests)["kubeflow_status_address"] == f"{API}.tc-system.svc:8090"
+    service = find(manifests, "Service", API)
+    assert {"name": "kubeflow-status", "port": 8090, "targetPort": "kubeflow-status",
+            "protocol": "TCP", "appProtocol": "http"} in service["spec"]["ports"]  # fmt: skip
+    container = find(manifests, "Deployment", API)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "kubeflow-status", "containerPort": 8090, "protocol": "TCP"} in container[
+        "ports"
+    ]
+
+    off = render()
+    assert not api_config(off)["kubeflow_status_enabled"]
+    assert "kubeflow_status_address" not in controller_config(off)
+    assert [p["name"] for p in find(off, "Service", API)["spec"]["ports"]] == ["grpc"]
