@@ -298,6 +298,8 @@ class LocalUp:
                 "TC_HTTP_PORT": str(CONTROLLER.number),
                 "TC_IMAGE": os.environ.get("TC_IMAGE", "example.com/fms-hf-tuning:latest"),
                 "TC_TOLERATIONS": json.dumps(tolerations),
+                # Training pods are told where to report their progress.
+                "TC_PROGRESS_ADDRESS": f"127.0.0.1:{API.number}",
                 **controller_timings(),
             },
             self.run_dir,
