@@ -49,7 +49,10 @@ def last_lines(log: bytes, limit: int) -> tuple[bytes, bool]:
     limit keeps its end."""
     if len(log) <= limit:
         return log, False
-    kept = log[len(log) - limit :]
+    cut = len(log) - limit
+    kept = log[cut:]
+    if log[cut - 1 : cut] == b"\n":
+        return kept, True  # cut between two lines
     start = kept.find(b"\n")
     if 0 <= start < len(kept) - 1:
         kept = kept[start + 1 :]

@@ -131,6 +131,9 @@ def test_another_owners_training_has_no_log_they_can_see(stack: Stack, tmp_path:
     mine = run(stack, ALICE, "logs", training_id)
     assert mine.returncode == 0, mine.stderr
     assert mine.stdout == "alice's data: s3://alice/private\n"
+    beyond = run(stack, ALICE, "logs", training_id, "--rank", "1")
+    assert beyond.returncode == 1
+    assert "has 1 rank: 0 to 0" in beyond.stderr
     end_pod(stack, pod)
 
 

@@ -27,6 +27,8 @@ MONITORING_APIS = (
 ALLOW_NONE = ("--set", "auth.allowInsecureNone=true")
 NONE = ("--set", "auth.modes={none}", *ALLOW_NONE)
 STATIC_TOKENS = ("--set", "auth.staticTokens.existingSecret=tokens")
+# Logs read from pods: the API gets a token for that too.
+NO_POD_LOGS = ("--set", "logs.fromPods=false")
 
 Manifest = dict[str, Any]
 
@@ -101,9 +103,24 @@ class Scenario:
         return bool(self.values["progress"]["enabled"]) and "none" not in self.auth_modes
 
     @property
-    def api_uses_kubernetes(self) -> bool:
-        """Whether the API calls the apiserver (TokenReview, pods get)."""
+    def reviews_tokens(self) -> bool:
+        """Whether the API creates TokenReviews (system:auth-delegator)."""
         return self.token_review or self.progress_reports
+
+    @property
+    def pod_logs(self) -> bool:
+        """Whether the API reads trainings' pods and their logs."""
+        return bool(self.values["logs"]["fromPods"])
+
+    @property
+    def keeps_logs(self) -> bool:
+        """Whether the controller keeps the end of finished trainings' logs."""
+        return int(self.values["logs"]["keptBytesPerRank"]) > 0
+
+    @property
+    def api_uses_kubernetes(self) -> bool:
+        """Whether the API calls the apiserver (TokenReview, pods, logs)."""
+        return self.reviews_tokens or self.pod_logs
 
     def secrets_named(self) -> list[str]:
         """Secrets the scenario expects the operator to have made."""

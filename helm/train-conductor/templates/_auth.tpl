@@ -24,10 +24,21 @@ API reviews them (TokenReview) and reads their pods. Not under auth mode
 {{- if and .Values.progress.enabled (not (has "none" (include "train-conductor.authModes" . | fromJsonArray))) }}true{{ end }}
 {{- end }}
 
-{{/* "true" when the API calls the apiserver: TokenReview (users' tokens,
-or training pods'), and reading the reporting pods. */}}
-{{- define "train-conductor.api.usesKubernetes" -}}
+{{/* "true" when the API creates TokenReviews: users' tokens, or training pods'. */}}
+{{- define "train-conductor.api.reviewsTokens" -}}
 {{- if or (include "train-conductor.tokenReview" .) (include "train-conductor.progressReports" .) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the API reads trainings' logs from their pods (logs.fromPods). */}}
+{{- define "train-conductor.api.readsPodLogs" -}}
+{{- if .Values.logs.fromPods }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the API calls the apiserver: TokenReview (users' tokens,
+or training pods'), reading the reporting pods, and reading trainings'
+pods and their logs. */}}
+{{- define "train-conductor.api.usesKubernetes" -}}
+{{- if or (include "train-conductor.api.reviewsTokens" .) (include "train-conductor.api.readsPodLogs" .) }}true{{ end }}
 {{- end }}
 
 {{/* The API's address as training pods reach it. */}}

@@ -61,6 +61,9 @@ Deployment, which every install renders.
 {{- end }}
 {{- $groups = append $groups .group }}
 {{- end }}
+{{- if gt (mul 4 (int64 .Values.logs.maxLineBytes)) (int64 .Values.api.grpc.maxMessageBytes) }}
+{{- fail (printf "logs.maxLineBytes (%v) must be at most a quarter of api.grpc.maxMessageBytes (%v): a log response carries a line at least." .Values.logs.maxLineBytes .Values.api.grpc.maxMessageBytes) }}
+{{- end }}
 {{- if ge (int .Values.controller.leaderElection.renewDeadlineSeconds) (int .Values.controller.leaderElection.leaseDurationSeconds) }}
 {{- fail "controller.leaderElection.renewDeadlineSeconds must be below leaseDurationSeconds." }}
 {{- end }}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -126,7 +126,7 @@ class LogStreamer:
         self._limits = limits
         self._clock = clock
 
-    async def stream(self, request: LogRequest) -> AsyncIterator[LogBatch]:
+    async def stream(self, request: LogRequest) -> AsyncGenerator[LogBatch, None]:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=self._limits.buffered_batches)
         reader = asyncio.create_task(self._read_into(request, queue))
         pace = _Pace(self._limits.lines_per_second)
@@ -240,6 +240,7 @@ class LogStreamer:
                 return  # gone
             splitter = LineSplitter(self._limits.max_line_bytes)
             seen.rewind()
+            ended = False
             try:
                 while True:
                     chunk = await read.chunk()
@@ -250,6 +251,7 @@ class LogStreamer:
                     if new:
                         await emit(LogBatch(new, pod.rank, pod.attempt, pod.name, Source.POD))
                     if chunk is None:
+                        ended = True
                         break
             finally:
                 await read.close()
@@ -258,6 +260,10 @@ class LogStreamer:
             now = await self._kube.pod(pod.name)
             if now is None:
                 return
+            if ended and not now.done:
+                # The follow ended with the pod running (the API server
+                # closed it): read again, but not in a tight loop.
+                await asyncio.sleep(self._limits.poll_seconds)
             if now.done:
                 # One more read, not followed, to the end of what it wrote:
                 # a kubelet ends a follow when the container ends, but one

@@ -330,6 +330,13 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
         await check_training_id(context, request.id, "id")
         log_request = await log_request_of(context, request)
         record = await self._visible(request.id)
+        ranks = max(record.spec.resources.nodes, 1)
+        if request.rank >= ranks:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"training {record.id} has {ranks} rank{'s' if ranks > 1 else ''}: "
+                f"0 to {ranks - 1}",
+            )
         if self._logs is None:
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED, "this API does not serve training logs"

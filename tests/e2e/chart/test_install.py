@@ -311,7 +311,9 @@ def test_controller_role_grants_exactly_what_it_needs(
     assert rules_of(jobs_role) == {
         ("batch", "jobs", "*"): {"create", "delete", "get", "list", "patch", "watch"},
         ("", "pods", "*"): {"get", "list", "watch"},
+        ("", "services", "*"): {"create", "list", "watch"},
         ("", "events", "*"): {"list", "watch"},
+        **({("", "pods/log", "*"): {"get"}} if installed.scenario.keeps_logs else {}),
         **(KUEUE_RULES if queues else {}),
     }
     priorities = f"{name}-{installed.namespace}-queue-priorities"
@@ -372,7 +374,7 @@ def test_api_may_review_tokens_only_with_token_review_or_progress_reports(
         .items
         if any(s.namespace == ns and s.name == account for s in b.subjects or [])
     ]
-    if installed.scenario.api_uses_kubernetes:
+    if installed.scenario.reviews_tokens:
         assert len(bindings) == 1, [b.metadata.name for b in bindings]
         binding = bindings[0]
         assert (binding.role_ref.kind, binding.role_ref.name) == (
@@ -388,12 +390,16 @@ def test_api_may_review_tokens_only_with_token_review_or_progress_reports(
         kube, api_user, "create", "tokenreviews", ns,
         group="authentication.k8s.io", cluster_wide=True,
     )  # fmt: skip
-    assert may_review == installed.scenario.api_uses_kubernetes
+    assert may_review == installed.scenario.reviews_tokens
     assert not allowed(kube, api_user, "get", "secrets", ns)
     assert not allowed(kube, api_user, "list", "pods", ns, cluster_wide=True)
     training = installed.scenario.values["training"]["namespace"] or ns
-    assert allowed(kube, api_user, "get", "pods", training) == installed.scenario.progress_reports
-    assert not allowed(kube, api_user, "list", "pods", training)
+    logs = installed.scenario.pod_logs
+    assert allowed(kube, api_user, "get", "pods", training) == (
+        installed.scenario.progress_reports or logs
+    )
+    assert allowed(kube, api_user, "list", "pods", training) == logs
+    assert not allowed(kube, api_user, "watch", "pods", training)
     assert not allowed(kube, api_user, "get", "pods", "kube-system")
 
 
@@ -417,6 +423,10 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
             *((controller, (verb, "jobs.batch", "-n", training))
               for verb in ("create", "delete", "get", "list", "patch", "watch")),
             *((controller, (verb, "pods", "-n", training)) for verb in ("get", "list", "watch")),
+            *((controller, ("get", "pods/log", "-n", training)),) * scenario.keeps_logs,
+            *((api, (verb, "pods", "-n", training)) for verb in ("get", "list")
+              if scenario.pod_logs),
+            *((api, ("get", "pods/log", "-n", training)),) * scenario.pod_logs,
             *((controller, (verb, "events", "-n", training)) for verb in ("list", "watch")),
             *((controller, (verb, f"{leases}/{lease}", "-n", ns))
               for verb in ("get", "create", "update")),
@@ -431,7 +441,13 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
             (controller, ("create", "pods", "-n", training)),
             (controller, ("update", f"{leases}/someone-elses", "-n", ns)),
             (api, ("get", "secrets", "-n", ns)),
-            (api, ("list", "pods", "-n", ns)),
+            *((api, ("list", "pods", "-n", ns)),) * (training != ns or not scenario.pod_logs),
+            (api, ("watch", "pods", "-n", training)),
+            (api, ("delete", "pods", "-n", training)),
+            (api, ("create", "pods/exec", "-n", training)),
+            (api, ("get", "pods/log", "-n", "kube-system")),
+            (controller, ("create", "pods/exec", "-n", training)),
+            *((controller, ("get", "pods/log", "-n", training)),) * (not scenario.keeps_logs),
             (api, ("create", "jobs.batch", "-n", ns)),
             (api, ("get", f"{leases}/{lease}", "-n", ns)),
         ]
@@ -444,19 +460,26 @@ def test_kubectl_auth_can_i_shows_least_privilege(cluster: Cluster, installed: I
         ("tokenreviews.authentication.k8s.io", "[]", "[create]"),
         ("subjectaccessreviews.authorization.k8s.io", "[]", "[create]"),
     }
-    pods = {("pods", "[]", "[get]")} if scenario.progress_reports else set()
-    api_grants = reviews if scenario.api_uses_kubernetes else set()
+    pods: set[Grant] = set()
+    if scenario.pod_logs:  # can-i --list merges progress' get into it
+        pods = {("pods", "[]", "[get list]"), ("pods/log", "[]", "[get]")}
+    elif scenario.progress_reports:
+        pods = {("pods", "[]", "[get]")}
+    api_grants = reviews if scenario.reviews_tokens else set()
     assert granted(cluster, api, ns) - baseline == api_grants | (pods if training == ns else set())
     if training != ns:
         assert granted(cluster, api, training) - baseline == api_grants | pods
     assert can_i(cluster, api, "create", "tokenreviews.authentication.k8s.io") is (
-        scenario.api_uses_kubernetes
+        scenario.reviews_tokens
     )
     work = {
         ("jobs.batch", "[]", "[create delete get list patch watch]"),
         ("pods", "[]", "[get list watch]"),
+        ("services", "[]", "[create list watch]"),
         ("events", "[]", "[list watch]"),
     }
+    if scenario.keeps_logs:
+        work.add(("pods/log", "[]", "[get]"))
     if scenario.queues:
         work |= KUEUE_GRANTS
     election = {(leases, "[]", "[create]"), (leases, f"[{lease}]", "[get update]")}

@@ -9,6 +9,7 @@ import pytest
 from tests.support.chart import (
     ALLOW_NONE,
     CHART,
+    NO_POD_LOGS,
     NONE,
     RELEASE,
     STATIC_TOKENS,
@@ -51,11 +52,11 @@ def test_the_default_identifies_callers_by_their_service_account_tokens() -> Non
             id="beside static-token",
         ),
         pytest.param(("--set", "auth.modes={static-token}", *STATIC_TOKENS,
-                      "--set", "progress.enabled=false"), False,
+                      "--set", "progress.enabled=false", *NO_POD_LOGS), False,
                      id="static-token"),
         pytest.param(("--set", "auth.modes={static-token}", *STATIC_TOKENS), True,
                      id="static-token, with progress reports from the pods' tokens"),
-        pytest.param(NONE, False, id="none"),
+        pytest.param((*NONE, *NO_POD_LOGS), False, id="none"),
     ],
 )  # fmt: skip
 def test_the_api_gets_a_token_and_the_auth_delegator_role_only_to_review_tokens(
