@@ -14,13 +14,14 @@ import pytest
 from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
-from devstack.pod_logs import PodLog, serve_pod_log
+from devstack.pod_logs import DEFAULT_LINES, PodLog, serve_pod_log
 from devstack.stack import Cluster, Stack, running_stack, wait_for
 from tests.support.security import StaticUser, static_user, write_static_tokens
 from tests.support.tcctl import EXAMPLES, env, tcctl_path
 from trainconductor_client import Client
 
 EXIT_NOT_FOUND = 3
+RANK = "batch.kubernetes.io/job-completion-index"
 ALICE, BOB = static_user("alice"), static_user("bob")
 
 
@@ -157,3 +158,66 @@ def test_a_failed_trainings_last_lines_outlive_its_job(stack: Stack, tmp_path: P
     assert "kept when the training finished" in shown.stderr
     tail = run(stack, ALICE, "logs", training_id, "--tail", "2")
     assert tail.stdout.splitlines() == [lines[-1], "ValueError: the dataset has no 'text'"]
+
+
+def ranks_running(stack: Stack, job: str, nodes: int) -> dict[int, str]:
+    """The names of the gang's pods by rank once all of them run; {} until then."""
+    pods = [p for p in stack.pods_of(job) if p.status.phase == "Running"]
+    by_rank = {int(p.metadata.labels[RANK]): str(p.metadata.name) for p in pods}
+    return by_rank if len(by_rank) == nodes else {}
+
+
+def test_follow_goes_on_to_the_next_attempt_and_each_ranks_end_is_kept(
+    stack: Stack, tmp_path: Path
+) -> None:
+    created = run(stack, ALICE, "create", "-f", str(EXAMPLES / "lora.yaml"),
+                  "--nodes", "2", "--max-retries", "1", "-o", "name")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    training_id = created.stdout.strip()
+    first, second = f"train-{training_id}", f"train-{training_id}-a2"
+    pods = wait_for("both ranks to run", lambda: ranks_running(stack, first, 2))
+    give_log(stack, pods[1], tmp_path / "a1-r1.log", "rank 1 attempt 1: loss 3.00")
+    child = pexpect.spawn(
+        tcctl_path(), ["logs", "-f", training_id, "--rank", "1"],
+        env=env(address(stack), TC_TOKEN=ALICE.token), encoding="utf-8", timeout=60,
+    )  # fmt: skip
+    try:
+        child.expect_exact("rank 1 attempt 1: loss 3.00")
+        # Rank 0 is killed: the gang restarts as attempt 2, whose rank 1 the
+        # follow goes on with.
+        fail = {
+            "kwok.trainconductor.dev/fail": "true",
+            "kwok.trainconductor.dev/exit-code": "137",
+            "kwok.trainconductor.dev/reason": "OOMKilled",
+        }
+        client.CoreV1Api(stack.kube).patch_namespaced_pod(
+            pods[0], stack.namespace, {"metadata": {"annotations": fail}}
+        )
+        again = wait_for("attempt 2 to run", lambda: ranks_running(stack, second, 2), timeout=90)
+        log = give_log(stack, again[1], tmp_path / "a2-r1.log", "rank 1 attempt 2: loss 2.00")
+        child.expect_exact(f"rank 1, attempt 2, pod {again[1]}")
+        child.expect_exact("rank 1 attempt 2: loss 2.00")
+        log.write("rank 1 attempt 2: done")
+        child.expect_exact("rank 1 attempt 2: done")
+        for pod in again.values():
+            end_pod(stack, pod)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+    # Its Job gone, each rank's end is still there: the last attempt's.
+    client.BatchV1Api(stack.kube).delete_namespaced_job(
+        second, stack.namespace, propagation_policy="Background"
+    )
+    wait_for("its pods to be gone", lambda: not stack.pods_of(second))
+    kept = run(stack, ALICE, "logs", training_id, "--rank", "1")
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.splitlines() == ["rank 1 attempt 2: loss 2.00", "rank 1 attempt 2: done"]
+    assert f"rank 1, attempt 2, pod {again[1]}: the end of its log, kept" in kept.stderr
+    rank0 = run(stack, ALICE, "logs", training_id)
+    assert rank0.returncode == 0, rank0.stderr
+    assert rank0.stdout.splitlines() == list(DEFAULT_LINES)  # kwok's lines for every pod
+    earlier = run(stack, ALICE, "logs", training_id, "--rank", "1", "--attempt", "1")
+    assert earlier.returncode == 1
+    assert "only its last attempt's log is kept" in earlier.stderr
