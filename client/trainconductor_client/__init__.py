@@ -1,4 +1,5 @@
-"""Train Conductor's Python client: `Client`, its errors, and spec loading."""
+"""Train Conductor's Python client: `Client`, its errors, spec loading, and
+a training's progress (read as people read it; reported from its pod)."""
 
 from trainconductor_client.client import FINAL_PHASES, Client
 from trainconductor_client.errors import (
@@ -9,6 +10,7 @@ from trainconductor_client.errors import (
     TrainConductorError,
     Unavailable,
 )
+from trainconductor_client.progress import Reporter, progress_line, remaining_seconds
 from trainconductor_client.spec import SpecError, load_spec, spec_from_dict
 
 __all__ = [
@@ -18,9 +20,12 @@ __all__ = [
     "HistoryTrimmed",
     "InvalidArgument",
     "NotFound",
+    "Reporter",
     "SpecError",
     "TrainConductorError",
     "Unavailable",
     "load_spec",
+    "progress_line",
+    "remaining_seconds",
     "spec_from_dict",
 ]
