@@ -359,6 +359,7 @@ class LocalUp:
             "",
             f"    {tcctl()} create -f {ROOT}/examples/lora.yaml --wait",
             f"    {tcctl()} list",
+            f"    {tcctl()} logs ID          # its trainer's log (kwok's pods write a few lines)",
         ]
         if self.queues:
             lines += [

@@ -11,7 +11,7 @@ from trainconductor_controller.errors import KubernetesError
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.names import COMPLETION_INDEX, JOB_NAME_LABEL, attempt_of_job
 from trainconductor_controller.objects import Pod
-from trainconductor_core.errors import StoreUnavailable
+from trainconductor_core.errors import StoreFull, StoreUnavailable
 from trainconductor_core.kept_logs import KeptLog
 from trainconductor_core.store import TrainingStore
 
@@ -58,7 +58,9 @@ async def keep_logs(
         )
     try:
         await store.keep_logs(training_id, kept)
-    except StoreUnavailable as err:
+    except (StoreUnavailable, StoreFull) as err:
+        # Full, Redis takes status writes still, not this: the training
+        # finishes without its log's end rather than wait for memory.
         log.warning("the end of its log could not be kept", extra={"error": str(err)})
     else:
         if kept:

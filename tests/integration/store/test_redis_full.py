@@ -16,6 +16,7 @@ from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from trainconductor_controller.retention import Retention
 from trainconductor_core.errors import StoreFull
+from trainconductor_core.kept_logs import KeptLog
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.redis_config import server_args
@@ -103,6 +104,11 @@ async def test_a_full_redis_refuses_new_trainings_whole_and_serves_the_rest(
     assert (await store.get(ids[0])).phase == Phase.RUNNING
     _, changed = await store.cancel(ids[1])
     assert changed
+    # The end of a log is not kept (the controller goes on without it).
+    before = await keys_and_lengths(client)
+    with pytest.raises(StoreFull):
+        await store.keep_logs(ids[2], [KeptLog(0, 1, "pod", "x" * 100_000)])
+    assert await keys_and_lengths(client) == before
 
 
 async def test_creates_work_again_once_retention_has_freed_memory(
