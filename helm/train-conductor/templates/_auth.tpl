@@ -43,7 +43,7 @@ pods and their logs. */}}
 
 {{/* The API's address as training pods reach it. */}}
 {{- define "train-conductor.progressAddress" -}}
-{{- .Values.progress.address | default (printf "%s.%s.svc:%d" (include "train-conductor.api.fullname" .) .Release.Namespace (int .Values.api.grpc.port)) }}
+{{- .Values.progress.address | default (printf "%s.%s.svc:%d" (include "train-conductor.api.fullname" .) .Release.Namespace (int (.Values.progress.port | default .Values.api.grpc.port))) }}
 {{- end }}
 
 {{/* "true" when the API reads static tokens from auth.staticTokens.existingSecret. */}}

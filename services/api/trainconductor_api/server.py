@@ -78,10 +78,15 @@ class ApiServer:
     settings: ApiSettings
     intake: ProgressIntake | None = None
     kubeflow: KubeflowStatusServer | None = None
+    # ProgressService alone on a port of its own (progress_grpc_port).
+    progress_server: grpc.aio.Server | None = None
+    progress_port: int = 0
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.server.start()
+        if self.progress_server is not None:
+            await self.progress_server.start()
         s = self.settings
         if s.kubeflow_status_enabled and self.intake is not None:
             # Its threads hand each report to this loop, where the store is.
@@ -99,6 +104,8 @@ class ApiServer:
         await self.health.drain()
         if self.kubeflow is not None:
             await asyncio.to_thread(self.kubeflow.stop)
+        if self.progress_server is not None:
+            await self.progress_server.stop(grace=self.settings.drain_seconds)
         await self.server.stop(grace=self.settings.drain_seconds)
         if self._health_task:
             self._health_task.cancel()
@@ -255,24 +262,61 @@ def build_server(
     )
     server = grpc.aio.server(
         interceptors=_interceptors(tracing, build_authenticator(settings), settings),
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(settings.drain_seconds * 1000)),
-            ("grpc.so_reuseport", 0),
-            # Clients keep a quiet watch alive with a ping every 30 s (tcctl,
-            # the client library); gRPC's default minimum, 5 minutes, would
-            # answer them with GOAWAY "too_many_pings".
-            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
-        ],
+        options=_server_options(settings),
     )
     intake = _configure_progress(store, settings)
     _configure_services(server, store, intake, settings)
     health_reporter = _configure_health(server, store, settings)
     _configure_reflection(server)
     port = _configure_port(server, settings)
+    progress_server, progress_port = _configure_progress_port(intake, tracing, settings)
     if serve_metrics:
         register_build_info(metrics.registry, "api")
         start_http_server(settings.http_port, registry=metrics.registry)
-    return ApiServer(server, store, health_reporter, port, settings, intake)
+    return ApiServer(
+        server,
+        store,
+        health_reporter,
+        port,
+        settings,
+        intake,
+        progress_server=progress_server,
+        progress_port=progress_port,
+    )
+
+
+def _server_options(s: ApiSettings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        ("grpc.max_connection_age_ms", int(s.max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(s.drain_seconds * 1000)),
+        ("grpc.so_reuseport", 0),
+        # Clients keep a quiet watch alive with a ping every 30 s (tcctl,
+        # the client library); gRPC's default minimum, 5 minutes, would
+        # answer them with GOAWAY "too_many_pings".
+        ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ]
+
+
+def _configure_progress_port(
+    intake: ProgressIntake, tracing: bool, s: ApiSettings
+) -> tuple[grpc.aio.Server | None, int]:
+    """ProgressService alone on progress_grpc_port, without TLS: the
+    training pods reach it where the gRPC port asks for client certificates
+    they do not have. What a report carries is a short-lived token bound to
+    one pod and of an audience nothing else takes, worth that training's
+    progress only."""
+    if s.progress_grpc_port is None:
+        return None, 0
+    chain: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
+        LoggingInterceptor(),
+        ErrorInterceptor(),
+    ]
+    if tracing:
+        chain.insert(0, TracingInterceptor())
+    server = grpc.aio.server(interceptors=chain, options=_server_options(s))
+    progress_grpc.add_ProgressServiceServicer_to_server(ProgressService(intake), server)
+    port = server.add_insecure_port(f"{s.grpc_host}:{s.progress_grpc_port}")
+    return server, port

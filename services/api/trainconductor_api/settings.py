@@ -245,6 +245,14 @@ class ApiSettings(CommonSettings):
         10, ge=1, description="Progress reports one training may make at once."
     )
 
+    progress_grpc_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Also serve ProgressService alone on this port, without TLS, for training "
+        "pods that can not meet the gRPC port's TLS (client certificates, say); unset: on the "
+        "gRPC port only.",
+    )
     kubeflow_status_enabled: bool = Field(
         False,
         description="Also take progress in Kubeflow Trainer's protocol (KEP-2779: POST "

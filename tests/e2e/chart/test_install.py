@@ -265,11 +265,15 @@ def test_api_is_reachable_through_its_services(
     service = core.read_namespaced_service(installed.scenario.name("api"), installed.namespace)
     assert service.spec.type == "ClusterIP"
     assert service.spec.cluster_ip not in (None, "None")
-    # gRPC only (and Kubeflow Trainer's progress protocol, when on): the
+    # gRPC only (and progress reports' own ports, when on): the
     # metrics stay inside the cluster even when this Service is made a
     # LoadBalancer.
-    kubeflow = installed.scenario.values["progress"]["kubeflow"]
-    served = {"kubeflow-status": kubeflow["port"]} if kubeflow["enabled"] else {}
+    progress = installed.scenario.values["progress"]
+    served = (
+        {"kubeflow-status": progress["kubeflow"]["port"]} if progress["kubeflow"]["enabled"] else {}
+    )
+    if progress["port"]:
+        served["grpc-progress"] = progress["port"]
     assert {p.name: p.port for p in service.spec.ports} == {
         "grpc": values["grpc"]["port"],
         **served,

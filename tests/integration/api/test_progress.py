@@ -20,7 +20,9 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.redis_server import RedisServer
 from tests.support.api import StartApi
+from tests.support.certificates import Certificates
 from tests.support.grpc_errors import violated_fields
+from tests.support.security import plain_channel, tls_channel
 from tests.support.trainings import create
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
@@ -219,3 +221,33 @@ async def test_a_finished_training_takes_no_report_and_an_unknown_one_is_not_fou
                 ppb.ReportProgressRequest(training_id="0" * 20, progress=progress(1))
             )
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_pod_without_the_grpc_ports_tls_reports_on_the_progress_port(
+    start_api: StartApi, store: TrainingStore, certificates: Certificates
+) -> None:
+    """The gRPC port wants TLS (a client certificate, with mTLS), which a
+    training pod does not have; ProgressService alone answers on its own port
+    as well."""
+    api = await start_api(**certificates.server_tls(), progress_grpc_port=0)
+    assert api.progress_port not in (0, api.port)
+    async with tls_channel(api.port, certificates.ca.cert) as channel:
+        training_id = await running_training(channel, store)
+    async with plain_channel(api.progress_port) as channel:
+        recorded = await ppb_grpc.ProgressServiceStub(channel).ReportProgress(
+            ppb.ReportProgressRequest(training_id=training_id, progress=progress(5))
+        )
+        assert recorded.progress.percent == 0.5
+        # Nothing but ProgressService there.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.TrainingServiceStub(channel).GetTraining(
+                pb.GetTrainingRequest(id=training_id)
+            )
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    async with plain_channel(api.port) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await ppb_grpc.ProgressServiceStub(channel).ReportProgress(
+                ppb.ReportProgressRequest(training_id=training_id, progress=progress(6)),
+                timeout=5,
+            )
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # no TLS, no handshake

@@ -100,3 +100,12 @@ def test_kubeflows_protocol_is_served_on_a_port_of_the_apis_service_when_asked()
     assert not api_config(off)["kubeflow_status_enabled"]
     assert "kubeflow_status_address" not in controller_config(off)
     assert [p["name"] for p in find(off, "Service", API)["spec"]["ports"]] == ["grpc"]
+
+
+def test_a_progress_port_of_its_own_is_where_pods_report() -> None:
+    manifests = render("--set", "progress.port=50061")
+    assert api_config(manifests)["progress_grpc_port"] == 50061
+    assert controller_config(manifests)["progress_address"] == f"{API}.tc-system.svc:50061"
+    ports = {p["name"]: p["port"] for p in find(manifests, "Service", API)["spec"]["ports"]}
+    assert ports == {"grpc": 50051, "grpc-progress": 50061}
+    assert "progress_grpc_port" not in api_config(render())
