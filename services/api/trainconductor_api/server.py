@@ -177,7 +177,7 @@ def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
             raise AuthenticatorUnavailable("no Kubernetes configuration") from None
 
     reviewer = TokenReviewer(
-        lambda token: cluster()[0](token), cache_seconds=s.token_review_cache_seconds
+        lambda token: cluster()[0](token), cache_seconds=s.progress_token_cache_seconds
     )
     return PodBinding(
         reviewer,

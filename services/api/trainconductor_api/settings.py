@@ -223,6 +223,13 @@ class ApiSettings(CommonSettings):
         "(the controller's progress_token_audience must be the same). Under auth mode 'none' "
         "no token is asked for and a report names its training.",
     )
+    progress_token_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long the TokenReview answer of a training pod's token is reused: "
+        "each reporting pod costs the apiserver one review per this many seconds (the token "
+        "is bound to the pod, and dies with it).",
+    )
     trainings_namespace: str = Field(
         "default",
         min_length=1,

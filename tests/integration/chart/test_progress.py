@@ -43,6 +43,7 @@ def test_training_pods_report_to_the_apis_service_with_a_token_of_their_own_audi
     assert controller["progress_stall_seconds"] == 600
     assert api["trainings_namespace"] == "ml-jobs"
     assert api["progress_event_interval_seconds"] == 3
+    assert api["progress_token_cache_seconds"] == 60
     # Users' tokens and pods' tokens are for different audiences.
     assert api["token_review_audience"] != api["progress_token_audience"]
 
