@@ -96,7 +96,13 @@ class Kube:
         """Makes the call; False when the API server answered `outcome`."""
         try:
             with self._call(verb, resource):
-                call()
+                response = call()
+                if isinstance(response, urllib3.HTTPResponse):
+                    # Not preloaded, the body is left unread and the
+                    # connection never goes back to the pool: every call
+                    # would open (and handshake) a new one.
+                    response.drain_conn()
+                    response.release_conn()
         except KubernetesError as err:
             if err.status == outcome:
                 return False
@@ -275,6 +281,7 @@ class Kube:
                 return None
             raise
         job: RawObject = json.loads(response.data)
+        response.release_conn()  # read whole: the connection goes back to the pool
         return job
 
     def list(self, resource: str, *, page_size: int = 500) -> tuple[list[RawObject], str]:
@@ -294,6 +301,7 @@ class Kube:
                     _request_timeout=60,
                 )
             body = json.loads(response.data)
+            response.release_conn()
             items += body.get("items") or []
             token = body.get("metadata", {}).get("continue")
             if not token:
