@@ -354,6 +354,21 @@ class Kueue:
             "visibilityServer": {"bindAddress": "127.0.0.1", "bindPort": self.visibility_port},
             "manageJobsWithoutQueueName": False,
             "integrations": {"frameworks": list(FRAMEWORKS)},
+            # As Kueue's own manifests configure it (config/components/manager):
+            # its built-in defaults (20 requests a second, one worker per
+            # kind) admit a few Workloads a second.
+            "clientConnection": {"qps": 50, "burst": 100},
+            "controller": {
+                "groupKindConcurrency": {
+                    "Job.batch": 5,
+                    "Pod": 5,
+                    "Workload.kueue.x-k8s.io": 5,
+                    "LocalQueue.kueue.x-k8s.io": 1,
+                    "Cohort.kueue.x-k8s.io": 1,
+                    "ClusterQueue.kueue.x-k8s.io": 1,
+                    "ResourceFlavor.kueue.x-k8s.io": 1,
+                }
+            },
         }
 
     def _serving_dir(self) -> Path:
