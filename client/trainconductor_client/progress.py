@@ -80,6 +80,12 @@ def progress_line(progress: Progress, now: float | None = None, width: int = 20)
     return "  ".join(parts)
 
 
+def progress_cell(progress: Progress, now: float | None = None) -> str:
+    """The short form for a table: "31% ETA 12m"."""
+    left = remaining_seconds(progress, now)
+    return f"{progress.percent:.0f}%" + (f" ETA {duration(left)}" if left is not None else "")
+
+
 def metrics_line(progress: Progress) -> str:
     """Epoch, learning rate, throughput and the named metrics, by name."""
     values: list[tuple[str, float]] = []

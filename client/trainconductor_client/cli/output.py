@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_client.client import FINAL_PHASES
-from trainconductor_client.progress import metrics_line, progress_line
+from trainconductor_client.progress import metrics_line, progress_cell, progress_line
 
 FORMATS = ("table", "json", "yaml", "name")
 
@@ -111,6 +111,10 @@ def table(trainings: Sequence[pb.Training], *, colour: bool, fit: bool = True) -
         headers.insert(3, "QUEUE")
         for row, t in zip(rows, trainings, strict=True):
             row.insert(3, t.queue)
+    if any(t.HasField("progress") for t in trainings):  # where trainers report
+        headers.insert(len(headers) - 1, "PROGRESS")
+        for row, t in zip(rows, trainings, strict=True):
+            row.insert(len(row) - 1, _progress_cell(t))
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     if fit:  # the message takes what the terminal has left, and is cut to fit
         used = sum(widths[:-1]) + 2 * (len(headers) - 1)
@@ -125,6 +129,13 @@ def table(trainings: Sequence[pb.Training], *, colour: bool, fit: bool = True) -
         cells[2] = _painted(cells[2], training.phase, colour)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _progress_cell(training: pb.Training) -> str:
+    if not training.HasField("progress"):
+        return ""
+    cell = progress_cell(training.progress)
+    return f"{cell} stalled" if training.stalled else cell
 
 
 def details(training: pb.Training, *, colour: bool) -> str:

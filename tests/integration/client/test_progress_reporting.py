@@ -112,6 +112,13 @@ async def test_a_trainer_callback_reports_each_log_step_and_tcctl_get_shows_the_
     ), lines["Progress"]
     assert lines["Metrics"] == "epoch 0.5, learning_rate 0.0001, grad_norm 0.75"
 
+    # tcctl list: a PROGRESS column, as there are trainings that report.
+    listed = await tcctl_async(f"127.0.0.1:{api.port}", "list")
+    assert listed.code == 0, listed.err
+    header, row = listed.out.splitlines()[:2]
+    assert header.split()[-2:] == ["PROGRESS", "MESSAGE"]
+    assert re.search(r"  25% ETA \S+(  |$)", row), row  # the message (none here) follows
+
 
 async def test_the_last_report_of_a_training_is_sent_whatever_the_interval(
     api: ApiServer, store: TrainingStore, tmp_path: Path
