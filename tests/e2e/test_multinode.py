@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from kubernetes import client
@@ -52,9 +52,9 @@ def ranks_running(stack: Stack, job: str, nodes: int) -> dict[int, client.V1Pod]
 
 def fail_rank(stack: Stack, job: str, nodes: int, rank: int, code: int, **said: str) -> None:
     """Makes the trainer of `rank` exit with `code` (kwok's pod-fail stage)."""
-    pod = wait_for(f"all {nodes} ranks of {job} to run", lambda: ranks_running(stack, job, nodes))[
-        rank
-    ]
+    pod = wait_for(
+        f"all {nodes} ranks of {job} to run", lambda: ranks_running(stack, job, nodes), 120
+    )[rank]
     annotations = {
         "kwok.trainconductor.dev/fail": "true",
         "kwok.trainconductor.dev/exit-code": str(code),
@@ -66,9 +66,15 @@ def fail_rank(stack: Stack, job: str, nodes: int, rank: int, code: int, **said: 
     )
 
 
-def events_of(stack: Stack, training_id: str) -> list[pb.TrainingEvent]:
-    stream = stack.trainings.WatchTraining(pb.WatchTrainingRequest(id=training_id), timeout=10)
-    return [r.event for r in stream]
+def watching(stack: Stack, training_id: str) -> Future[list[pb.TrainingEvent]]:
+    """Every event of the training, from a watch that follows it to its end
+    (a finished training keeps only its last few)."""
+
+    def watch() -> list[pb.TrainingEvent]:
+        request = pb.WatchTrainingRequest(id=training_id)
+        return [r.event for r in stack.trainings.WatchTraining(request, timeout=120)]
+
+    return ThreadPoolExecutor(1).submit(watch)
 
 
 @pytest.mark.parametrize("nodes", [2, 4])
@@ -122,6 +128,7 @@ def test_a_multi_node_training_runs_every_rank_with_torchruns_environment(
 def test_a_failed_rank_restarts_the_whole_gang_as_a_second_job(stack: Stack) -> None:
     creations = JobCreations(stack.kube, stack.namespace)
     training = stack.create(gang_spec(4, max_retries=2))
+    events = watching(stack, training.id)
     first = f"train-{training.id}"
     fail_rank(stack, first, 4, 3, 137, reason="OOMKilled")
 
@@ -129,7 +136,7 @@ def test_a_failed_rank_restarts_the_whole_gang_as_a_second_job(stack: Stack) -> 
     assert done.phase == pb.PHASE_COMPLETED
     assert (done.attempts, done.retries) == (2, 1)
     assert done.job_name == f"{first}-a2"
-    restarted = [e for e in events_of(stack, training.id) if e.reason == "Restarting"]
+    restarted = [e for e in events.result() if e.reason == "Restarting"]
     assert [e.message for e in restarted] == [
         "attempt 2: rank 3 exited with code 137 (OOMKilled) in attempt 1; "
         "the gang restarts (retry 1 of 2)"
@@ -163,6 +170,7 @@ def test_a_users_error_fails_the_training_at_once_with_its_message(stack: Stack)
 
 def test_a_drained_node_restarts_the_gang_without_spending_a_retry(stack: Stack) -> None:
     training = stack.create(gang_spec(4, max_retries=1))
+    events = watching(stack, training.id)
     job = f"train-{training.id}"
     pod = wait_for("all 4 ranks to run", lambda: ranks_running(stack, job, 4))[2]
     # What `kubectl drain` does to each pod of the node: the Eviction API.
@@ -176,7 +184,7 @@ def test_a_drained_node_restarts_the_gang_without_spending_a_retry(stack: Stack)
     done = stack.wait_for_phase(training.id, FINAL, timeout=90)
     assert done.phase == pb.PHASE_COMPLETED
     assert (done.attempts, done.retries) == (2, 0)  # the budget is whole
-    restarted = [e.message for e in events_of(stack, training.id) if e.reason == "Restarting"]
+    restarted = [e.message for e in events.result() if e.reason == "Restarting"]
     assert len(restarted) == 1
     assert restarted[0].startswith("attempt 2: rank 2 was stopped by Kubernetes (")
     assert "no retry spent" in restarted[0]
@@ -226,14 +234,17 @@ def test_sigkill_during_gang_restarts_makes_no_attempt_twice_and_loses_none(
     Job, and completes with it."""
     creations = JobCreations(stack.kube, stack.namespace)
     rng = random.Random(20261205)
-    ids = [stack.create(gang_spec(2, max_retries=1)).id for _ in range(6)]
+    # No GPUs: what earlier tests left running must not make these wait.
+    ids = [stack.create(gang_spec(2, max_retries=1, gpus=0)).id for _ in range(6)]
     failing = threading.Event()
     failing.set()
 
     def fail_each_first_attempt() -> None:
-        for training_id in ids:
-            fail_rank(stack, f"train-{training_id}", 2, 1, 3, message="NCCL timeout")
-        failing.clear()
+        try:  # all at once: each while its first attempt runs
+            with ThreadPoolExecutor(len(ids)) as each:
+                list(each.map(lambda i: fail_rank(stack, f"train-{i}", 2, 1, 3), ids))
+        finally:
+            failing.clear()  # the chaos stops, whatever happened
 
     def chaos() -> int:
         kills = 0

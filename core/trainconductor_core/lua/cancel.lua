@@ -13,7 +13,8 @@
 if redis.call("EXISTS", KEYS[1]) == 0 then
   return -1
 end
-local phase, requested = unpack(redis.call("HMGET", KEYS[1], "phase", "cancel_requested"))
+local phase, requested, attempts = unpack(redis.call("HMGET", KEYS[1], "phase",
+  "cancel_requested", "attempts"))
 for i = 8, #ARGV do
   if phase == ARGV[i] then
     return 0
@@ -28,6 +29,10 @@ local id = ARGV[1]
 redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[3], "*", "training_id", id, "generation", generation)
 local event = {"training_id", id, "phase", phase, "reason", ARGV[6], "message", ARGV[7],
   "time", ARGV[2], "generation", generation, "cancel_requested", 1}
+if attempts and attempts ~= "0" then
+  event[#event + 1] = "attempt"
+  event[#event + 1] = attempts
+end
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[4], "*", unpack(event))
 redis.call("XADD", KEYS[4], "MAXLEN", "~", ARGV[5], "*", unpack(event))
 return 1

@@ -15,8 +15,8 @@
 if redis.call("EXISTS", KEYS[1]) == 0 then
   return -1
 end
-local phase, requested, held, position = unpack(redis.call("HMGET", KEYS[1], "phase",
-  "cancel_requested", "held", "queue_position"))
+local phase, requested, held, position, attempts = unpack(redis.call("HMGET", KEYS[1],
+  "phase", "cancel_requested", "held", "queue_position", "attempts"))
 for i = 9, #ARGV do
   if phase == ARGV[i] then
     return 0
@@ -32,6 +32,10 @@ redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[3], "*", "training_id", id, "gen
 local event = {"training_id", id, "phase", phase, "reason", ARGV[7], "message", ARGV[8],
   "time", ARGV[2], "generation", generation, "cancel_requested", 0,
   "queue_position", position or "0"}
+if attempts and attempts ~= "0" then
+  event[#event + 1] = "attempt"
+  event[#event + 1] = attempts
+end
 redis.call("XADD", KEYS[3], "MAXLEN", "~", ARGV[4], "*", unpack(event))
 redis.call("XADD", KEYS[4], "MAXLEN", "~", ARGV[5], "*", unpack(event))
 return 1

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, cast
 
-from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, JOB_UID_LABEL
+from trainconductor_controller.names import (
+    ATTEMPT_ANNOTATION,
+    DEADLINE_FROM_ANNOTATION,
+    JOB_UID_LABEL,
+)
 
 # An object as the API server sent it (JSON), before it is slimmed.
 RawObject = dict[str, Any]
@@ -31,7 +35,8 @@ class ObjectMeta(TypedDict, total=False):
     name: str
     uid: str
     labels: dict[str, str]
-    # A Job's only: DEADLINE_FROM_ANNOTATION, when the controller set its deadline.
+    # A Job's only: DEADLINE_FROM_ANNOTATION, when the controller set its
+    # deadline, and ATTEMPT_ANNOTATION (absent on Jobs made before attempts).
     annotations: dict[str, str]
     creationTimestamp: str
     deletionTimestamp: str
@@ -198,9 +203,14 @@ def slim_job(obj: RawObject) -> Job:
     kept = cast(JobSpec, {k: spec[k] for k in ("activeDeadlineSeconds", "suspend") if spec.get(k)})
     if kept:
         job["spec"] = kept
-    counted_from = obj.get("metadata", {}).get("annotations", {}).get(DEADLINE_FROM_ANNOTATION)
-    if counted_from:
-        job["metadata"]["annotations"] = {DEADLINE_FROM_ANNOTATION: counted_from}
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    kept_annotations = {
+        k: annotations[k]
+        for k in (DEADLINE_FROM_ANNOTATION, ATTEMPT_ANNOTATION)
+        if k in annotations
+    }
+    if kept_annotations:
+        job["metadata"]["annotations"] = kept_annotations
     return job
 
 

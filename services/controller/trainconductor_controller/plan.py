@@ -31,7 +31,7 @@ from trainconductor_controller.admission import (
 )
 from trainconductor_controller.failures import Cause, Failure, classify
 from trainconductor_controller.jobs import nodes_of
-from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, job_name
+from trainconductor_controller.names import DEADLINE_FROM_ANNOTATION, attempt_of_job, job_name
 from trainconductor_controller.objects import Job, Pod, Refusal, Workload
 from trainconductor_controller.observe import (
     Observed,
@@ -186,6 +186,7 @@ def plan(
     other_jobs: Sequence[Job] = (),
     services: frozenset[str] | None = None,
     user_error_exit_codes: frozenset[int] = frozenset(),
+    max_disruption_restarts: int = 20,
 ) -> list[Action]:
     """`keep_finished_ms`: how long a finished training's Job stays after it
     finished (and at least until its final status is recorded);
@@ -197,7 +198,8 @@ def plan(
     WorkloadPriorityClass is known not to exist; `other_jobs`: its Jobs of
     other attempts; `services`: the names of its headless Services (None:
     not watched, none made); `user_error_exit_codes`: the trainer's exit
-    codes that mean the user's error."""
+    codes that mean the user's error; `max_disruption_restarts`: restarts
+    after disruptions that spend no retry."""
     if desired is None:
         # A Job with our label and no record is an orphan.
         return [
@@ -206,7 +208,9 @@ def plan(
             if not _deleting(j)
         ]
 
-    attempt = max(desired.attempts, 1)
+    # The current attempt's Job says which it is (one made before attempts
+    # were counted as Jobs is the first, whatever the record counted).
+    attempt = max(attempt_of_job(job["metadata"]["name"]) if job else desired.attempts, 1)
     name = job_name(desired.id, attempt)
     earlier: list[Action] = [
         DeleteJob(j["metadata"]["name"], "an earlier attempt")
@@ -249,6 +253,13 @@ def plan(
         if failure is None:
             # Finished before the cancellation reached it: it stays as it finished.
             return [WriteStatus(_update(desired, seen, name)), *earlier]
+        restarts_free = attempt - 1 - desired.retries  # after earlier disruptions
+        if failure.cause == Cause.DISRUPTION and restarts_free >= max_disruption_restarts:
+            failure = replace(
+                failure,
+                cause=Cause.RETRYABLE,
+                what=f"{failure.what}, after {restarts_free} restarts for disruptions",
+            )
         after = _after_failure(desired, seen, name, attempt, failure)
         if after.phase.is_final:
             return [WriteStatus(after), *earlier]

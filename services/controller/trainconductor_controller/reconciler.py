@@ -17,6 +17,7 @@ from trainconductor_controller.jobs import build_job, build_service, deadline_se
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.log_keeper import keep_logs
 from trainconductor_controller.names import (
+    ATTEMPT_ANNOTATION,
     JOB_NAME_LABEL,
     TRACEPARENT_ANNOTATION,
     job_name,
@@ -50,6 +51,20 @@ tracer = trace.get_tracer("trainconductor.controller")
 _WITH_JOB = frozenset({Phase.QUEUED, Phase.RUNNING, Phase.SUSPENDED})
 _REFUSED = "JobRefused"
 _JOB_CREATED = "JobCreated"  # made, not yet taken up by Kueue
+
+
+def _made_before_attempts(jobs: list[Job], training_id: str) -> Job | None:
+    """The Job of a training recorded before each attempt was a Job of its
+    own, when it still runs: its `attempts` counted the Job's pods, not Jobs,
+    and its one Job is its first attempt's."""
+    first = job_name(training_id)
+    for job in jobs:
+        metadata = job.get("metadata", {})
+        if metadata.get("name") == first and ATTEMPT_ANNOTATION not in (
+            metadata.get("annotations") or {}
+        ):
+            return job
+    return None
 
 
 class Reconciler:
@@ -104,6 +119,8 @@ class Reconciler:
             mine = [j for j in self._jobs.get(training_id) if made_by(j, instance)]
             current = job_name(training_id, max(desired.attempts, 1)) if desired else ""
             job = next((j for j in mine if j["metadata"]["name"] == current), None)
+            if job is None and desired is not None and desired.attempts > 1:
+                job = _made_before_attempts(mine, training_id)
             if desired is None and mine:
                 job = mine[0]
             others = [j for j in mine if j is not job]
@@ -112,6 +129,8 @@ class Reconciler:
                 # API server before concluding the Job is gone.
                 live = await asyncio.to_thread(self._kube.get_job, current)
                 job = slim_job(live) if live else None
+            if job is not None:
+                current = job["metadata"]["name"]
             # The current attempt's pods only (a pod names its Job in a label).
             pods = [
                 p
@@ -149,6 +168,7 @@ class Reconciler:
                 other_jobs=others,
                 services=services,
                 user_error_exit_codes=self._user_error_exit_codes,
+                max_disruption_restarts=self._settings.max_disruption_restarts,
             )
             if desired is not None and _finishes(desired, actions):
                 # Before the status that finishes it (and a cancel's delete):

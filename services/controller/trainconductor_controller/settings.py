@@ -106,6 +106,13 @@ class ControllerSettings(CommonSettings):
         "termination message, without a retry. Other failures spend one retry; disruptions "
         "(preemption, eviction, a drained or lost node) spend none.",
     )
+    max_disruption_restarts: int = Field(
+        20,
+        ge=0,
+        description="Restarts after disruptions a training gets without spending a retry; "
+        "past them a disruption spends one, so that a node that fails over and over can not "
+        "keep a training restarting for ever.",
+    )
     master_port: int = Field(
         29500,
         ge=1,

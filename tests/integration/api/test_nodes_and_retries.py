@@ -76,11 +76,13 @@ async def test_retries_spent_and_the_attempt_show_in_the_training_and_its_events
             StatusUpdate(1, Phase.QUEUED, "Restarting", restarting, name, 2, retries=1),
         )
         got = (await trainings.GetTraining(pb.GetTrainingRequest(id=training.id))).training
+        await trainings.CancelTraining(pb.CancelTrainingRequest(id=training.id))
         events = trainings.WatchTraining(pb.WatchTrainingRequest(id=training.id))
-        first, second = [await events.read(), await events.read()]
+        seen = [await events.read() for _ in range(3)]
         events.cancel()
     assert (got.attempts, got.retries, got.max_retries, got.job_name) == (2, 1, 2, name)
-    assert isinstance(first, pb.WatchTrainingResponse)
-    assert isinstance(second, pb.WatchTrainingResponse)
-    assert (first.event.attempt, second.event.attempt) == (0, 2)
-    assert second.event.message == restarting
+    said = [r.event for r in seen if isinstance(r, pb.WatchTrainingResponse)]
+    # Submitted, restarting, and the cancel asked during attempt 2.
+    assert [e.attempt for e in said] == [0, 2, 2]
+    assert said[1].message == restarting
+    assert said[2].cancel_requested

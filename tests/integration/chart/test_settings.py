@@ -66,6 +66,7 @@ def test_the_services_accept_the_settings_the_chart_renders(
         training["defaultMaxRetries"],
     )
     assert controller["user_error_exit_codes"] == training["userErrorExitCodes"]
+    assert controller["max_disruption_restarts"] == training["maxDisruptionRestarts"]
     assert controller["master_port"] == training["masterPort"]
     assert controller["pod_annotations"] == training["podAnnotations"]
     retention = values["retention"]

@@ -215,3 +215,22 @@ def test_an_earlier_attempts_job_left_by_a_crash_goes() -> None:
         other_jobs=[attempt_job(1, FAILED)],
     )
     assert summary(actions)[0] == "delete:a1"
+
+
+def test_a_training_recorded_before_attempts_were_jobs_counts_its_one_job_as_the_first() -> None:
+    """Its `attempts` counted its Job's pods (a pod retried in the Job made 3)."""
+    recorded_earlier = gang(Phase.RUNNING, nodes=1, attempts=3, job_name=job_name(ID))
+    actions = plan(recorded_earlier, attempt_job(1, active=1), [pod("Running")], NOW,
+                   keep_finished_ms=0)  # fmt: skip
+    assert summary(actions) == ["status:RUNNING/Running#1r0"]
+
+
+def test_past_the_free_restarts_a_disruption_spends_a_retry() -> None:
+    # A fourth attempt after one retry: two came from disruptions.
+    desired = gang(attempts=4, retries=1, job_name=job_name(ID, 4))
+    actions = plan(desired, attempt_job(4, FAILED, failed=1), [evicted(2)], NOW,
+                   keep_finished_ms=0, max_disruption_restarts=2)  # fmt: skip
+    assert summary(actions) == ["status:QUEUED/Restarting#5r2", "create:a5", "delete:a4"]
+    update = next(a.update for a in actions if isinstance(a, WriteStatus))
+    assert "after 2 restarts for disruptions" in update.message
+    assert update.message.endswith("(retry 2 of 2)")
