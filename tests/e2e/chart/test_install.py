@@ -655,3 +655,11 @@ def test_monitoring_is_created_or_its_absence_is_told(
         assert "kind: PrometheusRule" in listed.stdout
     else:
         assert "serves no\nmonitoring.coreos.com/v1 API" in installed.notes, installed.notes
+
+
+def test_the_notes_tell_how_to_use_the_queues_only_with_queues(installed: Installed) -> None:
+    notes, queues = installed.notes, installed.scenario.values["queues"]
+    assert ("tcctl list --queue QUEUE" in notes) is queues["enabled"], notes
+    if queues["enabled"]:
+        where = f"Kueue's LocalQueues of {installed.namespace} ({queues['defaultQueue']} unless"
+        assert where in notes, notes
