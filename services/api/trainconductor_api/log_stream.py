@@ -287,12 +287,13 @@ class LogStreamer:
         lines = _kept_lines(kept, self._limits.max_line_bytes)
         seen.rewind()
         lines = [line for line in lines if seen.is_new(line)]
-        if request.since_seconds is not None:
-            since = LogTime(int(self._clock()) - request.since_seconds, 0)
-            lines = [line for line in lines if line.time is None or line.time >= since]
         dropped = kept.earlier_dropped
-        if request.tail_lines is not None and len(lines) > request.tail_lines:
-            lines = lines[len(lines) - request.tail_lines :] if request.tail_lines else []
+        if pod is None:  # the read's own start (a follow's was its pod's)
+            if request.since_seconds is not None:
+                since = LogTime(int(self._clock()) - request.since_seconds, 0)
+                lines = [line for line in lines if line.time is None or line.time >= since]
+            if request.tail_lines is not None and len(lines) > request.tail_lines:
+                lines = lines[len(lines) - request.tail_lines :]
         for start in range(0, len(lines), self._limits.batch_lines):
             batch = lines[start : start + self._limits.batch_lines]
             await emit(
