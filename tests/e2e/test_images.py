@@ -338,7 +338,8 @@ def test_an_image_runs_as_the_dockerfiles_non_root_user(
 def test_the_api_carries_the_kubernetes_client_only_when_built_with_it(
     images: Images, tmp_path: Path
 ) -> None:
-    assert dockerfile_arg("API_EXTRAS") == "token-review"
+    # Both extras use the client: token review and reading pods' logs.
+    assert set(dockerfile_arg("API_EXTRAS").split(",")) == {"token-review", "pod-logs"}
     assert probe(images.api, tmp_path)["kubernetes"]
     assert not probe(images.api_without_client, tmp_path)["kubernetes"]
     assert probe(images.controller, tmp_path)["kubernetes"]

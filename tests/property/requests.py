@@ -180,6 +180,8 @@ V1_SPEC = {
     "resources.gpus": Field(st.integers(0, 8), HOSTILE_INT32S),
     "resources.cpu": Field(PLAUSIBLE_QUANTITIES, HOSTILE_TEXTS),
     "resources.memory": Field(PLAUSIBLE_QUANTITIES, HOSTILE_TEXTS),
+    "resources.nodes": Field(st.integers(0, 4), HOSTILE_INT32S),
+    "max_retries": _optional(st.integers(0, 3), HOSTILE_INT32S),
     "deadline": _optional(
         st.builds(
             Duration,
@@ -354,7 +356,7 @@ def create_training_requests(draw: st.DrawFn) -> pb.CreateTrainingRequest:
         _v1_parameters(mood, spec.parameters)
     if draw(st.booleans()):
         spec.resources.SetInParent()
-        for name in ("gpus", "cpu", "memory"):
+        for name in ("gpus", "cpu", "memory", "nodes"):
             mood.set(spec.resources, name, V1_SPEC[f"resources.{name}"], key=f"resources.{name}")
     deadline = mood.value("deadline", V1_SPEC["deadline"])
     if deadline is not None:
@@ -362,6 +364,7 @@ def create_training_requests(draw: st.DrawFn) -> pb.CreateTrainingRequest:
     spec.labels.update(mood.value("labels", V1_SPEC["labels"]))
     mood.set(spec, "queue", V1_SPEC["queue"])
     mood.set(spec, "priority", V1_SPEC["priority"])
+    mood.set(spec, "max_retries", V1_SPEC["max_retries"])
     mood.set(request, "request_id", V1_SPEC["request_id"])
     return request
 

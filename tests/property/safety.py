@@ -17,6 +17,9 @@ MAX_TEXT = 4096
 MAX_LABELS = 32
 MAX_TARGET_MODULES = 64
 MAX_GPUS = 8
+# The API's defaults for the operator's limits.
+MAX_NODES = 64
+MAX_RETRIES = 10
 MAX_DEADLINE_SECONDS = 30 * 24 * 3600
 
 # Kubernetes' own syntax (k8s.io/apimachinery/pkg/util/validation).
@@ -72,6 +75,10 @@ def _unsafe(spec: pb.TrainingSpec) -> Iterator[str]:
             yield f"prompt_tuning.{name} is longer than {MAX_TEXT}"
     if not 0 <= spec.resources.gpus <= MAX_GPUS:
         yield f"resources.gpus is {spec.resources.gpus}"
+    if not 0 <= spec.resources.nodes <= MAX_NODES:
+        yield f"resources.nodes is {spec.resources.nodes}"
+    if spec.HasField("max_retries") and not 0 <= spec.max_retries <= MAX_RETRIES:
+        yield f"max_retries is {spec.max_retries}"
     for name in ("cpu", "memory"):
         value = getattr(spec.resources, name)
         if value and not QUANTITY.fullmatch(value):
