@@ -52,6 +52,14 @@ ACTIVE_WATCHES = Gauge(
     ["grpc_method"],
     registry=registry,
 )
+LOG_LINES_SENT = Counter(
+    "trainconductor_api_log_lines_sent_total",
+    "Trainings' log lines sent (StreamTrainingLogs), by where they came from (pod: read from "
+    "Kubernetes; kept: the end kept with a finished training) and whether they were cut at "
+    "log_line_max_bytes.",
+    ["source", "truncated"],
+    registry=registry,
+)
 REDIS_UP = Gauge(
     "trainconductor_api_redis_up",
     "1 when the last health probe reached Redis.",

@@ -351,6 +351,11 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
             with metrics.ACTIVE_WATCHES.labels("StreamTrainingLogs").track_inprogress():
                 async for batch in self._logs.stream(log_request):
                     _stop_if_cancelled()
+                    cut = sum(line.truncated for line in batch.lines)
+                    sent = metrics.LOG_LINES_SENT.labels(batch.source.value, "false")
+                    sent.inc(len(batch.lines) - cut)
+                    if cut:
+                        metrics.LOG_LINES_SENT.labels(batch.source.value, "true").inc(cut)
                     yield log_response(batch)
         except NoSuchAttempt as err:
             kept = (

@@ -10,6 +10,7 @@ import datetime
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from prometheus_client import REGISTRY
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.pod_logs import cri_line
@@ -20,6 +21,11 @@ from trainconductor_core.kept_logs import KeptLog
 from trainconductor_core.phases import Phase
 from trainconductor_core.record import StatusUpdate
 from trainconductor_core.store import TrainingStore
+
+KEPT_LINES_SENT = (
+    "trainconductor_api_log_lines_sent_total",
+    {"source": "kept", "truncated": "false"},
+)
 
 
 def stamped(text: str, seconds_ago: float) -> str:
@@ -47,7 +53,9 @@ async def test_a_finished_trainings_kept_log_is_served_whole_or_in_part(
     trainings: Stub, store: TrainingStore
 ) -> None:
     training_id = await failed_with_kept_log(trainings, store)
+    sent = REGISTRY.get_sample_value(*KEPT_LINES_SENT) or 0
     (whole,) = await read(trainings, id=training_id)
+    assert REGISTRY.get_sample_value(*KEPT_LINES_SENT) == sent + 3
     assert [line.text for line in whole.lines] == ["epoch 1", "epoch 2", "ValueError: no text"]
     assert (whole.source, whole.attempt, whole.pod) == (pb.LOG_SOURCE_KEPT, 1, "train-x-abcde")
     assert whole.earlier_lines_dropped
