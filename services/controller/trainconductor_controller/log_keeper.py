@@ -17,6 +17,10 @@ from trainconductor_core.store import TrainingStore
 
 log = logging.getLogger(__name__)
 
+# Ranks whose logs are read at once: a large gang's in a few round trips,
+# without taking every connection the controller's other calls need.
+_READS_AT_ONCE = 8
+
 
 def last_attempts(pods: list[Pod]) -> list[tuple[int, int, str]]:
     """(rank, attempt, pod) of each rank's newest pod: of the latest attempt
@@ -42,20 +46,23 @@ async def keep_logs(
     log, and the training finishes all the same."""
     if limit_bytes <= 0:
         return
-    kept: list[KeptLog] = []
-    for rank, attempt, pod in last_attempts(pods):
-        try:
-            end = await asyncio.to_thread(kube.read_log_end, pod, limit_bytes)
-        except KubernetesError as err:
-            log.warning("the log of a finished pod could not be read", extra={
-                "pod": pod, "error": str(err)})  # fmt: skip
-            continue
+    gate = asyncio.Semaphore(_READS_AT_ONCE)
+
+    async def end_of(rank: int, attempt: int, pod: str) -> KeptLog | None:
+        async with gate:
+            try:
+                end = await asyncio.to_thread(kube.read_log_end, pod, limit_bytes)
+            except KubernetesError as err:
+                log.warning("the log of a finished pod could not be read", extra={
+                    "pod": pod, "error": str(err)})  # fmt: skip
+                return None
         if end is None:
-            continue  # its trainer never started, or the pod is gone
+            return None  # its trainer never started, or the pod is gone
         text, dropped = end
-        kept.append(
-            KeptLog(rank, attempt, pod, text.decode("utf-8", "replace"), earlier_dropped=dropped)
-        )
+        return KeptLog(rank, attempt, pod, text.decode("utf-8", "replace"), dropped)
+
+    ends = await asyncio.gather(*(end_of(*last) for last in last_attempts(pods)))
+    kept = [end for end in ends if end is not None]
     try:
         await store.keep_logs(training_id, kept)
     except (StoreUnavailable, StoreFull) as err:
