@@ -263,7 +263,7 @@ def records_of(stack: Stack, count: int) -> list[TrainingRecord]:
 
 
 def median_of(rounds: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(r[key] for r in rounds))
+    return round(float(statistics.median(r[key] for r in rounds)), 1)
 
 
 def main() -> int:
