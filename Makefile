@@ -106,13 +106,14 @@ test-e2e: deps tools ## Run the end-to-end tests against the real control plane.
 .PHONY: bench
 bench: deps tools ## Run the benchmarks; prints figures and ratios, writes build/bench/*.json.
 	@# Each runs even when one before misses a target; the exit status says if any did.
-	api=0; progress=0; controller=0; multinode=0; queues=0; \
+	api=0; progress=0; controller=0; multinode=0; queues=0; logs=0; \
 	  $(PY) -m bench.api || api=$$?; \
 	  $(PY) -m bench.progress || progress=$$?; \
 	  $(PY) -m bench.controller || controller=$$?; \
 	  $(PY) -m bench.multinode || multinode=$$?; \
 	  $(PY) -m bench.queues || queues=$$?; \
-	  exit $$((api || progress || controller || multinode || queues))
+	  $(PY) -m bench.logs || logs=$$?; \
+	  exit $$((api || progress || controller || multinode || queues || logs))
 
 .PHONY: bench-scale
 bench-scale: deps ## Redis with 1,000,000 finished and 10,000 active trainings: memory, list/get p99, resync, retention (about 20 minutes, 4 GB).
