@@ -549,7 +549,12 @@ def logs(
         training_id, rank=rank, attempt=attempt, tail=tail, since=since_seconds,
         follow=follow, timeout=wait_timeout,
     )  # fmt: skip
-    print_logs(batches, timestamps=timestamps)
+    if not print_logs(batches, timestamps=timestamps) and not follow:
+        # Said apart from the log, so that a script reading it reads nothing.
+        click.echo(
+            "tcctl: no log lines: its trainer has not started or wrote none, or none match",
+            err=True,
+        )
 
 
 @cli.command()
