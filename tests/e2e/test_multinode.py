@@ -8,6 +8,7 @@ import json
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -64,6 +65,16 @@ def fail_rank(stack: Stack, job: str, nodes: int, rank: int, code: int, **said: 
     client.CoreV1Api(stack.kube).patch_namespaced_pod(
         pod.metadata.name, stack.namespace, {"metadata": {"annotations": annotations}}
     )
+
+
+def controller_metric(stack: Stack, sample: str) -> float:
+    """A sample of the controller's /metrics, such as 'name{label="value"}'."""
+    port = stack.controllers["controller-0"].http_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def watching(stack: Stack, training_id: str) -> Future[list[pb.TrainingEvent]]:
@@ -142,6 +153,10 @@ def test_a_failed_rank_restarts_the_whole_gang_as_a_second_job(stack: Stack) -> 
         "the gang restarts (retry 1 of 2)"
     ]
     assert restarted[0].attempt == 2
+    restarts = (
+        'trainconductor_controller_failed_attempts_total{cause="retryable",outcome="restarted"}'
+    )
+    assert controller_metric(stack, restarts) >= 1
     wait_for(
         "the first attempt's Job to go",
         lambda: first not in {j.metadata.name for j in stack.jobs()},

@@ -43,7 +43,7 @@ _INDEXED_POD = re.compile(r"-(?P<rank>\d+)-[a-z0-9]{5}$")
 
 class Cause(enum.Enum):
     DISRUPTION = "disruption"
-    USER_ERROR = "user error"
+    USER_ERROR = "user_error"
     RETRYABLE = "retryable"
 
 

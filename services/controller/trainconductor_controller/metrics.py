@@ -54,6 +54,12 @@ OLDEST_PENDING_SECONDS = Gauge(
     "stays PENDING while its Job can not be created: refused by the Kubernetes API (a quota, "
     "an invalid spec) or the controller down.",
 )
+FAILED_ATTEMPTS = Counter(
+    "trainconductor_controller_failed_attempts_total",
+    "Attempts of trainings that failed, by cause (disruption, user_error, retryable) and "
+    "what followed (restarted: the next attempt was made; failed: the training FAILED).",
+    ["cause", "outcome"],
+)
 PHASE_TRANSITIONS = Counter(
     "trainconductor_controller_phase_transitions_total",
     "Phase changes the controller recorded.",

@@ -96,6 +96,8 @@ class SetWorkloadActive:
 @dataclass(frozen=True)
 class WriteStatus:
     update: StatusUpdate
+    # When the status follows a failed attempt: its cause (failures.Cause).
+    failed_attempt: str = ""
 
 
 Action = CreateJob | CreateService | DeleteJob | SetDeadline | SetWorkloadActive | WriteStatus
@@ -262,13 +264,13 @@ def plan(
             )
         after = _after_failure(desired, seen, name, attempt, failure)
         if after.phase.is_final:
-            return [WriteStatus(after), *earlier]
+            return [WriteStatus(after, failure.cause.value), *earlier]
         if not desired.cancel_requested:
             # Recorded first: the next attempt is then made, once, even
             # across a crash (see the module's doc).
             assert job is not None
             return [
-                WriteStatus(after),
+                WriteStatus(after, failure.cause.value),
                 CreateJob(desired, attempt + 1),
                 DeleteJob(name, "an earlier attempt"),
                 *earlier,

@@ -330,6 +330,17 @@ class Reconciler:
         if result == WriteResult.STALE:
             log.info("status write refused as stale", extra={"phase": update.phase})
             return False
+        if result == WriteResult.CHANGED and action.failed_attempt:
+            outcome = "failed" if update.phase.is_final else "restarted"
+            metrics.FAILED_ATTEMPTS.labels(action.failed_attempt, outcome).inc()
+            log.info(
+                "attempt failed",
+                extra={
+                    "cause": action.failed_attempt,
+                    "outcome": outcome,
+                    "attempts": update.attempts,
+                },
+            )
         if result == WriteResult.CHANGED:
             # Kueue admits a training within QUEUED (its reason changes,
             # not its phase): counted on any change.

@@ -151,7 +151,9 @@ def test_the_restart_says_why_in_its_event_and_names_the_next_job() -> None:
         keep_finished_ms=0,
         user_error_exit_codes=USER_CODES,
     )
-    update = next(a.update for a in actions if isinstance(a, WriteStatus))
+    written = next(a for a in actions if isinstance(a, WriteStatus))
+    assert written.failed_attempt == "retryable"  # counted by cause and outcome
+    update = written.update
     assert update.message == f"{RETRIED}; the gang restarts (retry 1 of 2)"
     assert update.job_name == f"train-{ID}-a2"
 
