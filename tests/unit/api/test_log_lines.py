@@ -67,3 +67,10 @@ def test_a_read_again_from_the_last_second_sends_only_what_is_new() -> None:
     seen.rewind()
     again = [*first, Line(at, "d"), Line(LogTime(101, 0), "e")]
     assert [line.text for line in again if seen.is_new(line)] == ["d", "e"]
+
+
+def test_a_resumed_follow_sends_only_lines_after_the_last_it_got() -> None:
+    at = LogTime(100, 5)
+    seen = SeenLines(after=at)
+    replayed = [Line(LogTime(99, 0), "a"), Line(at, "b"), Line(LogTime(100, 6), "c")]
+    assert [line.text for line in replayed if seen.is_new(line)] == ["c"]
