@@ -24,7 +24,13 @@ FINAL = {pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED}
 RANK = "batch.kubernetes.io/job-completion-index"
 # Long enough for a test to fail or evict a rank while the gang runs.
 RUN = "8s"
-CONTROLLER_ENV = {"TC_POD_ANNOTATIONS": json.dumps({"kwok.trainconductor.dev/run-duration": RUN})}
+CONTROLLER_ENV = {
+    "TC_POD_ANNOTATIONS": json.dumps({"kwok.trainconductor.dev/run-duration": RUN}),
+    # A finished training's stream keeps its last events only; a watcher
+    # that a busy machine kept more than that behind at the end would miss
+    # the restart these tests look for. Keep them all.
+    "TC_FINISHED_EVENTS_KEPT": "1000",
+}
 
 
 @pytest.fixture(scope="module")
