@@ -258,13 +258,14 @@ def workloads(kueue: Kueue, stack: Stack) -> list[dict[str, Any]]:
 def test_a_four_node_training_waits_as_a_whole_until_all_four_nodes_gpus_are_free(
     kueue: Kueue, stack: Stack, team: str
 ) -> None:
-    give_gpus(kueue, team, 12)  # three nodes' GPUs
+    # Two GPUs a node, so that the nodes need not be empty of others' pods.
+    give_gpus(kueue, team, 6)  # three nodes' GPUs
     spec = lora_spec()
-    spec.resources.nodes, spec.resources.gpus, spec.queue = 4, 4, team
+    spec.resources.nodes, spec.resources.gpus, spec.queue = 4, 2, team
     training = stack.create(spec)
     waiting = standing(stack, training.id, "WaitingForQuota", "insufficient quota")
     # One Workload for the gang: no rank runs while the four can not.
-    assert "current podset request (16) > maximum capacity (12)" in waiting.message
+    assert "current podset request (8) > maximum capacity (6)" in waiting.message
     assert stack.pods_of(waiting.job_name) == []
     workloads: Any = client.CustomObjectsApi(kueue.kube).list_namespaced_custom_object(
         GROUP, VERSION, stack.namespace, "workloads"
@@ -276,7 +277,7 @@ def test_a_four_node_training_waits_as_a_whole_until_all_four_nodes_gpus_are_fre
     ]
     assert [p["count"] for p in workload["spec"]["podSets"]] == [4]
 
-    give_gpus(kueue, team, 16)  # the fourth node's frees
+    give_gpus(kueue, team, 8)  # the fourth node's frees
     done = stack.wait_for_phase(training.id, {pb.PHASE_COMPLETED, pb.PHASE_FAILED}, timeout=90)
     assert done.phase == pb.PHASE_COMPLETED
     assert len(stack.pods_of(waiting.job_name)) == 4
