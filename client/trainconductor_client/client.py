@@ -20,7 +20,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from trainconductor_client.errors import TrainConductorError, Unavailable, from_rpc_error
+from trainconductor_client.errors import (
+    HistoryTrimmed,
+    TrainConductorError,
+    Unavailable,
+    from_rpc_error,
+)
 
 T = TypeVar("T")
 
@@ -393,10 +398,23 @@ class Client:
     def wait(self, training_id: str, timeout: float | None = None) -> pb.Training:
         """Follows the training to its final phase and returns it;
         `TimeoutError` when it has not finished within `timeout` seconds."""
-        for event in self.watch(training_id, timeout=timeout):
-            if event.phase in FINAL_PHASES:
-                break
-        return self.get(training_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        remaining = timeout
+        while True:
+            try:
+                for event in self.watch(training_id, timeout=remaining):
+                    if event.phase in FINAL_PHASES:
+                        break
+                return self.get(training_id)
+            except HistoryTrimmed:
+                # The watch fell behind what its training keeps (a finished
+                # one keeps its last few events): the record says how it
+                # stands, and a watch from the oldest kept event goes on.
+                training = self.get(training_id)
+                if training.phase in FINAL_PHASES:
+                    return training
+                if deadline is not None:
+                    remaining = max(deadline - time.monotonic(), 0.001)
 
     def health(self, services: Sequence[str] = ("", SERVICE_NAME)) -> dict[str, str]:
         result = {}

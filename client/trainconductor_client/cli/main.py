@@ -23,9 +23,10 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor_client.cli.live import follow, follow_all
 from trainconductor_client.cli.logs import parse_duration, print_logs
 from trainconductor_client.cli.output import FORMATS, phase_name, render
-from trainconductor_client.client import Client
+from trainconductor_client.client import FINAL_PHASES, Client
 from trainconductor_client.errors import (
     DeadlineExceeded,
+    HistoryTrimmed,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -497,8 +498,19 @@ def watch(
     if owner:
         raise click.UsageError("--owner is for watching all trainings; give no id with it")
     training = client.get(training_id)
-    events = client.watch(training_id, timeout=wait_timeout)
-    follow(events, tty=is_tty(), started=training.create_time.ToSeconds(), queue=training.queue)
+    while True:
+        events = client.watch(training_id, timeout=wait_timeout)
+        try:
+            follow(
+                events, tty=is_tty(), started=training.create_time.ToSeconds(), queue=training.queue
+            )
+            break
+        except HistoryTrimmed:
+            # Fallen behind what the training keeps: say so, and go on from
+            # the oldest event kept, unless it is over.
+            click.echo("tcctl: events were missed (only a training's latest are kept)", err=True)
+            if client.get(training_id).phase in FINAL_PHASES:
+                break
     _exit_for(client.get(training_id))
 
 

@@ -271,6 +271,11 @@ class TrainingService(pb_grpc.TrainingServiceServicer):
                     record.id, after=after, block_ms=self._watch_poll_ms
                 )
                 _stop_if_cancelled()
+                if after != "0" and any(event.phase.is_final for event in events):
+                    # Finishing trims the stream to its last events in the
+                    # same script: a watch that fell further behind would
+                    # read on past the trimmed ones without knowing.
+                    await self._store.check_events_kept(after, record.id)
                 for event in events:
                     yield pb.WatchTrainingResponse(event=event_to_proto(event))
                     after = event.event_id

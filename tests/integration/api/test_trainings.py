@@ -298,3 +298,48 @@ async def test_a_watch_resumed_after_trimmed_events_is_told_so(
     for name, watch in watches.items():
         events = await asyncio.wait_for(watch(latest[name]), 10)
         assert [e.phase for e in events] == [pb.PHASE_COMPLETED], name
+
+
+async def test_a_watch_behind_when_its_training_finishes_is_told_of_the_events_trimmed(
+    trainings: Stub, redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finishing keeps only a training's last events; a watch that was
+    further behind must not skip the trimmed ones in silence."""
+    training = await create(trainings)
+    finishing = TrainingStore(
+        connect(CommonSettings(redis_url=redis_server.url)),
+        prefix=key_prefix,
+        finished_events_kept=3,
+    )
+    # The watch's reads after its first wait until the events below are in.
+    written = asyncio.Event()
+    read = TrainingStore.training_events
+
+    async def behind(self: TrainingStore, training_id: str, **options: Any) -> Any:
+        if options.get("after", "0") != "0":
+            await written.wait()
+        return await read(self, training_id, **options)
+
+    monkeypatch.setattr(TrainingStore, "training_events", behind)
+    stream = trainings.WatchTraining(pb.WatchTrainingRequest(id=training.id))
+    first = await stream.read()
+    assert isinstance(first, pb.WatchTrainingResponse)
+    assert first.event.phase == pb.PHASE_PENDING
+    for step in range(5):
+        await finishing.write_status(
+            training.id, StatusUpdate(1, Phase.RUNNING, "Running", f"step {step}")
+        )
+    await finishing.write_status(training.id, StatusUpdate(1, Phase.COMPLETED, "Completed", ""))
+    await finishing.close()
+    written.set()
+
+    async def rest() -> list[object]:
+        responses = []
+        while (response := await stream.read()) is not grpc.aio.EOF:
+            responses.append(response)
+        return responses
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await asyncio.wait_for(rest(), 10)
+    assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert f"events after {first.event.event_id} are no longer kept" in str(err.value.details())
