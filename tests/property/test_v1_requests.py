@@ -36,8 +36,16 @@ def a_label_key_without_prefix_before_its_slash() -> pb.CreateTrainingRequest:
     return pb.CreateTrainingRequest(spec=lora_spec(**{"/team": "ml"}))
 
 
+def a_queue_past_the_size_of_a_spec() -> pb.CreateTrainingRequest:
+    """Refused for its queue, not as a spec too large to carry."""
+    spec = lora_spec()
+    spec.queue = "\U0001f600" * 70_000
+    return pb.CreateTrainingRequest(spec=spec)
+
+
 @examples(EXAMPLES)
 @example(create=every_field_wrong_at_length())
+@example(create=a_queue_past_the_size_of_a_spec())
 @example(create=a_label_key_without_prefix_before_its_slash())
 @given(create=create_training_requests())
 async def test_a_create_is_refused_cleanly_or_round_trips_unchanged(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from trainconductor.v1 import training_service_pb2 as pb
 
 from trainconductor_api.identity import Identity
-from trainconductor_api.validation import Violation
+from trainconductor_api.validation import MAX_NAME, Violation
 
 # A LocalQueue's name goes on the Job as a label value: a DNS-1123 label
 # (at most 63 characters) is both a valid object name and a label value.
@@ -71,28 +71,31 @@ class QueuePolicy:
     def _violations(
         self, spec: pb.TrainingSpec, identity: Identity, prefix: str
     ) -> Iterator[Violation]:
+        # A name longer than MAX_NAME is refused by the spec's validation
+        # and not looked at again here.
         if not self.enabled:
             for name in ("queue", "priority"):
-                if getattr(spec, name):
+                if 0 < len(getattr(spec, name)) <= MAX_NAME:
                     yield Violation(
                         prefix + name,
                         "is not taken: this installation runs without queues; leave it empty",
                     )
             return
-        if spec.queue and not is_queue_name(spec.queue):
+        if 0 < len(spec.queue) <= MAX_NAME and not is_queue_name(spec.queue):
             yield Violation(
                 prefix + "queue",
                 f"must be a LocalQueue name: at most {MAX_QUEUE_NAME} characters of a-z, 0-9 "
                 "and -, starting and ending with a letter or digit",
             )
-        if spec.priority and not is_priority_name(spec.priority):
+        priority = 0 < len(spec.priority) <= MAX_NAME
+        if priority and not is_priority_name(spec.priority):
             yield Violation(
                 prefix + "priority",
                 f"must be a WorkloadPriorityClass name: at most {MAX_QUEUE_NAME} characters "
                 "of a-z, 0-9, - and ., each dot-separated part starting and ending with a "
                 "letter or digit",
             )
-        elif spec.priority and not self.place(spec, identity).queue:
+        elif priority and not self.place(spec, identity).queue:
             yield Violation(
                 prefix + "priority",
                 "orders a queue, and this training has none: name one in queue (no default "

@@ -155,6 +155,12 @@ def _spec(spec: pb.TrainingSpec, limits: Limits) -> Iterator[Violation]:
         if not (within and 0 <= deadline.nanos < 10**9):
             yield Violation("spec.deadline", f"must be between 1s and {MAX_DEADLINE_SECONDS}s")
     yield from _labels(spec.labels)
+    # Whether a queue or priority is taken and well formed is the queue
+    # policy's to say; bounded here so that no named field can make the
+    # spec too large to carry.
+    for name in ("queue", "priority"):
+        if len(getattr(spec, name)) > MAX_NAME:
+            yield Violation(f"spec.{name}", f"must be at most {MAX_NAME} characters")
 
 
 def _path(field: str, value: str, limits: Limits) -> Iterator[Violation]:

@@ -8,6 +8,8 @@ import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.specs import lora_spec
+from trainconductor_api.identity import Identity
+from trainconductor_api.queueing import QueuePolicy
 from trainconductor_api.validation import Limits, validate_request_id, validate_spec
 
 Mutation = Callable[[pb.TrainingSpec], None]
@@ -205,6 +207,17 @@ def test_a_spec_too_large_for_the_responses_that_carry_it_is_refused() -> None:
     unknown = pb.TrainingSpec.FromString(b"\xfa\x3e" + _varint(300_000) + b"x" * 300_000)
     spec.MergeFrom(unknown)
     assert [v.field for v in validate_spec(spec, Limits())] == ["spec"]
+
+
+@pytest.mark.parametrize("name", ["queue", "priority"])
+def test_a_queue_or_priority_too_long_is_refused_by_name_not_as_a_spec_too_large(
+    name: str,
+) -> None:
+    spec = lora_spec()
+    setattr(spec, name, "\U0001f600" * 70_000)  # 280 KB, past the spec's bound
+    assert [v.field for v in validate_spec(spec, Limits())] == [f"spec.{name}"]
+    for enabled in (False, True):
+        assert QueuePolicy.of(enabled=enabled).violations(spec, Identity("ada")) == []
 
 
 def _varint(n: int) -> bytes:
