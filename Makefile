@@ -99,6 +99,10 @@ test-integration: deps ## Run the tests against a real Redis and helm's renders 
 	hack/tools/install.sh helm
 	$(VENV)/bin/pytest tests/unit tests/integration
 
+.PHONY: test-explore
+test-explore: deps ## Run the property tests on newly drawn requests (make test draws the same ones every run).
+	TC_EXPLORE=1 $(VENV)/bin/pytest tests/property
+
 .PHONY: test-e2e
 test-e2e: deps tools ## Run the end-to-end tests against the real control plane.
 	$(VENV)/bin/pytest tests/e2e
