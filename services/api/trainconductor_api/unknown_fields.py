@@ -8,9 +8,9 @@ unknown field by its path and number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import cache
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -26,24 +26,35 @@ def unknown_field_violations(message: Message, path: str = "") -> list[Violation
     """One violation per unknown field number in `message` or any message in
     it, named by the path of the message that holds it and its number
     (`parameters.38`)."""
-    return [Violation(field, _DESCRIPTION) for field in _unknown_paths(message, path)]
+    paths: list[str] = []
+    _collect_unknown(message, path, paths)
+    return [Violation(field, _DESCRIPTION) for field in paths]
 
 
-def _unknown_paths(message: Message, path: str) -> Iterator[str]:
+def _collect_unknown(message: Message, path: str, paths: list[str]) -> None:
     # UnknownFieldSet is the accessor the upb backend supports; it lists each
     # occurrence, and a number repeated on the wire is named once.
     unknown = UnknownFieldSet(message)
-    numbers = dict.fromkeys(unknown[i].field_number for i in range(len(unknown)))
-    for number in numbers:
-        yield f"{path}{number}"
-    for descriptor, value in message.ListFields():
-        if descriptor.type != FieldDescriptor.TYPE_MESSAGE:
-            continue
-        name = f"{path}{descriptor.name}"
-        if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
-            continue  # the maps of these requests hold strings, not messages
-        if descriptor.is_repeated:
-            for i, item in enumerate(value):
-                yield from _unknown_paths(item, f"{name}[{i}].")
-        else:
-            yield from _unknown_paths(value, f"{name}.")
+    if len(unknown):
+        numbers = dict.fromkeys(unknown[i].field_number for i in range(len(unknown)))
+        paths.extend(f"{path}{number}" for number in numbers)
+    for name, repeated in _message_fields(message.DESCRIPTOR):
+        if repeated:
+            for i, item in enumerate(getattr(message, name)):
+                _collect_unknown(item, f"{path}{name}[{i}].", paths)
+        elif message.HasField(name):
+            _collect_unknown(getattr(message, name), f"{path}{name}.", paths)
+
+
+@cache
+def _message_fields(descriptor: Descriptor) -> tuple[tuple[str, bool], ...]:
+    """The fields of `descriptor` that hold messages, by number: the walk
+    asks only these, since reading every set field (ListFields) makes a
+    Python object of each string, once per call."""
+    return tuple(
+        (field.name, field.is_repeated)
+        for field in sorted(descriptor.fields, key=lambda f: f.number)
+        if field.message_type is not None
+        # The maps of these requests hold strings, not messages.
+        and not field.message_type.GetOptions().map_entry
+    )
