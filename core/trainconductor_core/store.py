@@ -876,7 +876,9 @@ class TrainingStore:
     @_unavailable_on_outage
     async def ack_changes(self, group: str, entry_ids: Sequence[str]) -> None:
         if entry_ids:
-            await self._redis.xack(self.changes_key, group, *entry_ids)
+            # Each reconcile acknowledges its own entries: in a burst, hundreds
+            # a second, which go together with the other short commands.
+            await self._batched.execute("XACK", self.changes_key, group, *entry_ids)
 
     @_unavailable_on_outage
     async def change_feed_lag(self, group: str) -> int:
