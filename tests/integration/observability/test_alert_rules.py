@@ -21,6 +21,7 @@ REDIS = 'job="tc-train-conductor-redis", namespace="ml", instance="10.0.0.7:9121
 GIB = 1024**3
 REDIS_ERRORS = "trainconductor_redis_errors_total"
 OLDEST_WAIT = "trainconductor_queue_oldest_waiting_seconds"
+FAILED_ATTEMPTS = "trainconductor_controller_failed_attempts_total"
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,19 @@ def run_case(rules_file: Path, series: list[dict[str, str]], minutes: int,
                      [{"series": f'trainconductor_trainings_stalled{{{CONTROLLER}, pod="a"}}',
                        "values": "0x5 1x5 0x15"}],
                      20, False, id="a stall that ends within minutes stays quiet"),
+        pytest.param("TrainConductorAttemptsFailing",
+                     [{"series": f'{FAILED_ATTEMPTS}{{{CONTROLLER}, pod="a", '
+                                 'cause="disruption", outcome="restarted"}',
+                       "values": "0+1x40"}],
+                     40, True, id="nodes taking a gang's pod every minute alert"),
+        pytest.param("TrainConductorAttemptsFailing",
+                     [{"series": f'{FAILED_ATTEMPTS}{{{CONTROLLER}, pod="a", '
+                                 'cause="user_error", outcome="failed"}',
+                       "values": "0+1x40"},
+                      {"series": f'{FAILED_ATTEMPTS}{{{CONTROLLER}, pod="a", '
+                                 'cause="retryable", outcome="restarted"}',
+                       "values": "0x10 1x30"}],
+                     40, False, id="users' own errors and one crash stay quiet"),
         pytest.param("TrainConductorQueueWaitTooLong",
                      [{"series": f'{OLDEST_WAIT}{{{CONTROLLER}, pod="a", queue="team-a"}}',
                        "values": "0+60x90"},
