@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from devstack.queues import (
     drain,
     local_queue,
     priority_class,
+    workload_of_job,
 )
 from devstack.specs import lora_spec
 from devstack.stack import Cluster, Stack, running_stack, wait_for
@@ -89,11 +91,17 @@ def standing(
     return found
 
 
-def job_made_at(stack: Stack, training_id: str) -> float:
-    """When the training's Job was made (to the second, as the API server keeps it)."""
+def workload_made_at(stack: Stack, training_id: str) -> float:
+    """When Kueue made the Workload of the training's Job (to the second, as
+    the API server keeps it): what Kueue orders a queue by, which may be a
+    second later than the Job."""
     name = standing(stack, training_id, "WaitingForQuota").job_name
     job = client.BatchV1Api(stack.kube).read_namespaced_job(name, stack.namespace)
-    return float(job.metadata.creation_timestamp.timestamp())
+    uid = str(job.metadata.uid)
+    workload = wait_for(
+        f"the Workload of Job {name}", lambda: workload_of_job(stack.kube, stack.namespace, uid)
+    )
+    return datetime.fromisoformat(workload["metadata"]["creationTimestamp"]).timestamp()
 
 
 def cluster_queue_status(kueue: Kueue, name: str) -> dict[str, Any]:
@@ -126,12 +134,12 @@ def test_a_training_waits_for_quota_in_kueues_words_then_runs_when_there_is_some
 def test_places_are_in_submission_order_and_move_up(kueue: Kueue, stack: Stack, team: str) -> None:
     # Kueue orders a queue by priority, then by its Workloads' creation
     # times, which the API server keeps to the second (then by uid): each
-    # training is submitted once the Job of the one before is older than
-    # a second, so that submission order is Kueue's order.
+    # training is submitted once the Workload of the one before is older
+    # than a second, so that submission order is Kueue's order.
     trainings = []
     for _ in range(5):
         trainings.append(create(stack, team))
-        next_second = job_made_at(stack, trainings[-1].id) + 1
+        next_second = workload_made_at(stack, trainings[-1].id) + 1
         wait_for("the next second", lambda: time.time() >= next_second)  # noqa: B023
 
     def places() -> list[int]:
