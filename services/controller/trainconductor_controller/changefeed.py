@@ -23,6 +23,10 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+# The lag gauge is read once a second at most: in a burst the feed is read
+# many times a second, and an XINFO for each read cost more than the read.
+LAG_EVERY_SECONDS = 1.0
+
 
 class ChangeFeed:
     def __init__(
@@ -62,7 +66,9 @@ class ChangeFeed:
 
     async def run(self) -> None:
         await self.take_over()
-        last_claim = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        last_claim = loop.time()
+        last_lag = -LAG_EVERY_SECONDS
         failures = 0
         while True:
             try:
@@ -70,11 +76,13 @@ class ChangeFeed:
                     self._group, self._consumer, count=500, block_ms=self._block_ms
                 )
                 self._accept(changes)
-                now = asyncio.get_running_loop().time()
+                now = loop.time()
                 if now - last_claim > self._claim_idle_ms / 1000:
                     await self._claim(self._claim_idle_ms)
                     last_claim = now
-                metrics.CHANGE_FEED_LAG.set(await self._store.change_feed_lag(self._group))
+                if now - last_lag >= LAG_EVERY_SECONDS:
+                    metrics.CHANGE_FEED_LAG.set(await self._store.change_feed_lag(self._group))
+                    last_lag = now
                 failures = 0
             except StoreUnavailable as err:
                 failures += 1

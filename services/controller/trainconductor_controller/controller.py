@@ -159,7 +159,7 @@ def _configure_informers(
     kube: Kube, queue: WorkQueue, loop: asyncio.AbstractEventLoop, s: ControllerSettings
 ) -> _Informers:
     def enqueue_from_thread(training_id: str) -> None:  # called in an informer's thread
-        loop.call_soon_threadsafe(queue.add, training_id)
+        loop.call_soon_threadsafe(queue.add_soon, training_id)
 
     workloads = (
         Informer(
@@ -234,7 +234,11 @@ def build_controller(settings: ControllerSettings, loop: asyncio.AbstractEventLo
     kube = Kube(api, settings.namespace)
     store = open_store(settings, finished_events_kept=settings.finished_events_kept)
     _configure_executor(loop, settings)
-    queue = WorkQueue(base_delay=settings.retry_base_seconds, max_delay=settings.retry_max_seconds)
+    queue = WorkQueue(
+        base_delay=settings.retry_base_seconds,
+        max_delay=settings.retry_max_seconds,
+        coalesce_delay=settings.event_coalesce_seconds,
+    )
     informers = _configure_informers(kube, queue, loop, settings)
     positions = (
         QueuePositions(

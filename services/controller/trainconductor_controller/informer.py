@@ -15,13 +15,13 @@ does not say so, and without it a training would wait with no reason given.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+import orjson
 import urllib3
 from kubernetes.watch.watch import iter_resp_lines
 
@@ -160,7 +160,7 @@ class Informer(Generic[T]):
             for line in iter_resp_lines(response):
                 if self._stop.is_set():
                     break
-                event = json.loads(line)
+                event = orjson.loads(line)
                 kind, obj = event["type"], event["object"]
                 if kind == "ERROR":
                     if obj.get("code") == 410:

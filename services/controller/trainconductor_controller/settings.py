@@ -66,6 +66,13 @@ class ControllerSettings(CommonSettings):
     resync_seconds: float = Field(
         300.0, gt=0, description="Full resync of every unfinished training (safety net)."
     )
+    event_coalesce_seconds: float = Field(
+        0.1,
+        ge=0,
+        le=5,
+        description="What Kubernetes reports of a training is reconciled this long after, "
+        "once for all it reported meanwhile (0: at once, once each).",
+    )
     retry_base_seconds: float = Field(0.05, gt=0, description="First retry delay of a key.")
     retry_max_seconds: float = Field(30.0, gt=0, description="Cap of a key's retry delay.")
     consumer_group: str = Field("controller", description="Change-feed consumer group.")

@@ -4,7 +4,10 @@ A key is queued at most once; a key added while a worker holds it is
 processed again after, never by two workers at once; a failed key comes back
 after a capped exponential backoff. Urgent keys (a user asked for something:
 a new training, a cancellation) are taken before the rest (what Kubernetes
-reported), so a burst of status updates never delays a submission.
+reported), so a burst of status updates never delays a submission. What
+Kubernetes reports is queued a moment later (`add_soon`): the events of one
+training that come together (a Job made, its pods scheduled and started,
+all ranks of a gang) then make one reconcile instead of one each.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from trainconductor_controller import metrics
 
 
 class WorkQueue:
-    def __init__(self, *, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
+    def __init__(
+        self, *, base_delay: float = 0.05, max_delay: float = 30.0, coalesce_delay: float = 0.0
+    ) -> None:
         self._queue: deque[str] = deque()
         self._urgent: deque[str] = deque()
         self._queued_at: dict[str, float] = {}
@@ -28,6 +33,8 @@ class WorkQueue:
         self._base = base_delay
         self._max = max_delay
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._coalesce = coalesce_delay
+        self._soon: dict[str, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
         return len(self._queue) + len(self._urgent)
@@ -51,6 +58,21 @@ class WorkQueue:
     async def _notify(self) -> None:
         async with self._ready:
             self._ready.notify()
+
+    def add_soon(self, key: str) -> None:
+        """Queues `key` after the coalescing delay, once for all the calls
+        made meanwhile. Apart from a retry's backoff: news does not wait for it."""
+        if self._coalesce <= 0:
+            self.add(key)
+            return
+        if key in self._soon:
+            return
+
+        def fire() -> None:
+            del self._soon[key]
+            self.add(key)
+
+        self._soon[key] = asyncio.get_running_loop().call_later(self._coalesce, fire)
 
     def add_after(self, key: str, delay: float) -> None:
         if key in self._timers:

@@ -47,3 +47,36 @@ async def test_a_failing_key_is_retried_with_growing_capped_delays() -> None:
     assert delays == [0.01, 0.02, 0.04, 0.04]
     queue.forget("a")
     assert await asyncio.wait_for(queue.get(), timeout=1) == "a"
+
+
+async def test_news_coming_together_is_queued_once_a_moment_later() -> None:
+    queue = WorkQueue(coalesce_delay=0.05)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(3):  # the Job made, its pod scheduled, its pod running
+        queue.add_soon("a")
+    queue.add_soon("b")
+    assert len(queue) == 0, "news waits for the rest of what comes with it"
+    assert await asyncio.wait_for(queue.get(), timeout=1) == "a"
+    assert loop.time() - start >= 0.05
+    queue.done("a")
+    assert await asyncio.wait_for(queue.get(), timeout=1) == "b"
+    queue.done("b")
+    queue.add("c")
+    assert await queue.get() == "c", "'a' must have been queued once, not once per event"
+
+
+async def test_news_does_not_wait_for_a_retry_backoff() -> None:
+    queue = WorkQueue(base_delay=30, coalesce_delay=0.01)
+    queue.add("a")
+    key = await queue.get()
+    assert queue.retry(key) == 30
+    queue.done(key)
+    queue.add_soon("a")  # its Job changed: reconciled now, not in 30 s
+    assert await asyncio.wait_for(queue.get(), timeout=5) == "a"
+
+
+async def test_without_a_coalescing_delay_news_is_queued_at_once() -> None:
+    queue = WorkQueue()
+    queue.add_soon("a")
+    assert len(queue) == 1
