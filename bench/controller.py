@@ -52,6 +52,10 @@ from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
 
+# The benches run the controller with its shipped number of workers; the
+# tests' stack (devstack) gives it fewer.
+SHIPPED_WORKERS = ControllerSettings.model_fields["workers"].default
+
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
@@ -212,7 +216,7 @@ def main() -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=ControllerSettings.model_fields["workers"].default,
+        default=SHIPPED_WORKERS,
         help="The controller's workers (default: the controller's own default).",
     )
     args = parser.parse_args()

@@ -38,7 +38,7 @@ import urllib3
 from kubernetes import client, watch
 from trainconductor.v1 import training_service_pb2 as pb
 
-from bench.controller import percentile
+from bench.controller import SHIPPED_WORKERS, percentile
 from bench.ghz import ROOT
 from devstack.specs import lora_spec
 from devstack.stack import Stack, given_or_local_cluster, running_stack, wait_for
@@ -246,7 +246,12 @@ def main() -> int:
             # system started anew: neither inherits what an earlier round left.
             work = Path(tempfile.mkdtemp(prefix="bench-multinode-"))
             with running_stack(
-                cluster, work, controller_env={"TC_POD_ANNOTATIONS": annotations}
+                cluster,
+                work,
+                controller_env={
+                    "TC_POD_ANNOTATIONS": annotations,
+                    "TC_WORKERS": str(SHIPPED_WORKERS),
+                },
             ) as stack:
                 for side in order:
                     if side == "system":

@@ -47,7 +47,7 @@ import urllib3
 from kubernetes import client, watch
 from trainconductor.v1 import training_service_pb2 as pb
 
-from bench.controller import percentile
+from bench.controller import SHIPPED_WORKERS, percentile
 from bench.ghz import ROOT
 from devstack.job_counter import JobCreations
 from devstack.kueue import running_kueue
@@ -279,7 +279,12 @@ def main() -> int:
             return 2
         with (
             running_kueue(cluster.kubeconfig, work / "kueue") as kueue,
-            running_stack(cluster, work / "stack", env={"TC_QUEUES_ENABLED": "true"}) as stack,
+            running_stack(
+                cluster,
+                work / "stack",
+                env={"TC_QUEUES_ENABLED": "true"},
+                controller_env={"TC_WORKERS": str(SHIPPED_WORKERS)},
+            ) as stack,
         ):
             apply(kueue.kube, resource_flavor("gpu"))
             records = records_of(stack, args.trainings)

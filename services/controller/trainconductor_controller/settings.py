@@ -57,7 +57,7 @@ class ControllerSettings(CommonSettings):
     retry_period_seconds: int = Field(2, ge=1, description="Interval between Lease attempts.")
     # Work
     workers: int = Field(
-        16,
+        32,
         ge=1,
         le=64,
         description="Trainings reconciled at once, each with a thread and an API server "
