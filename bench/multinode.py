@@ -1,8 +1,13 @@
 """Multi-node benchmark, against the real control plane: fifty 4-node
-trainings submitted at once through the API, and the time from each one's
-submission until all four of its ranks run (p50, p99), beside a bare loop of
-the Kubernetes client creating the same Indexed Jobs and headless Services
-from as many threads, in the same run.
+trainings submitted at once through the API, and the time from their
+submission until all four ranks of each run (p50, p99), beside a bare loop of
+the Kubernetes client creating the same Indexed Jobs and headless Services,
+a thread per training (none waits for another), in the same run.
+
+Both sides are timed from the moment the batch is handed over: a training
+that waits its turn in the controller's queue waits within the measure.
+The figures timed from each one's own start (the system's submission, the
+bare loop's first POST) are printed too, as earlier runs measured them.
 
     python -m bench.multinode [--trainings 50] [--nodes 4] [--rounds 2]
 
@@ -122,23 +127,28 @@ def gang_spec(i: int, nodes: int) -> pb.TrainingSpec:
     return spec
 
 
-def _latencies(
-    ranks: RanksRunning, submitted: dict[str, float], nodes: int, timeout: float
-) -> list[float]:
+def _summary(
+    ranks: RanksRunning, submitted: dict[str, float], batch: float, nodes: int, timeout: float
+) -> dict[str, float]:
+    """When all ranks of each Job ran, counted from when the whole batch was
+    handed over (`batch`: judged) and from each one's own start (`own_`:
+    the system's submission, the bare loop's first POST), as earlier runs did."""
+
     def missing() -> list[str]:
         return [job for job in submitted if ranks.all_running(job, nodes) is None]
 
     wait_for(f"all {nodes} ranks of {len(submitted)} Jobs to run", lambda: not missing(), timeout,
              describe=lambda: f"{len(missing())} not all running")  # fmt: skip
     ranks.stop()
-    return [(ranks.all_running(job, nodes) or 0.0) - at for job, at in submitted.items()]
-
-
-def _summary(latencies: list[float]) -> dict[str, float]:
+    running = {job: ranks.all_running(job, nodes) or 0.0 for job in submitted}
+    from_batch = [at - batch for at in running.values()]
+    own = [running[job] - at for job, at in submitted.items()]
     return {
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "mean_ms": round(statistics.mean(latencies) * 1000, 1),
+        "p50_ms": round(percentile(from_batch, 50) * 1000, 1),
+        "p99_ms": round(percentile(from_batch, 99) * 1000, 1),
+        "mean_ms": round(statistics.mean(from_batch) * 1000, 1),
+        "own_p50_ms": round(percentile(own, 50) * 1000, 1),
+        "own_p99_ms": round(percentile(own, 99) * 1000, 1),
     }
 
 
@@ -151,9 +161,10 @@ def through_the_system(stack: Stack, count: int, nodes: int, round_: int) -> dic
         training = stack.create(gang_spec(i, nodes), request_id=f"gang-{round_}-{i}")
         submitted[f"train-{training.id}"] = at
 
+    batch = time.monotonic()
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(submit, range(count)))
-    summary = _summary(_latencies(ranks, submitted, nodes, timeout=180))
+    summary = _summary(ranks, submitted, batch, nodes, timeout=180)
     for job in submitted:
         stack.cancel(job.removeprefix("train-"))
     core = client.CoreV1Api(stack.kube)
@@ -172,8 +183,8 @@ async def _records(redis_url: str, count: int, nodes: int) -> list[TrainingRecor
 
 
 def bare_loop(stack: Stack, count: int, nodes: int) -> dict[str, float]:
-    """The same Indexed Jobs and Services, made by the client alone from as
-    many threads: each Job, then its Service owned by it."""
+    """The same Indexed Jobs and Services, made by the client alone, a thread
+    per training: each Job, then its Service owned by it."""
     namespace = f"bench-bare-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(stack.kube)
     batch = client.BatchV1Api(stack.kube)
@@ -197,9 +208,12 @@ def bare_loop(stack: Stack, count: int, nodes: int) -> dict[str, float]:
             service = build_service(record, settings, name, made["metadata"]["uid"])
             _post(stack.kube, f"/api/v1/namespaces/{namespace}/services", service)
 
-        with ThreadPoolExecutor(THREADS) as pool:
+        handed_over = time.monotonic()
+        # A thread per training: none waits for a free one, so this side is
+        # what the control plane takes, at its fastest.
+        with ThreadPoolExecutor(count) as pool:
             list(pool.map(make, records))
-        return _summary(_latencies(ranks, submitted, nodes, timeout=180))
+        return _summary(ranks, submitted, handed_over, nodes, timeout=180)
     finally:
         # As a cancel does: each Job with its pods (and, through its owner,
         # its Service); the pods gone before the next measurement starts.
@@ -266,7 +280,8 @@ def main() -> int:
 def report(results: dict[str, Any]) -> int:
     print(
         f"  {results['trainings']} trainings of {results['nodes']} nodes, submitted from "
-        f"{THREADS} threads: submission to all ranks running (load average "
+        f"{THREADS} threads (the bare loop: one per training): submission to all ranks "
+        "running (load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     ratios: dict[str, list[float]] = {"p50": [], "p99": []}
@@ -282,6 +297,12 @@ def report(results: dict[str, Any]) -> int:
             )
         print(f"  round {i}: through the system vs a bare loop of Jobs and Services: "
               + ", ".join(said))  # fmt: skip
+        own = {p: system[f"own_{p}_ms"] / bare[f"own_{p}_ms"] for p in ratios}
+        print(
+            "    (from each one's own start instead of the batch's: "
+            + ", ".join(f"{p} {own[p]:.2f}x" for p in ratios)
+            + ")"
+        )
     met = True
     for p, values in ratios.items():
         median = statistics.median(values)
