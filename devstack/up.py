@@ -37,6 +37,7 @@ from kubernetes import client
 from devstack.cluster import BIN, ROOT, RUN_DIR, LocalCluster
 from devstack.jaeger import Jaeger
 from devstack.kueue import Kueue
+from devstack.ports import claim
 from devstack.processes import Service
 from devstack.prometheus import Prometheus, render_alert_rules
 from devstack.queues import TEAMS, example_queues
@@ -101,20 +102,12 @@ class Console:
         self.write(f"\033[1m[up]\033[0m {message}\n")
 
 
-def _port_taken(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 def check_ports(ports: list[Port]) -> None:
+    """Each port must be free, and is kept from the ports drawn later for
+    what `make up` starts besides (Kueue's, Jaeger's): one drawn equal to a
+    port set here would take it before its server binds it."""
     for port in ports:
-        if _port_taken(port.number):
+        if not claim(port.number):
             raise StartFailed(
                 f"port {port.number} ({port.what}) is taken: stop what uses it "
                 f"(`ss -ltnp 'sport = :{port.number}'` names it) or set {port.variable}"
