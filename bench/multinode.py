@@ -48,6 +48,7 @@ from bench.ghz import ROOT
 from devstack.specs import lora_spec
 from devstack.stack import Stack, given_or_local_cluster, running_stack, wait_for
 from trainconductor_controller.jobs import build_job, build_service
+from trainconductor_controller.kube import post_manifest
 from trainconductor_controller.names import COMPLETION_INDEX, JOB_NAME_LABEL
 from trainconductor_controller.settings import ControllerSettings
 from trainconductor_core.record import TrainingRecord
@@ -57,6 +58,7 @@ from trainconductor_core.store import TrainingStore
 
 TARGET = 1.2
 THREADS = 8
+TIMEOUT = 30  # seconds a bare loop's POST may take
 # Ranks keep running while the others start: the measure ends at the last.
 RUN = "600s"
 TOLERATIONS = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
@@ -204,9 +206,13 @@ def bare_loop(stack: Stack, count: int, nodes: int) -> dict[str, float]:
             submitted[name] = time.monotonic()
             # Posted as they are, as the controller does (kube.py), not
             # through the client's typed models: both sides pay the same.
-            made = _post(stack.kube, f"/apis/batch/v1/namespaces/{namespace}/jobs", manifest)
+            jobs, services = (
+                f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                f"/api/v1/namespaces/{namespace}/services",
+            )
+            made = json.loads(post_manifest(stack.kube, jobs, manifest, TIMEOUT).data)
             service = build_service(record, settings, name, made["metadata"]["uid"])
-            _post(stack.kube, f"/api/v1/namespaces/{namespace}/services", service)
+            post_manifest(stack.kube, services, service, TIMEOUT).drain_conn()
 
         handed_over = time.monotonic()
         # A thread per training: none waits for a free one, so this side is
@@ -221,20 +227,6 @@ def bare_loop(stack: Stack, count: int, nodes: int) -> dict[str, float]:
             batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         wait_for(f"the pods of {namespace} to go", _no_pods(core, namespace), 180)
         core.delete_namespace(namespace)
-
-
-def _post(api: client.ApiClient, path: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    method, url, headers, _, _ = api.param_serialize(
-        "POST",
-        path,
-        header_params={"Accept": "application/json", "Content-Type": "application/json"},
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(method, url, headers, body=manifest)
-    body: dict[str, Any] = json.loads(response.response.data)
-    if not 200 <= response.status < 300:
-        raise RuntimeError(f"POST {path}: {response.status} {body.get('message', '')}")
-    return body
 
 
 def _no_pods(core: client.CoreV1Api, namespace: str) -> Callable[[], bool]:

@@ -62,6 +62,28 @@ def api_client(kubeconfig: str | None, *, connections: int = 16) -> client.ApiCl
     return client.ApiClient(configuration)
 
 
+def post_manifest(
+    api: client.ApiClient, path: str, manifest: RawObject, timeout: float
+) -> urllib3.HTTPResponse:
+    """POSTs the manifest as it is; the raw response, its body unread. The
+    client's typed create methods first rebuild a dict as their pydantic
+    models (validate_call): about a fifth of the CPU a Job's creation took,
+    and a burst of creations is bounded by the controller's CPU
+    (docs/performance.md)."""
+    method, url, headers, _, _ = api.param_serialize(
+        "POST",
+        path,
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(method, url, headers, body=manifest, _request_timeout=timeout)
+    if not 200 <= response.status < 300:
+        response.data = response.response.data
+        raise ApiException(http_resp=response)
+    raw: urllib3.HTTPResponse = response.response
+    return raw
+
+
 class Kube:
     def __init__(
         self, api: client.ApiClient, namespace: str, *, timeout_seconds: float = 10
@@ -127,24 +149,7 @@ class Kube:
         )
 
     def _post(self, path: str, manifest: RawObject) -> urllib3.HTTPResponse:
-        """POSTs the manifest as it is. The client's typed create methods
-        first rebuild a dict as their pydantic models (validate_call): about
-        a fifth of the CPU a Job's creation took, and a burst of creations is
-        bounded by the controller's CPU (docs/performance.md)."""
-        method, url, headers, _, _ = self.api.param_serialize(
-            "POST",
-            path,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(
-            method, url, headers, body=manifest, _request_timeout=self._timeout
-        )
-        if not 200 <= response.status < 300:
-            response.data = response.response.data
-            raise ApiException(http_resp=response)
-        raw: urllib3.HTTPResponse = response.response
-        return raw
+        return post_manifest(self.api, path, manifest, self._timeout)
 
     def delete_job(self, name: str) -> bool:
         """Deletes the Job and (in the background) its pods; False when it was gone."""
