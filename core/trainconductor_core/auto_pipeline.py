@@ -8,6 +8,11 @@ meanwhile wait and go together in the next: one write, one connection and
 one wake-up for all of them. A lone command goes out two turns of the event
 loop later, so an idle service loses nothing.
 
+Only one pipeline is out at a time, so it has a connection of its own,
+written to and read from directly: redis-py's Pipeline object costs, per
+pipeline, more than the commands of a small one (a pool checkout with its
+lock and health read, observability hooks, a reset under `shield`).
+
 Only for commands that answer at once: a blocking read here would hold up
 every other call.
 """
@@ -22,8 +27,9 @@ from typing import Any
 import redis.asyncio as redis
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 MAX_BATCH = 256  # commands per pipeline: bounds one write and its replies
 
@@ -46,6 +52,9 @@ def _quiet_context() -> contextvars.Context:
 class AutoPipeline:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
+        # Taken from the client's pool at the first batch and kept (its
+        # address, Sentinel's master included, credentials, TLS, timeouts).
+        self._connection: AbstractConnection | None = None
         self._waiting: list[_Waiting] = []
         self._sending: asyncio.Task[None] | None = None
         self._scheduled = False
@@ -100,19 +109,33 @@ class AutoPipeline:
         self._sending = None
         self._schedule(loop)
 
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._client.connection_pool.release(connection)
+
     async def _send(self, batch: list[_Waiting]) -> None:
+        commands = [args for args, _ in batch]
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                # An error reply is that command's alone; the others stand.
-                replies = await pipe.execute(raise_on_error=False)
-        except asyncio.CancelledError:
-            for _, reply in batch:
-                reply.cancel()
-            raise
-        except Exception as err:  # noqa: BLE001 - each caller gets it: none may wait for ever
-            for _, reply in batch:
+            if self._connection is None:
+                self._connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+            connection = self._connection
+            # As a redis-py pipeline does: a broken connection is dropped and
+            # the batch sent again on a new one, within the client's retries.
+            replies = await connection.retry.call_with_retry(
+                lambda: self._exchange(connection, commands),
+                lambda _: connection.disconnect(),
+            )
+        except BaseException as err:
+            # Cancelled or failed between a write and its replies: what is
+            # left to read would be taken for the next batch's.
+            if self._connection is not None:
+                await asyncio.shield(self._connection.disconnect())
+            if not isinstance(err, Exception):
+                for _, reply in batch:
+                    reply.cancel()
+                raise
+            for _, reply in batch:  # each caller gets it: none may wait for ever
                 if not reply.done():
                     reply.set_exception(err)
             return
@@ -123,3 +146,22 @@ class AutoPipeline:
                 reply.set_exception(value)
             else:
                 reply.set_result(value)
+
+    async def _exchange(
+        self, connection: AbstractConnection, commands: list[tuple[Any, ...]]
+    ) -> list[Any]:
+        """Writes the commands at once, then reads their replies in order,
+        each shaped by the client's callback for its command (HGETALL's
+        dict, say). An error reply is that command's alone; the others stand."""
+        await connection.send_packed_command(connection.pack_commands(commands))
+        callbacks = self._client.response_callbacks
+        replies: list[Any] = []
+        for args in commands:
+            try:
+                reply = await connection.read_response()
+            except ResponseError as err:
+                replies.append(err)
+                continue
+            callback = callbacks.get(args[0])
+            replies.append(reply if callback is None else callback(reply))
+        return replies

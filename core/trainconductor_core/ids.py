@@ -16,8 +16,9 @@ other's ids.
 from __future__ import annotations
 
 import re
-import secrets
 import threading
+
+from trainconductor_core.random_bytes import RANDOM
 
 _ID = re.compile(r"^[0-9a-f]{20}$")
 _SUFFIX_LIMIT = 1 << 32
@@ -38,11 +39,11 @@ class TrainingIds:
     def new(self, now_ms: int) -> str:
         with self._lock:
             if now_ms > self._last_ms:
-                ms, suffix = now_ms, secrets.randbelow(_START_LIMIT)
+                ms, suffix = now_ms, RANDOM.below(_START_LIMIT)
             else:
-                ms, suffix = self._last_ms, self._last_suffix + 1 + secrets.randbelow(_STEP_LIMIT)
+                ms, suffix = self._last_ms, self._last_suffix + 1 + RANDOM.below(_STEP_LIMIT)
                 if suffix >= _SUFFIX_LIMIT:  # borrow the next millisecond
-                    ms, suffix = ms + 1, secrets.randbelow(_START_LIMIT)
+                    ms, suffix = ms + 1, RANDOM.below(_START_LIMIT)
             self._last_ms, self._last_suffix = ms, suffix
         return f"{ms:012x}{suffix:08x}"
 

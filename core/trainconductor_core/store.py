@@ -264,6 +264,7 @@ class TrainingStore:
         await self._batched.execute("SET", self._k("room"), "", "XX")
 
     async def close(self) -> None:
+        await self._batched.close()
         await self._redis.aclose()
 
     # desired state, written by the API

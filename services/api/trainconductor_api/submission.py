@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-
 from opentelemetry import propagate, trace
+
+from trainconductor_core.random_bytes import RANDOM
 
 
 def server_request_id() -> str:
     """A request id for a create whose client sent none, so that the store's
     own retries after a lost reply cannot record the training twice."""
-    return f"server-{secrets.token_hex(16)}"
+    return f"server-{RANDOM.hex(16)}"
 
 
 def call_trace_context() -> dict[str, str]:

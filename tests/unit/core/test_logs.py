@@ -3,11 +3,16 @@ a process configured like the services writes them to its stdout."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import select
 import subprocess
 import sys
 import textwrap
 from datetime import datetime
+
+from trainconductor_core.logs import BufferedLines, JsonLines
 
 
 def lines_of(program: str) -> list[str]:
@@ -77,3 +82,55 @@ def test_values_json_has_no_type_for_still_make_a_line() -> None:
     assert entries[0]["path"] == "/mnt/data"
     assert entries[0]["count"] == 2**70
     assert entries[1]["message"] == "after"
+
+
+def test_a_quiet_process_still_writes_its_last_line_soon() -> None:
+    """Lines below WARNING wait to be written together, but not for ever:
+    the line shows while the process goes on, without another line after it."""
+    setup = "from trainconductor_core.logs import configure_logging\nimport logging, time\n"
+    program = setup + textwrap.dedent(
+        """
+        configure_logging("INFO", "api")
+        logging.getLogger("trainconductor_api").info("ready")
+        time.sleep(120)
+        """
+    )
+    with subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE) as process:
+        try:
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], 30)
+            assert ready, "the line was not written within 30 s"
+            assert json.loads(process.stdout.readline())["message"] == "ready"
+        finally:
+            process.kill()
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_go_out_together_and_a_warning_at_once_after_them() -> None:
+    stream = _CountingStream()
+    handler = BufferedLines(stream)
+    handler.setFormatter(JsonLines("api"))
+    log = logging.getLogger("test_lines_go_out_together")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        for n in range(100):
+            log.info("line %d", n)
+        log.warning("the warning")
+        written = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    finally:
+        log.removeHandler(handler)
+
+    assert written == [f"line {n}" for n in range(100)] + ["the warning"]
+    # A write each would be 101; the flushing thread may add a few.
+    assert stream.writes <= 20
