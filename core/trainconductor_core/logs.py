@@ -10,6 +10,7 @@ written a few at a time rather than one write each.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import sys
@@ -151,16 +152,9 @@ class _Flusher:
                 handler.flush()
 
 
-_flusher_lock = threading.Lock()
-_the_flusher: _Flusher | None = None
-
-
+@functools.cache
 def _flusher() -> _Flusher:
-    global _the_flusher
-    with _flusher_lock:
-        if _the_flusher is None:
-            _the_flusher = _Flusher()
-        return _the_flusher
+    return _Flusher()
 
 
 def configure_logging(level: str, service: str, *, tracing: bool = False) -> None:
