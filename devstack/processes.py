@@ -59,10 +59,33 @@ class Service:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
+        """Waits until one of `texts` is in the log and returns the log. A
+        running service writes its lines below WARNING a moment later, not
+        at once, so a line it has logged may not be in the file yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            if any(text in log for text in texts):
+                return log
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.name} did not log {' or '.join(map(repr, texts))} within {timeout}s;"
+                    f" its log ends:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def stopped_log(self) -> str:
+        """Stops the service and returns its whole log: every line it logged
+        is written by the time it exits. For asserting what is not logged."""
+        self.stop()
+        return self.log_text()
 
 
 def end(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:

@@ -31,4 +31,4 @@ def test_a_finished_job_is_deleted_by_the_controller_after_the_verdict(stack: St
         timeout=90,
     )
     assert stack.get(training.id).phase == pb.PHASE_COMPLETED
-    assert "job deleted" in stack.controllers["controller-0"].log_path.read_text()
+    stack.controllers["controller-0"].wait_for_log("job deleted")

@@ -48,4 +48,4 @@ def test_the_leader_removes_a_training_once_its_retention_period_is_over(stack: 
     error = read_error(stack, training.id)
     assert error is not None
     assert error.code() == grpc.StatusCode.NOT_FOUND
-    assert "retention" in stack.controllers["controller-0"].log_path.read_text()
+    stack.controllers["controller-0"].wait_for_log("retention")

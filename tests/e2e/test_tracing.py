@@ -17,7 +17,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from devstack.jaeger import Jaeger
 from devstack.processes import Service
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, running_stack
+from devstack.stack import Cluster, Stack, running_stack, wait_for
 
 CLIENT = "training-submitter"
 
@@ -93,21 +93,30 @@ def test_log_lines_of_both_services_carry_the_training_and_its_trace(
     trace_id, training = traced_training
 
     def lines(service: Service, message: str) -> list[dict[str, object]]:
-        parsed = [json.loads(line) for line in service.log_path.read_text().splitlines()]
+        written = service.log_text().splitlines(keepends=True)
+        parsed = [json.loads(line) for line in written if line.endswith("\n")]
         return [
             line
             for line in parsed
             if line.get("message") == message and line.get("training_id") == training.id
         ]
 
-    assert traced_stack.api is not None
-    created = [
-        line
-        for line in lines(traced_stack.api, "rpc")
-        if str(line.get("grpc_method", "")).endswith("/CreateTraining")
-    ]
-    assert created, "no access log line of the CreateTraining call"
+    api = traced_stack.api
+    assert api is not None
+    # Lines below WARNING reach the file a moment after they are logged.
+    created = wait_for(
+        "the access log line of the CreateTraining call",
+        lambda: [
+            line
+            for line in lines(api, "rpc")
+            if str(line.get("grpc_method", "")).endswith("/CreateTraining")
+        ],
+        timeout=10,
+    )
     assert created[0]["trace_id"] == trace_id
-    job_created = lines(traced_stack.controllers["controller-0"], "job created")
-    assert job_created, "no log line of the Job's creation"
+    job_created = wait_for(
+        "the log line of the Job's creation",
+        lambda: lines(traced_stack.controllers["controller-0"], "job created"),
+        timeout=10,
+    )
     assert job_created[0]["trace_id"] == trace_id

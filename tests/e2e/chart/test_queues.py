@@ -174,5 +174,5 @@ def test_a_training_waits_in_its_groups_queue_is_held_released_and_runs_as_the_c
         timeout=90,
         describe=lambda: str(released.get(training.id)),
     )
-    log = released.controller.log_path.read_text()
+    log = released.controller.stopped_log()
     assert "Forbidden" not in log, "Kubernetes refused the controller something"

@@ -25,7 +25,8 @@ LEGACY_TRAIN = "/train_conductor.service.training.TrainConductor/Train"
 
 
 def access_lines(log: Path) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    written = log.read_text().splitlines(keepends=True)  # a line being written is not yet
+    lines = [json.loads(line) for line in written if line.startswith("{") and line.endswith("\n")]
     return [line for line in lines if line.get("message") == "rpc"]
 
 
