@@ -11,7 +11,9 @@ loop later, so an idle service loses nothing.
 Only one pipeline is out at a time, so it has a connection of its own,
 written to and read from directly: redis-py's Pipeline object costs, per
 pipeline, more than the commands of a small one (a pool checkout with its
-lock and health read, observability hooks, a reset under `shield`).
+lock and health read, observability hooks, a reset under `shield`). Each
+exchange has one deadline, the client's socket timeout, in place of
+redis-py's timer per write (a task of its own) and per reply.
 
 Only for commands that answer at once: a blocking read here would hold up
 every other call.
@@ -30,6 +32,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 MAX_BATCH = 256  # commands per pipeline: bounds one write and its replies
 
@@ -55,6 +58,9 @@ class AutoPipeline:
         # Taken from the client's pool at the first batch and kept (its
         # address, Sentinel's master included, credentials, TLS, timeouts).
         self._connection: AbstractConnection | None = None
+        # The deadline of an exchange: the connection's socket timeout,
+        # which is set aside while the connection is here.
+        self._timeout: float | None = None
         self._waiting: list[_Waiting] = []
         self._sending: asyncio.Task[None] | None = None
         self._scheduled = False
@@ -112,13 +118,16 @@ class AutoPipeline:
     async def close(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
+            connection.socket_timeout = self._timeout
             await self._client.connection_pool.release(connection)
 
     async def _send(self, batch: list[_Waiting]) -> None:
         commands = [args for args, _ in batch]
         try:
             if self._connection is None:
-                self._connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+                connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+                self._timeout, connection.socket_timeout = connection.socket_timeout, None
+                self._connection = connection
             connection = self._connection
             # As a redis-py pipeline does: a broken connection is dropped and
             # the batch sent again on a new one, within the client's retries.
@@ -152,16 +161,22 @@ class AutoPipeline:
     ) -> list[Any]:
         """Writes the commands at once, then reads their replies in order,
         each shaped by the client's callback for its command (HGETALL's
-        dict, say). An error reply is that command's alone; the others stand."""
-        await connection.send_packed_command(connection.pack_commands(commands))
+        dict, say). An error reply is that command's alone; the others stand.
+        Past the deadline, redis-py drops the connection (the write or read
+        is cancelled) and the exchange fails as a Redis timeout."""
         callbacks = self._client.response_callbacks
         replies: list[Any] = []
-        for args in commands:
-            try:
-                reply = await connection.read_response()
-            except ResponseError as err:
-                replies.append(err)
-                continue
-            callback = callbacks.get(args[0])
-            replies.append(reply if callback is None else callback(reply))
+        try:
+            async with asyncio.timeout(self._timeout):
+                await connection.send_packed_command(connection.pack_commands(commands))
+                for args in commands:
+                    try:
+                        reply = await connection.read_response()
+                    except ResponseError as err:
+                        replies.append(err)
+                        continue
+                    callback = callbacks.get(args[0])
+                    replies.append(reply if callback is None else callback(reply))
+        except TimeoutError as err:  # the deadline's, not redis-py's own
+            raise RedisTimeoutError(f"Redis did not answer within {self._timeout}s") from err
         return replies

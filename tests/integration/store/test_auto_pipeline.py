@@ -5,16 +5,23 @@ still gets its own reply, its own error, and exactly one write."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
 from trainconductor_core.auto_pipeline import MAX_BATCH
-from trainconductor_core.errors import TrainingNotFound
+from trainconductor_core.errors import StoreUnavailable, TrainingNotFound
 from trainconductor_core.store import ListFilter, TrainingStore
 
 CALLS = 200
@@ -127,3 +134,41 @@ async def test_calls_queued_behind_a_pipeline_of_given_up_calls_get_their_replie
     read = await asyncio.wait_for(asyncio.gather(*behind), timeout=10)
 
     assert [r.id for r in read] == [training.id] * 10
+
+
+async def test_a_redis_that_stops_answering_fails_the_call_within_the_timeout_and_is_used_again(
+    tmp_path: Path, key_prefix: str
+) -> None:
+    """A Redis that hangs (stopped, not gone: the connection stays open)
+    fails each call as unavailable within the socket timeout and its one
+    retry, not for ever; answering again, it serves the next call. The
+    connection goes back to the pool with its own timeout."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    client = redis.Redis.from_url(
+        server.url,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        decode_responses=True,
+    )
+    store = TrainingStore(client, prefix=key_prefix)
+    try:
+        training, _ = await store.create(lora_spec(), owner="ada")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="TimeoutError"):
+                await asyncio.wait_for(store.get(training.id), timeout=30)
+            # Two tries of 0.5 s each; generous, as a busy machine is slow.
+            assert time.monotonic() - started < 10
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        assert (await store.get(training.id)).id == training.id
+    finally:
+        await store.close()
+        server.stop()
+    pooled = client.connection_pool._available_connections  # what the next caller gets
+    assert pooled, "the store's connection went back to the pool"
+    assert {connection.socket_timeout for connection in pooled} == {0.5}
