@@ -5,8 +5,9 @@ training.
 One thread per resource: list (paged), then watch from the list's
 resourceVersion with bookmarks; a watch that times out resumes from the
 last version seen, one that answers 410 Gone relists. Every change calls
-`on_change(training_id)`. Objects are slimmed to what the controller reads
-(objects.py).
+`on_change(training_id)`, unless it left what the controller reads as it
+was: objects are slimmed to that (objects.py), and an update of the rest
+(a finalizer taken off, Kueue's bookkeeping) reconciles nothing.
 
 A refusal is the Job controller's FailedCreate event on a Job: a quota, a
 LimitRange or an admission policy refused the Job's pod. The Job's status
@@ -171,7 +172,7 @@ class Informer(Generic[T]):
                 version = obj["metadata"]["resourceVersion"]
                 if kind == "BOOKMARK":
                     continue
-                self._apply(kind, obj)
+                self.apply(kind, obj)
         finally:
             self._response = None
             response.release_conn()
@@ -179,7 +180,8 @@ class Informer(Generic[T]):
             metrics.WATCH_RESTARTS.labels(self.resource, "timeout").inc()
         return version
 
-    def _apply(self, kind: str, obj: RawObject) -> None:
+    def apply(self, kind: str, obj: RawObject) -> None:
+        """One watch event (ADDED, MODIFIED, DELETED) into the cache."""
         key = self._key_of(obj)
         if not key:
             return
@@ -191,7 +193,10 @@ class Informer(Generic[T]):
                 if not objects:
                     del self._by_training[key]
             else:
-                objects[name] = self._slim(obj)
+                slim = self._slim(obj)
+                if objects.get(name) == slim:
+                    return
+                objects[name] = slim
         self._on_change(key)
 
 

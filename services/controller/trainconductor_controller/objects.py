@@ -40,7 +40,6 @@ class ObjectMeta(TypedDict, total=False):
     annotations: dict[str, str]
     creationTimestamp: str
     deletionTimestamp: str
-    resourceVersion: str
     # A Workload's only: the Job it was made for.
     ownerReferences: list[OwnerReference]
 
@@ -183,7 +182,10 @@ class Workload(TypedDict, total=False):
     status: WorkloadStatus
 
 
-_KEPT_METADATA = ("name", "labels", "deletionTimestamp", "creationTimestamp", "resourceVersion")
+# Not the resourceVersion: nothing reads it, and without it an update that
+# changed nothing kept (a finalizer, an annotation) leaves the slim object
+# equal to the one before (informer.py).
+_KEPT_METADATA = ("name", "labels", "deletionTimestamp", "creationTimestamp")
 
 
 def _slim_metadata(obj: RawObject) -> ObjectMeta:
@@ -221,7 +223,6 @@ def slim_workload(obj: RawObject) -> Workload:
     metadata = obj.get("metadata", {})
     kept: ObjectMeta = {
         "name": metadata.get("name", ""),
-        "resourceVersion": metadata.get("resourceVersion", ""),
         "ownerReferences": [
             {"kind": o.get("kind", ""), "name": o.get("name", ""), "uid": o.get("uid", "")}
             for o in metadata.get("ownerReferences") or []
@@ -282,9 +283,7 @@ def slim_refusal(event: RawObject) -> Refusal:
         or ""
     )
     return {
-        "metadata": cast(
-            ObjectMeta, {k: metadata[k] for k in ("name", "resourceVersion") if k in metadata}
-        ),
+        "metadata": cast(ObjectMeta, {"name": metadata["name"]} if "name" in metadata else {}),
         "message": str(event.get("message") or "")[:1024],
         "lastTimestamp": last,
     }
