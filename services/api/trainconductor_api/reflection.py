@@ -27,7 +27,7 @@ class MethodResolvingPool:
     def __init__(self, pool: DescriptorPool) -> None:
         self._pool = pool
 
-    def FindFileContainingSymbol(self, symbol: str) -> FileDescriptor:  # noqa: N802 - the pool's name
+    def FindFileContainingSymbol(self, symbol: str) -> FileDescriptor:  # the pool's own method name
         try:
             return self._pool.FindFileContainingSymbol(symbol)
         except KeyError:
