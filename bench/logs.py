@@ -40,7 +40,8 @@ from trainconductor.v1 import training_service_pb2 as pb
 from bench.ghz import ROOT
 from devstack.pod_logs import PodLog, cri_line, serve_pod_log
 from devstack.specs import lora_spec
-from devstack.stack import Stack, given_or_local_cluster, running_stack, wait_for
+from devstack.stack import Stack, given_or_local_cluster, running_stack
+from devstack.waiting import wait_for
 
 RATIO_TARGET = 0.5
 RATE = 2000

@@ -46,7 +46,8 @@ from trainconductor.v1 import training_service_pb2 as pb
 from bench.controller import SHIPPED_WORKERS, percentile
 from bench.ghz import ROOT
 from devstack.specs import lora_spec
-from devstack.stack import Stack, given_or_local_cluster, running_stack, wait_for
+from devstack.stack import Stack, given_or_local_cluster, running_stack
+from devstack.waiting import wait_for
 from trainconductor_controller.jobs import build_job, build_service
 from trainconductor_controller.kube import post_manifest
 from trainconductor_controller.names import COMPLETION_INDEX, JOB_NAME_LABEL

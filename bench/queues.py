@@ -62,7 +62,8 @@ from devstack.queues import (
     resource_flavor,
 )
 from devstack.specs import lora_spec
-from devstack.stack import Stack, given_or_local_cluster, running_stack, wait_for
+from devstack.stack import Stack, given_or_local_cluster, running_stack
+from devstack.waiting import wait_for
 from trainconductor_controller.jobs import build_job
 from trainconductor_controller.kube import Kube
 from trainconductor_controller.settings import ControllerSettings

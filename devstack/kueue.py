@@ -65,7 +65,7 @@ from devstack.orphans import guarded
 from devstack.ports import claim, free_port
 from devstack.processes import wait_http_ok
 from devstack.queues import GROUP, VERSION, VISIBILITY_GROUP, Object, cluster_queue, get_json
-from devstack.stack import wait_for
+from devstack.waiting import wait_for
 
 NAMESPACE = "kueue-system"
 # What the manager runs: Jobs only. The webhooks registered follow from it.

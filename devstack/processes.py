@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from devstack.orphans import guarded
+from devstack.waiting import wait_for
 
 
 class Service:
@@ -69,17 +70,13 @@ class Service:
         """Waits until one of `texts` is in the log and returns the log. A
         running service writes its lines below WARNING a moment later, not
         at once, so a line it has logged may not be in the file yet."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def logged() -> str:
             log = self.log_text()
-            if any(text in log for text in texts):
-                return log
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.name} did not log {' or '.join(map(repr, texts))} within {timeout}s;"
-                    f" its log ends:\n{self.log_tail()}"
-                )
-            time.sleep(0.05)
+            return log if any(text in log for text in texts) else ""
+
+        what = f"{self.name} to log {' or '.join(map(repr, texts))}"
+        return str(wait_for(what, logged, timeout, describe=self.log_tail))
 
     def stopped_log(self) -> str:
         """Stops the service and returns its whole log: every line it logged

@@ -14,7 +14,8 @@ from typing import Any, NotRequired, TypedDict
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from devstack.stack import KWOK_TOLERATION, wait_for
+from devstack.stack import KWOK_TOLERATION
+from devstack.waiting import wait_for
 
 GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 from kubernetes import client, config
@@ -23,6 +21,7 @@ from devstack.cluster import LocalCluster
 from devstack.ports import free_port
 from devstack.processes import Service
 from devstack.redis_server import RedisServer
+from devstack.waiting import wait_for
 
 # The local cluster's nodes are kwok's, tainted so that real pods stay away.
 KWOK_TOLERATION = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
@@ -257,20 +256,3 @@ def running_stack(
         stack.stop_all()
         redis_server.stop()
         core.delete_namespace(name)
-
-
-def wait_for(
-    what: str,
-    check: Callable[[], Any],
-    timeout: float = 60,
-    describe: Callable[[], str] | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f"\nlast seen: {describe()}" if describe else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(0.1)

@@ -124,11 +124,11 @@ class AutoPipeline:
     async def _send(self, batch: list[_Waiting]) -> None:
         commands = [args for args, _ in batch]
         try:
-            if self._connection is None:
+            connection = self._connection
+            if connection is None:
                 connection = await self._client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
                 self._timeout, connection.socket_timeout = connection.socket_timeout, None
                 self._connection = connection
-            connection = self._connection
             # As a redis-py pipeline does: a broken connection is dropped and
             # the batch sent again on a new one, within the client's retries.
             replies = await connection.retry.call_with_retry(

@@ -14,7 +14,8 @@ from kubernetes import client
 
 from devstack.cluster import binary
 from devstack.pod_logs import DEFAULT_LINES, PodLog, serve_pod_log
-from devstack.stack import Cluster, wait_for
+from devstack.stack import Cluster
+from devstack.waiting import wait_for
 
 TOLERATE_KWOK = [
     client.V1Toleration(key="kwok.x-k8s.io/node", operator="Exists", effect="NoSchedule")

@@ -10,7 +10,8 @@ import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, running_stack, wait_for
+from devstack.stack import Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from kubernetes.client.exceptions import ApiException
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.specs import lora_spec
-from devstack.stack import Stack, wait_for
+from devstack.stack import Stack
+from devstack.waiting import wait_for
 
 WAIT_SECONDS = 4  # longer than the deadline
 DEADLINE_SECONDS = 1  # shorter than the run of a pod here (3 s)

@@ -9,7 +9,8 @@ from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.specs import lora_spec
-from devstack.stack import Stack, wait_for
+from devstack.stack import Stack
+from devstack.waiting import wait_for
 
 FINAL = {pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED}
 

@@ -38,7 +38,8 @@ from devstack.orphans import die_with_parent
 from devstack.ports import free_port
 from devstack.processes import wait_http_ok
 from devstack.redis_server import RedisServer
-from devstack.stack import KWOK_TOLERATION, Cluster, wait_for
+from devstack.stack import KWOK_TOLERATION, Cluster
+from devstack.waiting import wait_for
 from tests.support.chart import api_prestop, render
 
 IMAGES_SH = ROOT / "hack" / "images.sh"

@@ -20,7 +20,7 @@ from devstack.queues import (
     queued_job,
     workload_of_job,
 )
-from devstack.stack import wait_for
+from devstack.waiting import wait_for
 
 HOUR = "1h"  # how long a pod that must hold its quota runs on kwok
 

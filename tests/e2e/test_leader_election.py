@@ -13,7 +13,8 @@ from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.job_counter import JobCreations
 from devstack.specs import lora_spec
-from devstack.stack import LEASE_SECONDS, Cluster, Stack, running_stack, wait_for
+from devstack.stack import LEASE_SECONDS, Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 
 
 def holder(stack: Stack) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from devstack.stack import Stack, wait_for
+from devstack.stack import Stack
+from devstack.waiting import wait_for
 from tests.support.legacy_revisions import (
     REVISIONS,
     TRAININGS,

@@ -15,7 +15,8 @@ from kubernetes import client
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.pod_logs import DEFAULT_LINES, PodLog, serve_pod_log
-from devstack.stack import Cluster, Stack, running_stack, wait_for
+from devstack.stack import Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 from tests.support.security import StaticUser, static_user, write_static_tokens
 from tests.support.tcctl import EXAMPLES, env, tcctl_path
 from trainconductor_client import Client

@@ -32,8 +32,8 @@ from kubernetes import client, config
 
 from devstack.cluster import CACHE, ROOT
 from devstack.ports import free_port
-from devstack.stack import wait_for
 from devstack.up import CREATE_SPAN
+from devstack.waiting import wait_for
 from tests.support.tcctl import EXAMPLES, tcctl
 
 # The tool left out of the seeded cache, so that the first run builds it.

@@ -20,7 +20,8 @@ from devstack.kueue import Kueue
 from devstack.prometheus import Prometheus
 from devstack.queues import applied, cluster_queue, drain, local_queue
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, running_stack, wait_for
+from devstack.stack import Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 from tests.e2e.test_metrics import dashboard_queries
 from tests.support.kwok_pods import pods_running_for
 

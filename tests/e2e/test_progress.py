@@ -35,7 +35,8 @@ from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback
 from devstack.ports import free_port
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, wait_for
+from devstack.stack import Cluster, Stack
+from devstack.waiting import wait_for
 from tests.support.tcctl import env, tcctl_path
 
 USERS = f"tc-users-{uuid.uuid4().hex[:6]}"

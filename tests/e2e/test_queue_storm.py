@@ -21,7 +21,8 @@ from devstack.job_counter import JobCreations
 from devstack.kueue import Kueue
 from devstack.queues import applied, cluster_queue, drain, local_queue
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, running_stack, wait_for
+from devstack.stack import Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 
 STORM = 200
 FINAL = {pb.PHASE_COMPLETED, pb.PHASE_FAILED, pb.PHASE_CANCELED}

@@ -33,7 +33,8 @@ from devstack.queues import (
     workload_of_job,
 )
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, running_stack, wait_for
+from devstack.stack import Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 from tests.support.grpc_errors import violated_fields
 
 WAITING = {pb.PHASE_QUEUED}

@@ -8,7 +8,8 @@ from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.job_counter import JobCreations
 from devstack.specs import lora_spec
-from devstack.stack import Stack, wait_for
+from devstack.stack import Stack
+from devstack.waiting import wait_for
 
 
 def test_a_redis_restart_loses_no_change(stack: Stack) -> None:

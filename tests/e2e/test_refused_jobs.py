@@ -7,7 +7,8 @@ from __future__ import annotations
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.specs import lora_spec
-from devstack.stack import Stack, wait_for
+from devstack.stack import Stack
+from devstack.waiting import wait_for
 
 QUOTA = "tc-e2e-no-jobs"
 POD_QUOTA = "tc-e2e-no-pods"

@@ -17,7 +17,8 @@ from trainconductor.v1 import training_service_pb2 as pb
 from devstack.jaeger import Jaeger
 from devstack.processes import Service
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, Stack, running_stack, wait_for
+from devstack.stack import Cluster, Stack, running_stack
+from devstack.waiting import wait_for
 
 CLIENT = "training-submitter"
 

@@ -11,7 +11,8 @@ import yaml
 from kubernetes import client
 
 from devstack.cluster import binary
-from devstack.stack import Cluster, wait_for
+from devstack.stack import Cluster
+from devstack.waiting import wait_for
 from tests.support.chart import Manifest, helm
 
 

@@ -17,7 +17,8 @@ from devstack.ports import free_port
 from devstack.processes import Service
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from devstack.stack import Cluster, wait_for
+from devstack.stack import Cluster
+from devstack.waiting import wait_for
 from tests.support.chart import CHART, RELEASE, Scenario, helm, pod_environment, render
 from tests.support.chart_release import service_account_kubeconfig, service_account_token
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from devstack.ports import free_port
-from devstack.stack import wait_for
+from devstack.waiting import wait_for
 from tests.support.chart import RELEASE, find, render
 from tests.support.redis_acl import acl_users, documented_acl
 from trainconductor_core.redis_config import REDIS_CONFIG
