@@ -13,7 +13,9 @@ written to and read from directly: redis-py's Pipeline object costs, per
 pipeline, more than the commands of a small one (a pool checkout with its
 lock and health read, observability hooks, a reset under `shield`). Each
 exchange has one deadline, the client's socket timeout, in place of
-redis-py's timer per write (a task of its own) and per reply.
+redis-py's timer per write (a task of its own) and per reply. A command is
+packed when it is issued, so an argument Redis can not take fails that call
+alone.
 
 Only for commands that answer at once: a blocking read here would hold up
 every other call.
@@ -23,20 +25,39 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import redis.asyncio as redis
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
+from redis.connection import HiredisRespSerializer, PythonRespSerializer
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 MAX_BATCH = 256  # commands per pipeline: bounds one write and its replies
+_BUFFER_CUTOFF = 6000  # redis-py's: larger values are written as they are, not copied
 
-_Waiting = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+
+class _Command(NamedTuple):
+    name: str  # what redis-py's reply callbacks go by: "HGETALL", "SCRIPT LOAD"
+    packed: list[bytes]
+
+
+_Waiting = tuple[_Command, "asyncio.Future[Any]"]
+
+
+def _packer(client: redis.Redis) -> Callable[..., list[bytes]]:
+    """Packs a command as redis-py's synchronous client does: by hiredis
+    when it is installed (redis-py's asyncio connection packs in Python,
+    at a cost above the exchange's write), else with the client's encoder."""
+    if HIREDIS_AVAILABLE:
+        return HiredisRespSerializer().pack
+    encoder = client.connection_pool.get_encoder()  # type: ignore[no-untyped-call]
+    return PythonRespSerializer(_BUFFER_CUTOFF, encoder.encode).pack
 
 
 def _quiet_context() -> contextvars.Context:
@@ -65,6 +86,7 @@ class AutoPipeline:
         self._sending: asyncio.Task[None] | None = None
         self._scheduled = False
         self._quiet = _quiet_context()
+        self._pack = _packer(client)
 
     async def execute(self, *args: Any) -> Any:
         """Runs one command and returns its reply, as `execute_command` would."""
@@ -72,9 +94,10 @@ class AutoPipeline:
             # A traced call keeps its command to itself, so its trace shows
             # the command's own span.
             return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
+        command = _Command(args[0], self._pack(*args))
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
-        self._waiting.append((args, reply))
+        self._waiting.append((command, reply))
         self._schedule(loop)
         return await reply
 
@@ -104,7 +127,7 @@ class AutoPipeline:
         batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
         # A caller that gave up waiting (its deadline passed) was told its
         # call failed: its command is not sent.
-        batch = [(args, reply) for args, reply in batch if not reply.done()]
+        batch = [(command, reply) for command, reply in batch if not reply.done()]
         if not batch:
             self._schedule(loop)  # the commands past this batch, if any
             return
@@ -122,7 +145,7 @@ class AutoPipeline:
             await self._client.connection_pool.release(connection)
 
     async def _send(self, batch: list[_Waiting]) -> None:
-        commands = [args for args, _ in batch]
+        commands = [command for command, _ in batch]
         try:
             connection = self._connection
             if connection is None:
@@ -157,7 +180,7 @@ class AutoPipeline:
                 reply.set_result(value)
 
     async def _exchange(
-        self, connection: AbstractConnection, commands: list[tuple[Any, ...]]
+        self, connection: AbstractConnection, commands: list[_Command]
     ) -> list[Any]:
         """Writes the commands at once, then reads their replies in order,
         each shaped by the client's callback for its command (HGETALL's
@@ -168,14 +191,16 @@ class AutoPipeline:
         replies: list[Any] = []
         try:
             async with asyncio.timeout(self._timeout):
-                await connection.send_packed_command(connection.pack_commands(commands))
-                for args in commands:
+                await connection.send_packed_command(
+                    [chunk for command in commands for chunk in command.packed]
+                )
+                for command in commands:
                     try:
                         reply = await connection.read_response()
                     except ResponseError as err:
                         replies.append(err)
                         continue
-                    callback = callbacks.get(args[0])
+                    callback = callbacks.get(command.name)
                     replies.append(reply if callback is None else callback(reply))
         except TimeoutError as err:  # the deadline's, not redis-py's own
             raise RedisTimeoutError(f"Redis did not answer within {self._timeout}s") from err

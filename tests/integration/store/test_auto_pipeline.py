@@ -15,12 +15,12 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from devstack.redis_server import RedisServer
 from devstack.specs import lora_spec
-from trainconductor_core.auto_pipeline import MAX_BATCH
+from trainconductor_core.auto_pipeline import MAX_BATCH, AutoPipeline
 from trainconductor_core.errors import StoreUnavailable, TrainingNotFound
 from trainconductor_core.store import ListFilter, TrainingStore
 
@@ -74,6 +74,42 @@ async def test_an_error_reply_fails_only_its_own_call(
     assert "WRONGTYPE" in str(results[1])
     assert isinstance(results[3], TrainingNotFound)
     assert [getattr(r, "id", None) for r in results[0::2]] == [m[0].id for m in made]
+
+
+async def test_values_reach_redis_as_given_and_a_value_redis_can_not_take_fails_its_own_call(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    values: dict[str, str | bytes | int | float] = {
+        "text": "naïve ✓ 学习",
+        "bytes": bytes(range(256)),
+        "int": -42,
+        "float": 0.1,
+        "large": "x" * 100_000,  # past the size at which values are no longer copied
+    }
+    async with redis.Redis.from_url(redis_server.url) as client:
+        pipeline = AutoPipeline(client)
+        writes = [pipeline.execute("SET", f"{key_prefix}{k}", v) for k, v in values.items()]
+        results = await asyncio.gather(
+            pipeline.execute("SET", f"{key_prefix}flag", True),
+            *writes,
+            pipeline.execute("CONFIG GET", "maxmemory-policy"),  # a command of two words
+            return_exceptions=True,
+        )
+        stored = await client.mget([f"{key_prefix}{k}" for k in values])
+        flag = await client.exists(f"{key_prefix}flag")
+        await pipeline.close()
+
+    assert isinstance(results[0], DataError), results[0]
+    assert results[1:-1] == [True] * len(values)
+    assert results[-1] == {"maxmemory-policy": "noeviction"}  # shaped by its callback
+    assert stored == [
+        "naïve ✓ 学习".encode(),
+        bytes(range(256)),
+        b"-42",
+        b"0.1",
+        b"x" * 100_000,
+    ]
+    assert flag == 0
 
 
 async def test_creates_go_on_after_redis_forgets_its_scripts(
