@@ -6,7 +6,7 @@
 2. with 10,000 trainings recorded, a restarted controller's full resync time
    and its peak memory.
 
-    python -m bench.controller [--burst 500] [--recorded 10000]
+    python -m bench.controller [--burst 500] [--rounds 3] [--recorded 10000]
 
 A burst's latency is mostly queueing: the k-th Job of a burst can not exist
 before the control plane has created k Jobs. So the targets are ratios to
@@ -15,7 +15,9 @@ creating the same Jobs at once, no controller in the way): the burst's p50
 at most 1.25x the p50 that rate alone allows (the floor), its p99 at most
 1.5x the time those 16 clients take to create all the Jobs; the creation
 rate >= 0.7x a bare loop of one client; resync < 60 s and peak memory
-< 300 MB. The absolute figures are printed too, and the latency of
+< 300 MB. A single burst's ratio moves by half from run to run here, so
+bursts alternate with the 16 clients' runs for a few rounds and the median
+ratios are judged. The absolute figures are printed too, and the latency of
 submissions paced below the control plane's rate, where the controller's
 own delay shows. Writes build/bench/controller.json; exits 0 when every
 target is met.
@@ -79,12 +81,13 @@ def _latencies(submitted: dict[str, float], created: dict[str, float]) -> list[f
     return [max(created[name] - at, 0.0) for name, at in submitted.items()]
 
 
-def burst(stack: Stack, count: int) -> dict[str, Any]:
+def burst(stack: Stack, count: int, round_: int = 0) -> dict[str, Any]:
     seen = JobCreations(stack.kube, stack.namespace)
     submitted: dict[str, float] = {}
 
     def submit(i: int) -> None:
-        training = stack.create(lora_spec(f"bench-{i}"), request_id=f"bench-{i}")
+        name = f"bench-{round_}-{i}"
+        training = stack.create(lora_spec(name), request_id=name)
         submitted[f"train-{training.id}"] = time.monotonic()
 
     start = time.monotonic()
@@ -213,6 +216,9 @@ def resync(stack: Stack, recorded: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="Bursts, each beside a floor run; medians judged."
+    )
     parser.add_argument("--recorded", type=int, default=10_000)
     parser.add_argument(
         "--workers",
@@ -228,11 +234,20 @@ def main() -> int:
         running_stack(cluster, work, controller_env={"TC_WORKERS": str(args.workers)}) as stack,
     ):
         try:
-            results = {
-                "burst": burst(stack, args.burst),
+            rounds = [
+                {
+                    "burst": burst(stack, args.burst, round_),
+                    "ceiling": asyncio.run(bare_loop(stack, args.burst, leftovers, clients=16)),
+                }
+                for round_ in range(args.rounds)
+            ]
+            results: dict[str, Any] = {
+                "rounds": rounds,
                 "bare_loop": asyncio.run(bare_loop(stack, args.burst, leftovers)),
-                "ceiling": asyncio.run(bare_loop(stack, args.burst, leftovers, clients=16)),
             }
+            # The round of the median p50 ratio stands for the run.
+            middle = sorted(rounds, key=_p50_ratio)[len(rounds) // 2]
+            results["burst"], results["ceiling"] = middle["burst"], middle["ceiling"]
             # Paced at half the ceiling: a load the control plane keeps up with.
             rate = max(results["ceiling"]["rate_per_second"] / 2, 1.0)
             results["paced"] = paced(stack, min(args.burst, 200), rate)
@@ -245,25 +260,45 @@ def main() -> int:
     return report(results)
 
 
+def _floor_ms(round_: dict[str, Any]) -> float:
+    """The k-th Job can not exist before the control plane made k of them."""
+    return float(round_["burst"]["trainings"] / 2 / round_["ceiling"]["rate_per_second"] * 1000)
+
+
+def _p50_ratio(round_: dict[str, Any]) -> float:
+    return float(round_["burst"]["p50_ms"]) / _floor_ms(round_)
+
+
+def _p99_ratio(round_: dict[str, Any]) -> float:
+    return float(round_["burst"]["p99_ms"] / (round_["ceiling"]["seconds"] * 1000))
+
+
 def report(results: dict[str, Any]) -> int:
     b, bare, r = results["burst"], results["bare_loop"], results["resync"]
     ceiling, paced = results["ceiling"], results["paced"]
     ratio = b["rate_per_second"] / bare["rate_per_second"]
-    # The k-th Job can not exist before the control plane made k of them.
-    floor_ms = b["trainings"] / 2 / ceiling["rate_per_second"] * 1000
+    floor_ms = _floor_ms(results)
     all_jobs_ms = ceiling["seconds"] * 1000
     results["burst_p50_floor_ms"] = round(floor_ms, 1)
+    p50_ratios = [_p50_ratio(r) for r in results["rounds"]]
+    p99_ratios = [_p99_ratio(r) for r in results["rounds"]]
+    p50_ratio, p99_ratio = statistics.median(p50_ratios), statistics.median(p99_ratios)
+    results["burst_p50_ratio"], results["burst_p99_ratio"] = p50_ratio, p99_ratio
     print(
         f"  the control plane here takes {ceiling['rate_per_second']}/s Job creations from "
         f"{ceiling['clients']} clients at once (no controller): {b['trainings']} Jobs in "
-        f"{all_jobs_ms:.0f} ms, so a burst's p50 can not be under {floor_ms:.0f} ms"
+        f"{all_jobs_ms:.0f} ms, so a burst's p50 can not be under {floor_ms:.0f} ms "
+        f"(the median round of {len(p50_ratios)}; p50 ratios "
+        f"{', '.join(f'{x:.2f}x' for x in p50_ratios)}; p99 ratios "
+        f"{', '.join(f'{x:.2f}x' for x in p99_ratios)})"
     )
     checks = {
-        f"submit-to-Job p50 {b['p50_ms']} ms = {b['p50_ms'] / floor_ms:.2f}x the control "
-        f"plane's floor of {floor_ms:.0f} ms (target <= 1.25x)": b["p50_ms"] <= 1.25 * floor_ms,
-        f"submit-to-Job p99 {b['p99_ms']} ms = {b['p99_ms'] / all_jobs_ms:.2f}x the "
-        f"{all_jobs_ms:.0f} ms the control plane takes for all {b['trainings']} Jobs "
-        "(target <= 1.5x)": b["p99_ms"] <= 1.5 * all_jobs_ms,
+        f"submit-to-Job p50 {b['p50_ms']} ms = {p50_ratio:.2f}x the control "
+        f"plane's floor of {floor_ms:.0f} ms, the median of {len(p50_ratios)} rounds "
+        "(target <= 1.25x)": p50_ratio <= 1.25,
+        f"submit-to-Job p99 {p99_ratio:.2f}x the time the control plane takes for all "
+        f"{b['trainings']} Jobs, the median of {len(p99_ratios)} rounds "
+        "(target <= 1.5x)": p99_ratio <= 1.5,
         f"creation rate {b['rate_per_second']}/s = {ratio:.2f}x the bare loop's "
         f"{bare['rate_per_second']}/s (target >= 0.7x)": ratio >= 0.7,
         f"resync of {r['trainings_recorded']} trainings in {r['seconds_from_start_to_resynced']} s "
