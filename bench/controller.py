@@ -227,6 +227,8 @@ def main() -> int:
         help="The controller's workers (default: the controller's own default).",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     work = Path(tempfile.mkdtemp(prefix="bench-controller-"))
     leftovers: list[str] = []
     with (
@@ -280,8 +282,8 @@ def report(results: dict[str, Any]) -> int:
     floor_ms = _floor_ms(results)
     all_jobs_ms = ceiling["seconds"] * 1000
     results["burst_p50_floor_ms"] = round(floor_ms, 1)
-    p50_ratios = [_p50_ratio(r) for r in results["rounds"]]
-    p99_ratios = [_p99_ratio(r) for r in results["rounds"]]
+    p50_ratios = [_p50_ratio(round_) for round_ in results["rounds"]]
+    p99_ratios = [_p99_ratio(round_) for round_ in results["rounds"]]
     p50_ratio, p99_ratio = statistics.median(p50_ratios), statistics.median(p99_ratios)
     results["burst_p50_ratio"], results["burst_p99_ratio"] = p50_ratio, p99_ratio
     print(
