@@ -1,6 +1,8 @@
 """The baseline: a bare grpc.aio server of the same services (v1 and the
 legacy contract) that answers at once, with no validation, no store, no
-interceptors.
+interceptors. It listens as the API does, with as many servers on its port
+(TC_GRPC_LISTENERS, the API's default when unset), so that a ratio to it
+measures the work of a call, not how calls are taken.
 
     TC_GRPC_PORT=PORT python -m bench.noop_server
 """
@@ -21,6 +23,8 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.specs import lora_spec
+from trainconductor_api.listeners import bind, reuse_port_option
+from trainconductor_api.settings import ApiSettings
 
 _TRAINING = pb.Training(id="0" * 20, spec=lora_spec(), phase=pb.PHASE_PENDING)
 
@@ -103,16 +107,20 @@ class NoopTrainConductor(legacy_grpc.TrainConductorServicer):
         return _STATUS
 
 
-async def serve(port: int) -> None:
-    server = grpc.aio.server()
-    pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), server)
-    legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), server)
-    ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+async def serve(port: int, listeners: int) -> None:
+    servers = [grpc.aio.server(options=[reuse_port_option(listeners)]) for _ in range(listeners)]
+    for server in servers:
+        pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), server)
+        legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), server)
+        ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), server)
+    bind(servers, "127.0.0.1", port)
+    for server in servers:
+        await server.start()
+    await servers[0].wait_for_termination()
 
 
 if __name__ == "__main__":
-    # The port comes as the API's does, so both start the same way.
-    asyncio.run(serve(int(os.environ.get("TC_GRPC_PORT") or sys.argv[1])))
+    # The port and the listeners come as the API's do, so both start the same way.
+    default = ApiSettings.model_fields["grpc_listeners"].default
+    listeners = int(os.environ.get("TC_GRPC_LISTENERS") or default)
+    asyncio.run(serve(int(os.environ.get("TC_GRPC_PORT") or sys.argv[1]), listeners))

@@ -9,6 +9,7 @@ import sys
 
 import uvloop
 
+from trainconductor_api.listeners import PortInUse
 from trainconductor_api.server import build_server
 from trainconductor_api.settings import ApiSettings
 from trainconductor_core.logs import configure_logging
@@ -41,7 +42,10 @@ def main() -> None:
     _warn_of_weak_security(settings)
     # uvloop: the event loop most asyncio servers run on, and a faster one
     # (docs/performance.md).
-    uvloop.run(serve(settings, tracing=tracing))
+    try:
+        uvloop.run(serve(settings, tracing=tracing))
+    except PortInUse as err:
+        sys.exit(f"trainconductor-api: {err}")
 
 
 def _warn_of_weak_security(settings: ApiSettings) -> None:

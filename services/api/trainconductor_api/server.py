@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -19,7 +19,7 @@ from trainconductor.v1 import progress_service_pb2_grpc as progress_grpc
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
-from trainconductor_api import metrics
+from trainconductor_api import listeners, metrics
 from trainconductor_api.authentication.authenticator import Authenticator, build_authenticator
 from trainconductor_api.authentication.errors import AuthenticatorUnavailable
 from trainconductor_api.authentication.pod_binding import PodBinding, ReadPod, kubernetes_pods
@@ -71,7 +71,8 @@ CREATE_METHODS = (
 
 @dataclass
 class ApiServer:
-    server: grpc.aio.Server
+    # The gRPC port's listeners (grpc_listeners of them: listeners.py).
+    servers: list[grpc.aio.Server]
     store: TrainingStore
     health: HealthReporter
     port: int
@@ -79,14 +80,13 @@ class ApiServer:
     intake: ProgressIntake | None = None
     kubeflow: KubeflowStatusServer | None = None
     # ProgressService alone on a port of its own (progress_grpc_port).
-    progress_server: grpc.aio.Server | None = None
+    progress_servers: list[grpc.aio.Server] = field(default_factory=list)
     progress_port: int = 0
     _health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.server.start()
-        if self.progress_server is not None:
-            await self.progress_server.start()
+        for server in (*self.servers, *self.progress_servers):
+            await server.start()
         s = self.settings
         if s.kubeflow_status_enabled and self.intake is not None:
             # Its threads hand each report to this loop, where the store is.
@@ -104,9 +104,11 @@ class ApiServer:
         await self.health.drain()
         if self.kubeflow is not None:
             await asyncio.to_thread(self.kubeflow.stop)
-        if self.progress_server is not None:
-            await self.progress_server.stop(grace=self.settings.drain_seconds)
-        await self.server.stop(grace=self.settings.drain_seconds)
+        # Together: each waits out the same grace period.
+        grace = self.settings.drain_seconds
+        await asyncio.gather(
+            *(server.stop(grace) for server in (*self.progress_servers, *self.servers))
+        )
         if self._health_task:
             self._health_task.cancel()
         await self.store.close()
@@ -122,7 +124,7 @@ def _configure_progress(store: TrainingStore, s: ApiSettings) -> ProgressIntake:
 
 
 def _configure_services(
-    server: grpc.aio.Server, store: TrainingStore, intake: ProgressIntake, s: ApiSettings
+    servers: list[grpc.aio.Server], store: TrainingStore, intake: ProgressIntake, s: ApiSettings
 ) -> None:
     limits = Limits(
         max_gpus=s.max_gpus_per_training,
@@ -132,25 +134,26 @@ def _configure_services(
         default_max_retries=s.default_max_retries,
     )
     access = Access.of(s.admin_groups)
-    pb_grpc.add_TrainingServiceServicer_to_server(
-        TrainingService(
-            store,
-            limits,
-            access,
-            watch_poll_ms=s.watch_poll_ms,
-            watch_slots=WatchSlots(s.watch_limit),
-            # Room left for the rest of the response and gRPC's framing.
-            response_bytes=s.max_message_bytes * 3 // 4,
-            queues=s.queue_policy,
-            logs=_log_streamer(store, s),
-            log_slots=WatchSlots(s.log_streams_max),
-        ),
-        server,
+    # One of each, shared by the listeners: watch and log slots are counted
+    # per process.
+    training = TrainingService(
+        store,
+        limits,
+        access,
+        watch_poll_ms=s.watch_poll_ms,
+        watch_slots=WatchSlots(s.watch_limit),
+        # Room left for the rest of the response and gRPC's framing.
+        response_bytes=s.max_message_bytes * 3 // 4,
+        queues=s.queue_policy,
+        logs=_log_streamer(store, s),
+        log_slots=WatchSlots(s.log_streams_max),
     )
-    legacy_grpc.add_TrainConductorServicer_to_server(
-        LegacyTrainConductor(store, limits, access, s.queue_policy), server
-    )
-    progress_grpc.add_ProgressServiceServicer_to_server(ProgressService(intake), server)
+    legacy = LegacyTrainConductor(store, limits, access, s.queue_policy)
+    progress = ProgressService(intake)
+    for server in servers:
+        pb_grpc.add_TrainingServiceServicer_to_server(training, server)
+        legacy_grpc.add_TrainConductorServicer_to_server(legacy, server)
+        progress_grpc.add_ProgressServiceServicer_to_server(progress, server)
 
 
 def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
@@ -201,14 +204,15 @@ def _log_streamer(store: TrainingStore, s: ApiSettings) -> LogStreamer:
 
 
 def _configure_health(
-    server: grpc.aio.Server, store: TrainingStore, s: ApiSettings
+    servers: list[grpc.aio.Server], store: TrainingStore, s: ApiSettings
 ) -> HealthReporter:
     servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    for server in servers:
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     return HealthReporter(servicer, store, SERVICE_NAMES, interval_seconds=s.health_probe_seconds)
 
 
-def _configure_reflection(server: grpc.aio.Server) -> None:
+def _configure_reflection(servers: list[grpc.aio.Server]) -> None:
     names = (
         *SERVICE_NAMES,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -216,8 +220,9 @@ def _configure_reflection(server: grpc.aio.Server) -> None:
     )
     # Default(): the pool the generated modules registered their files in.
     pool = MethodResolvingPool(descriptor_pool.Default())
-    # The servicer only calls the pool's Find* methods, which this one has.
-    reflection.enable_server_reflection(names, server, pool=pool)  # type: ignore[arg-type]
+    for server in servers:
+        # The servicer only calls the pool's Find* methods, which this one has.
+        reflection.enable_server_reflection(names, server, pool=pool)  # type: ignore[arg-type]
 
 
 def _interceptors(
@@ -244,12 +249,17 @@ def _interceptors(
     return chain
 
 
-def _configure_port(server: grpc.aio.Server, s: ApiSettings) -> int:
-    address = f"{s.grpc_host}:{s.grpc_port}"
+def _configure_port(servers: list[grpc.aio.Server], s: ApiSettings) -> int:
     if s.tls_cert_file is None or s.tls_key_file is None:
-        return server.add_insecure_port(address)
-    certificates = ReloadingCertificates(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
-    return server.add_secure_port(address, certificates.server_credentials())
+        return listeners.bind(servers, s.grpc_host, s.grpc_port)
+    cert, key, client_ca = s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file
+
+    def credentials() -> grpc.ServerCredentials:
+        # Each listener reads the files for itself: one that saw a rotation
+        # first would otherwise leave the others on the old certificate.
+        return ReloadingCertificates(cert, key, client_ca).server_credentials()
+
+    return listeners.bind(servers, s.grpc_host, s.grpc_port, credentials)
 
 
 def build_server(
@@ -260,27 +270,28 @@ def build_server(
         request_id_ttl_seconds=settings.request_id_ttl_seconds,
         max_active_per_owner=settings.max_active_trainings_per_owner,
     )
-    server = grpc.aio.server(
-        interceptors=_interceptors(tracing, build_authenticator(settings), settings),
-        options=_server_options(settings),
-    )
+    chain = _interceptors(tracing, build_authenticator(settings), settings)
+    servers = [
+        grpc.aio.server(interceptors=chain, options=_server_options(settings))
+        for _ in range(settings.grpc_listeners)
+    ]
     intake = _configure_progress(store, settings)
-    _configure_services(server, store, intake, settings)
-    health_reporter = _configure_health(server, store, settings)
-    _configure_reflection(server)
-    port = _configure_port(server, settings)
-    progress_server, progress_port = _configure_progress_port(intake, tracing, settings)
+    _configure_services(servers, store, intake, settings)
+    health_reporter = _configure_health(servers, store, settings)
+    _configure_reflection(servers)
+    port = _configure_port(servers, settings)
+    progress_servers, progress_port = _configure_progress_port(intake, tracing, settings)
     if serve_metrics:
         register_build_info(metrics.registry, "api")
         start_http_server(settings.http_port, registry=metrics.registry)
     return ApiServer(
-        server,
+        servers,
         store,
         health_reporter,
         port,
         settings,
         intake,
-        progress_server=progress_server,
+        progress_servers=progress_servers,
         progress_port=progress_port,
     )
 
@@ -291,7 +302,7 @@ def _server_options(s: ApiSettings) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", s.max_message_bytes),
         ("grpc.max_connection_age_ms", int(s.max_connection_age_seconds * 1000)),
         ("grpc.max_connection_age_grace_ms", int(s.drain_seconds * 1000)),
-        ("grpc.so_reuseport", 0),
+        listeners.reuse_port_option(s.grpc_listeners),
         # Clients keep a quiet watch alive with a ping every 30 s (tcctl,
         # the client library); gRPC's default minimum, 5 minutes, would
         # answer them with GOAWAY "too_many_pings".
@@ -301,14 +312,14 @@ def _server_options(s: ApiSettings) -> list[tuple[str, int]]:
 
 def _configure_progress_port(
     intake: ProgressIntake, tracing: bool, s: ApiSettings
-) -> tuple[grpc.aio.Server | None, int]:
+) -> tuple[list[grpc.aio.Server], int]:
     """ProgressService alone on progress_grpc_port, without TLS: the
     training pods reach it where the gRPC port asks for client certificates
     they do not have. What a report carries is a short-lived token bound to
     one pod and of an audience nothing else takes, worth that training's
     progress only."""
     if s.progress_grpc_port is None:
-        return None, 0
+        return [], 0
     chain: list[grpc.aio.ServerInterceptor] = [
         MetricsInterceptor(),
         LoggingInterceptor(),
@@ -316,7 +327,11 @@ def _configure_progress_port(
     ]
     if tracing:
         chain.insert(0, TracingInterceptor())
-    server = grpc.aio.server(interceptors=chain, options=_server_options(s))
-    progress_grpc.add_ProgressServiceServicer_to_server(ProgressService(intake), server)
-    port = server.add_insecure_port(f"{s.grpc_host}:{s.progress_grpc_port}")
-    return server, port
+    servers = [
+        grpc.aio.server(interceptors=chain, options=_server_options(s))
+        for _ in range(s.grpc_listeners)
+    ]
+    service = ProgressService(intake)
+    for server in servers:
+        progress_grpc.add_ProgressServiceServicer_to_server(service, server)
+    return servers, listeners.bind(servers, s.grpc_host, s.progress_grpc_port)

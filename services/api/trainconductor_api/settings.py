@@ -18,6 +18,14 @@ class ApiSettings(CommonSettings):
     grpc_port: int = Field(
         50051, ge=0, le=65535, description="gRPC: both services, health, reflection."
     )
+    grpc_listeners: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="gRPC servers in this process sharing the gRPC port (and the progress "
+        "port): calls that arrive together are taken together, and their Redis commands "
+        "go out in one pipeline. 1 keeps the port to one server.",
+    )
     http_port: int = Field(9464, ge=0, le=65535, description="HTTP: /metrics.")
     drain_seconds: float = Field(
         10.0,

@@ -22,6 +22,7 @@ def test_the_services_accept_the_settings_the_chart_renders(
     assert api["grpc_port"] == values["api"]["grpc"]["port"]
     assert api["http_port"] == values["api"]["metrics"]["port"]
     assert api["max_connection_age_seconds"] == values["api"]["grpc"]["maxConnectionAgeSeconds"]
+    assert api["grpc_listeners"] == values["api"]["grpc"]["listeners"]
     assert api["drain_seconds"] < values["api"]["terminationGracePeriodSeconds"]
     auth = values["auth"]
     assert api["auth_modes"] == scenario.auth_modes
