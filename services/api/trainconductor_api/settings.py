@@ -19,7 +19,7 @@ class ApiSettings(CommonSettings):
         50051, ge=0, le=65535, description="gRPC: both services, health, reflection."
     )
     grpc_listeners: int = Field(
-        4,
+        8,
         ge=1,
         le=32,
         description="gRPC servers in this process sharing the gRPC port (and the progress "
