@@ -270,11 +270,7 @@ def build_server(
         request_id_ttl_seconds=settings.request_id_ttl_seconds,
         max_active_per_owner=settings.max_active_trainings_per_owner,
     )
-    chain = _interceptors(tracing, build_authenticator(settings), settings)
-    servers = [
-        grpc.aio.server(interceptors=chain, options=_server_options(settings))
-        for _ in range(settings.grpc_listeners)
-    ]
+    servers = _listeners(_interceptors(tracing, build_authenticator(settings), settings), settings)
     intake = _configure_progress(store, settings)
     _configure_services(servers, store, intake, settings)
     health_reporter = _configure_health(servers, store, settings)
@@ -294,6 +290,13 @@ def build_server(
         progress_servers=progress_servers,
         progress_port=progress_port,
     )
+
+
+def _listeners(chain: list[grpc.aio.ServerInterceptor], s: ApiSettings) -> list[grpc.aio.Server]:
+    """The servers of one port (listeners.py), sharing one chain of
+    interceptors: its rate limit's buckets count per process."""
+    options = _server_options(s)
+    return [grpc.aio.server(interceptors=chain, options=options) for _ in range(s.grpc_listeners)]
 
 
 def _server_options(s: ApiSettings) -> list[tuple[str, int]]:
@@ -327,10 +330,7 @@ def _configure_progress_port(
     ]
     if tracing:
         chain.insert(0, TracingInterceptor())
-    servers = [
-        grpc.aio.server(interceptors=chain, options=_server_options(s))
-        for _ in range(s.grpc_listeners)
-    ]
+    servers = _listeners(chain, s)
     service = ProgressService(intake)
     for server in servers:
         progress_grpc.add_ProgressServiceServicer_to_server(service, server)

@@ -6,6 +6,7 @@ keeps its trace context, with instrumentation suppressed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,16 @@ class Traced:
     def finished(self) -> tuple[ReadableSpan, ...]:
         return self.spans.get_finished_spans()
 
+    async def ended(self, within: float = 10) -> tuple[ReadableSpan, ...]:
+        """The spans finished, once there is one: an aborted call's status
+        reaches the client before its handler, and the span, has ended."""
+        deadline = asyncio.get_running_loop().time() + within
+        while not (spans := self.finished()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no span ended within {within}s")
+            await asyncio.sleep(0.01)
+        return spans
+
 
 @pytest.fixture
 def sampler() -> Sampler:
@@ -151,7 +162,7 @@ def traceparent(sampled: bool) -> tuple[tuple[str, str]]:
 async def test_a_recorded_call_has_the_conventions_server_span(traced: Traced) -> None:
     assert await traced.method("Echo")(b"hi", metadata=traceparent(sampled=True)) == b"hi"
 
-    (span,) = traced.finished()
+    (span,) = await traced.ended()
     # $package.$service/$method, as every gRPC instrumentation names it.
     assert span.name == f"{SERVICE}/Echo"
     assert span.kind == SpanKind.SERVER
@@ -237,7 +248,7 @@ async def test_a_recorded_call_that_ends_with_a_code_carries_it_and_its_status(
         await traced.method("Abort")(bytes([code.value[0]]))
     assert failure.value.code() == code
 
-    (span,) = traced.finished()
+    (span,) = await traced.ended()
     attributes = dict(span.attributes or {})
     assert attributes["rpc.grpc.status_code"] == code.value[0]
     assert span.status.status_code == status
@@ -255,7 +266,7 @@ async def test_a_handler_that_raises_leaves_its_exception_on_the_span(traced: Tr
         await traced.method("Broken")(b"")
     assert failure.value.code() == grpc.StatusCode.UNKNOWN
 
-    (span,) = traced.finished()
+    (span,) = await traced.ended()
     assert span.status.status_code == trace.StatusCode.ERROR
     (event,) = span.events
     assert event.name == "exception"
@@ -273,7 +284,7 @@ async def test_a_failure_made_internal_keeps_its_exception_on_the_span(traced: T
     assert failure.value.code() == grpc.StatusCode.INTERNAL
     assert "fire" not in (failure.value.details() or "")
 
-    (span,) = traced.finished()
+    (span,) = await traced.ended()
     assert dict(span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
     assert span.status.status_code == trace.StatusCode.ERROR
     (event,) = span.events
@@ -283,7 +294,7 @@ async def test_a_failure_made_internal_keeps_its_exception_on_the_span(traced: T
 async def test_a_recorded_stream_has_one_span_around_its_messages(traced: Traced) -> None:
     messages = [m async for m in traced.stream("Count")(b"", metadata=traceparent(sampled=True))]
     assert messages == [b"\x00", b"\x01", b"\x02"]
-    (span,) = traced.finished()
+    (span,) = await traced.ended()
     assert span.name == f"{SERVICE}/Count"
     assert dict(span.attributes or {})["rpc.grpc.status_code"] == 0
     assert traced.seen.instrumented == [True]
