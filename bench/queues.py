@@ -14,7 +14,10 @@ the Jobs did (each submitted no sooner than its Job was created, counted
 from the first): a wait behind Kueue's backlog depends on how fast the
 work came, which must be the same on both sides. A Workload counts as
 admitted when a watch of the namespace's Workloads first sees its Admitted
-condition true (one watch, one clock for both).
+condition true (one watch, one clock for both). A run starts once the one
+before it is cleaned away (its pods gone, Kueue alone's namespace deleted):
+that cleaning is thousands of deletions, which would slow the start of
+whichever run came next.
 
 Targets: the admission rate (Workloads admitted per second, first to last)
 at least 0.9x Kueue alone's; submit-to-admitted p50 at most 100 ms above
@@ -87,12 +90,24 @@ class Admissions:
         self._namespace = namespace
         self._watch = watch.Watch()
         self._stopped = threading.Event()
-        listed: Any = self._api.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "workloads"
-        )
-        self._version = str(listed["metadata"]["resourceVersion"])
+        self._version = ""
+        self._list()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _list(self) -> None:
+        listed: Any = self._api.list_namespaced_custom_object(
+            GROUP, VERSION, self._namespace, "workloads"
+        )
+        for workload in listed["items"]:
+            self._saw(workload)
+        self._version = str(listed["metadata"]["resourceVersion"])
+
+    def _saw(self, workload: dict[str, Any]) -> None:
+        conditions = workload.get("status", {}).get("conditions") or []
+        if any(c["type"] == "Admitted" and c["status"] == "True" for c in conditions):
+            for owner in workload["metadata"].get("ownerReferences") or []:
+                self.admitted.setdefault(owner["name"], time.monotonic())
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -102,12 +117,13 @@ class Admissions:
                     GROUP, VERSION, self._namespace, "workloads",
                     resource_version=self._version, timeout_seconds=300,
                 ):  # fmt: skip
-                    workload = event["object"]
-                    self._version = workload["metadata"]["resourceVersion"]
-                    conditions = workload.get("status", {}).get("conditions") or []
-                    if any(c["type"] == "Admitted" and c["status"] == "True" for c in conditions):
-                        for owner in workload["metadata"].get("ownerReferences") or []:
-                            self.admitted.setdefault(owner["name"], time.monotonic())
+                    if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+                        break  # the watch was stopped
+                    if event["type"] == "ERROR":  # the version expired
+                        self._list()
+                        break
+                    self._version = event["object"]["metadata"]["resourceVersion"]
+                    self._saw(event["object"])
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
                 time.sleep(0.1)
 
@@ -141,6 +157,14 @@ def queue_of_its_own(stack: Stack, namespace: str, count: int) -> Iterator[str]:
         drain(stack.kube, namespace)
         for obj in reversed(objects):
             delete(stack.kube, obj)
+        # The Jobs' pods go after the Workloads: a run that began meanwhile
+        # would share the machine with 500 deletions.
+        core = client.CoreV1Api(stack.kube)
+        wait_for(
+            f"the pods of namespace {namespace} to be gone",
+            lambda: not core.list_namespaced_pod(namespace, limit=1).items,
+            timeout=120,
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -244,6 +268,13 @@ def kueue_alone(stack: Stack, count: int, records: list[TrainingRecord]) -> dict
             return found
     finally:
         core.delete_namespace(namespace)
+        # Its deletion (the events of 500 Jobs and pods) is work for the
+        # API server and etcd, to end before the next run begins.
+        wait_for(
+            f"namespace {namespace} to be gone",
+            lambda: not core.list_namespace(field_selector=f"metadata.name={namespace}").items,
+            timeout=120,
+        )
 
 
 def records_of(stack: Stack, count: int) -> list[TrainingRecord]:
