@@ -14,6 +14,7 @@ from trainconductor_api.server import build_server
 from trainconductor_api.settings import ApiSettings
 from trainconductor_core.logs import configure_logging
 from trainconductor_core.settings import SettingsError, load
+from trainconductor_core.startup_objects import freeze_startup_objects
 from trainconductor_core.tracing import configure_tracing
 
 log = logging.getLogger("trainconductor_api")
@@ -22,6 +23,7 @@ log = logging.getLogger("trainconductor_api")
 async def serve(settings: ApiSettings, *, tracing: bool) -> None:
     api = build_server(settings, tracing=tracing)
     await api.start()
+    freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
