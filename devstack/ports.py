@@ -15,6 +15,12 @@ from pathlib import Path
 _SPAN = 10_000  # how many ports below the ephemeral range are drawn from
 _handed_out: set[int] = set()
 
+# kwokctl gives a cluster's components the free ports counting down from
+# 32767 (kwok's GetUnusedPort), whatever the kernel's range: a port drawn
+# there could be taken by a cluster started after the draw. A thousand
+# leaves room for the clusters of a test run.
+KWOKCTL_PORTS = range(32768 - 1000, 32768)
+
 
 def _ephemeral_low() -> int:
     try:
@@ -28,7 +34,7 @@ def free_port() -> int:
     low = max(1024, high - _SPAN)
     for _ in range(1000):
         port = random.randrange(low, high)
-        if port in _handed_out:
+        if port in _handed_out or port in KWOKCTL_PORTS:
             continue
         with socket.socket() as s:
             try:
