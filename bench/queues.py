@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -51,6 +50,7 @@ from kubernetes import client, watch
 from trainconductor.v1 import training_service_pb2 as pb
 
 from bench.controller import SHIPPED_WORKERS, percentile
+from bench.cpu import cpu_used
 from bench.ghz import ROOT
 from devstack.job_counter import JobCreations
 from devstack.kueue import running_kueue
@@ -165,34 +165,6 @@ def queue_of_its_own(stack: Stack, namespace: str, count: int) -> Iterator[str]:
             lambda: not core.list_namespaced_pod(namespace, limit=1).items,
             timeout=120,
         )
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its living descendants (Kueue's manager
-    runs under unshare and sh), from /proc."""
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
-@contextmanager
-def cpu_used(processes: dict[str, int | None], into: dict[str, Any]) -> Iterator[None]:
-    """CPU seconds each process spent while the block ran, into `into['cpu_seconds']`."""
-    known = {name: pid for name, pid in processes.items() if pid is not None}
-    before = {name: cpu_seconds(pid) for name, pid in known.items()}
-    yield
-    into["cpu_seconds"] = {
-        name: round(cpu_seconds(pid) - before[name], 1) for name, pid in known.items()
-    }
 
 
 def spec(i: int, queue: str) -> pb.TrainingSpec:

@@ -18,6 +18,7 @@ from kubernetes import client
 
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
+from trainconductor_controller.handoff import ThreadHandoff
 from trainconductor_controller.health_server import HealthServer, Readiness
 from trainconductor_controller.informer import (
     Informer,
@@ -158,8 +159,7 @@ class _Informers:
 def _configure_informers(
     kube: Kube, queue: WorkQueue, loop: asyncio.AbstractEventLoop, s: ControllerSettings
 ) -> _Informers:
-    def enqueue_from_thread(training_id: str) -> None:  # called in an informer's thread
-        loop.call_soon_threadsafe(queue.add_soon, training_id)
+    enqueue_from_thread = ThreadHandoff(loop, queue.add_soon).put
 
     workloads = (
         Informer(

@@ -81,7 +81,6 @@ class Informer(Generic[T]):
         self.synced = threading.Event()
         self.healthy = False
         self._stop = threading.Event()
-        self._response: Any = None
 
     # reads (any thread)
 
@@ -106,10 +105,10 @@ class Informer(Generic[T]):
         return thread
 
     def stop(self) -> None:
+        """Nothing more is reported from here on; the thread ends at the
+        watch's next event or its timeout. (Closing the stream from another
+        thread would wait for the lock its blocked read holds.)"""
         self._stop.set()
-        response = self._response
-        if response is not None:
-            response.close()
 
     def _run(self) -> None:
         version: str | None = None
@@ -149,13 +148,14 @@ class Informer(Generic[T]):
         self.healthy = True
         self.synced.set()
         for key in changed:
+            if self._stop.is_set():
+                break
             self._on_change(key)
         log.info("listed", extra={"resource": self.resource, "count": len(items)})
         return version
 
     def _watch(self, version: str) -> str:
         response = self._kube.watch(self.resource, version, self._watch_timeout)
-        self._response = response
         self.healthy = True
         try:
             for line in iter_resp_lines(response):
@@ -174,7 +174,6 @@ class Informer(Generic[T]):
                     continue
                 self.apply(kind, obj)
         finally:
-            self._response = None
             response.release_conn()
         if not self._stop.is_set():
             metrics.WATCH_RESTARTS.labels(self.resource, "timeout").inc()
@@ -197,7 +196,8 @@ class Informer(Generic[T]):
                 if objects.get(name) == slim:
                     return
                 objects[name] = slim
-        self._on_change(key)
+        if not self._stop.is_set():
+            self._on_change(key)
 
 
 def wait_synced(informers: Sequence[Informer[Any]], timeout: float) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
@@ -77,25 +78,34 @@ class LeaderWork:
         self._stalls = stalls
 
     async def run(self) -> None:
-        await self._sync_caches()
-        workers = [self._worker() for _ in range(self._workers)]
-        positions = [self._positions.run()] if self._positions else []
-        stalls = [self._stalls.run()] if self._stalls else []
-        await asyncio.gather(
-            self._feed.run(),
-            self._resync_forever(),
-            self._count_phases_forever(),
-            self._retention.run(),
-            *positions,
-            *stalls,
-            *workers,
-        )
+        try:
+            await self._sync_caches()
+            workers = [self._worker() for _ in range(self._workers)]
+            positions = [self._positions.run()] if self._positions else []
+            stalls = [self._stalls.run()] if self._stalls else []
+            await asyncio.gather(
+                self._feed.run(),
+                self._resync_forever(),
+                self._count_phases_forever(),
+                self._retention.run(),
+                *positions,
+                *stalls,
+                *workers,
+            )
+        finally:
+            # The watches end with the work: left running, their threads
+            # would go on handing events to a loop that is being closed.
+            for informer in self._informers():
+                informer.stop()
+
+    def _informers(self) -> list[Informer[Any]]:
+        found = (self._jobs, self._pods, self._refusals, self._services, self._workloads)
+        return [informer for informer in found if informer is not None]
 
     async def _sync_caches(self) -> None:
         """Starts the informers and waits for their first lists."""
-        for informer in (self._jobs, self._pods, self._refusals, self._services, self._workloads):
-            if informer is not None:
-                informer.start()
+        for informer in self._informers():
+            informer.start()
         start = time.monotonic()
         while not await asyncio.to_thread(wait_synced, [self._jobs, self._pods], 5.0):
             log.warning("waiting for the Job and pod caches to sync")

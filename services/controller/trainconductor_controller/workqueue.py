@@ -29,7 +29,7 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
-        self._ready = asyncio.Condition()
+        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a key
         self._base = base_delay
         self._max = max_delay
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -53,11 +53,14 @@ class WorkQueue:
         (self._urgent if urgent else self._queue).append(key)
         metrics.QUEUE_ADDS.inc()
         metrics.QUEUE_DEPTH.set(len(self))
-        asyncio.get_running_loop().create_task(self._notify())
+        self._wake_one()
 
-    async def _notify(self) -> None:
-        async with self._ready:
-            self._ready.notify()
+    def _wake_one(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():  # else its worker was cancelled while it waited
+                waiter.set_result(None)
+                return
 
     def add_soon(self, key: str) -> None:
         """Queues `key` after the coalescing delay, once for all the calls
@@ -86,9 +89,18 @@ class WorkQueue:
         self._timers[key] = loop.call_later(delay, fire)
 
     async def get(self) -> str:
-        async with self._ready:
-            await self._ready.wait_for(lambda: bool(self._urgent or self._queue))
-            key = self._urgent.popleft() if self._urgent else self._queue.popleft()
+        while not (self._urgent or self._queue):
+            # A woken worker can find the queue empty again: a worker that
+            # was not waiting took the key first. It waits once more.
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: the key is another's
+                raise
+        key = self._urgent.popleft() if self._urgent else self._queue.popleft()
         metrics.QUEUE_DEPTH.set(len(self))
         metrics.QUEUE_WAIT_SECONDS.observe(time.monotonic() - self._queued_at.pop(key))
         self._processing.add(key)

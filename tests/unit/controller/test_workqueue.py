@@ -80,3 +80,33 @@ async def test_without_a_coalescing_delay_news_is_queued_at_once() -> None:
     queue = WorkQueue()
     queue.add_soon("a")
     assert len(queue) == 1
+
+
+async def test_an_idle_worker_gets_a_key_added_later_and_a_cancelled_one_takes_none() -> None:
+    queue = WorkQueue()
+    cancelled = asyncio.create_task(queue.get())
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # both wait for a key
+    cancelled.cancel()
+    queue.add("a")
+    assert await asyncio.wait_for(waiting, timeout=1) == "a"
+    assert cancelled.cancelled()
+
+
+async def test_a_worker_woken_then_cancelled_passes_its_key_on() -> None:
+    queue = WorkQueue()
+    first = asyncio.create_task(queue.get())
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.add("a")  # wakes the first worker, which is cancelled before it runs
+    first.cancel()
+    assert await asyncio.wait_for(second, timeout=1) == "a"
+
+
+async def test_each_idle_worker_gets_a_key_of_its_own() -> None:
+    queue = WorkQueue()
+    workers = [asyncio.create_task(queue.get()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    assert sorted(await asyncio.wait_for(asyncio.gather(*workers), timeout=1)) == ["a", "b", "c"]
