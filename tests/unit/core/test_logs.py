@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import select
 import subprocess
 import sys
@@ -134,3 +135,50 @@ def test_lines_go_out_together_and_a_warning_at_once_after_them() -> None:
     assert written == [f"line {n}" for n in range(100)] + ["the warning"]
     # A write each would be 101; the flushing thread may add a few.
     assert stream.writes <= 20
+
+
+def test_a_direct_line_is_the_line_logging_writes() -> None:
+    direct, logged = (
+        json.loads(line)
+        for line in lines_of(
+            """
+            from trainconductor_core.logs import DirectLines
+            training_id_var.set("0123456789abcdef0123")
+            fields = {"grpc_code": "OK", "duration_ms": 1.5, "user": "alice"}
+            DirectLines("trainconductor_api.access").log(logging.INFO, "rpc", dict(fields))
+            logging.getLogger("trainconductor_api.access").info("rpc", extra=dict(fields))
+            DirectLines("trainconductor_api.access").log(logging.DEBUG, "rpc", dict(fields))
+            """
+        )
+    )
+    assert list(direct) == list(logged), "the same fields in the same order"
+    for time in (direct.pop("time"), logged.pop("time")):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", time)
+    assert (
+        direct
+        == logged
+        == {
+            "level": "INFO",
+            "logger": "trainconductor_api.access",
+            "message": "rpc",
+            "service": "api",
+            "grpc_code": "OK",
+            "duration_ms": 1.5,
+            "user": "alice",
+            "training_id": "0123456789abcdef0123",
+        }
+    )
+
+
+def test_direct_lines_go_through_logging_when_it_has_other_handlers() -> None:
+    (line,) = lines_of(
+        """
+        import sys
+        from trainconductor_core.logs import DirectLines
+        logger = logging.getLogger("trainconductor_api.access")
+        logger.addHandler(logging.StreamHandler(sys.stdout))
+        logger.propagate = False
+        DirectLines("trainconductor_api.access").log(logging.INFO, "rpc", {"grpc_code": "OK"})
+        """
+    )
+    assert line == "rpc", "the line of the handler the logger was given, not the JSON one"

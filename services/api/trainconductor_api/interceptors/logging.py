@@ -11,9 +11,9 @@ import grpc
 from trainconductor_api.identity import identity_var
 from trainconductor_api.interceptors.outcome import GO_NAMES
 from trainconductor_api.interceptors.wrap import WrappingInterceptor, around
-from trainconductor_core.logs import training_id_var
+from trainconductor_core.logs import DirectLines, training_id_var
 
-log = logging.getLogger("trainconductor_api.access")
+access = DirectLines("trainconductor_api.access")
 
 # Calls that end so are the caller's doing, or no failure at all.
 _QUIET = frozenset({grpc.StatusCode.OK, grpc.StatusCode.CANCELLED, grpc.StatusCode.NOT_FOUND})
@@ -53,10 +53,10 @@ class LoggingInterceptor(WrappingInterceptor):
             error: BaseException | None,
         ) -> None:
             start, peer = state
-            log.log(
+            access.log(
                 logging.INFO if code in _QUIET else logging.WARNING,
                 "rpc",
-                extra={
+                {
                     "grpc_method": method,
                     "grpc_code": GO_NAMES[code],
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
