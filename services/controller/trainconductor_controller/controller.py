@@ -6,6 +6,7 @@ until it holds the Lease, the leader's work from then on, until stopped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,7 +19,6 @@ from kubernetes import client
 
 from trainconductor_controller import metrics
 from trainconductor_controller.changefeed import ChangeFeed
-from trainconductor_controller.handoff import ThreadHandoff
 from trainconductor_controller.health_server import HealthServer, Readiness
 from trainconductor_controller.informer import (
     Informer,
@@ -159,7 +159,10 @@ class _Informers:
 def _configure_informers(
     kube: Kube, queue: WorkQueue, loop: asyncio.AbstractEventLoop, s: ControllerSettings
 ) -> _Informers:
-    enqueue_from_thread = ThreadHandoff(loop, queue.add_soon).put
+    def enqueue_from_thread(training_id: str) -> None:  # called in an informer's thread
+        # RuntimeError: the loop is closed, the controller is stopping.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.add_soon, training_id)
 
     workloads = (
         Informer(
