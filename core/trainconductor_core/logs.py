@@ -195,7 +195,8 @@ class DirectLines:
     """The lines of one logger, written to the handler `configure_logging`
     installed without making a LogRecord: the API writes one for every
     call, and the record, its trip through the loggers and the handler
-    cost the API about a sixth of its calls a second (docs/performance.md).
+    cost about a tenth of a CreateTraining's CPU under load
+    (docs/performance.md).
     The line is the one logging would write. When logging is set up
     otherwise (other handlers, a test's capture), it goes through logging."""
 
