@@ -11,8 +11,9 @@ Targets: Create and legacy Train throughput >= 0.5x the no-op, Get >= 0.6x,
 and p99 under 20 ms at half of the measured peak rate; tracing on, as the
 chart configures it (exporting to a real Jaeger, recording the chart's
 default share of traces), costs at most 15% of Create throughput. The cost
-of recording every call is measured and printed too. Writes
-build/bench/api.json.
+of recording every call is measured and printed too, and so is each
+server's CPU a call (from /proc), steadier from run to run than calls a
+second. Writes build/bench/api.json.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +36,7 @@ from train_conductor.service.training import training_pb2 as legacy
 from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
+from bench.cpu import cpu_seconds
 from bench.ghz import ROOT, CallData, Load, run_ghz
 from devstack.jaeger import Jaeger
 from devstack.ports import free_port
@@ -105,11 +108,10 @@ def main() -> int:
     noop = Service("noop", "bench.noop_server", {"TC_GRPC_PORT": str(noop_port)}, work).start()
     try:
         _wait_grpc(f"127.0.0.1:{noop_port}")
-        targets = {ratio: target for ratio, (_, target) in traced.items()}
-        noop_target = f"127.0.0.1:{noop_port}"
+        targets = {ratio: Server.of(service, target) for ratio, (service, target) in traced.items()}
         status = _measure(
-            api_target,
-            noop_target,
+            Server.of(api, api_target),
+            Server.of(noop, f"127.0.0.1:{noop_port}"),
             targets,
             args.seconds,
             args.rounds,
@@ -158,18 +160,37 @@ def chart_sample_ratio() -> float:
 
 
 @dataclass(frozen=True)
+class Server:
+    """A server under load: where ghz calls it, and its process, whose CPU
+    time is read around each run."""
+
+    target: str
+    pid: int
+
+    @classmethod
+    def of(cls, service: Service, target: str) -> Server:
+        assert service.process is not None, f"{service.name} is not running"
+        return cls(target, service.process.pid)
+
+
+@dataclass(frozen=True)
 class Paired:
     """Alternating runs of a baseline and a server: the pair with the median
-    ratio of throughputs, and every round's ratio, to show the spread."""
+    ratio of throughputs, and every round's ratio, to show the spread; and
+    each one's CPU a call, the median of its rounds. Calls a second swing by
+    a tenth from one run to the next on a shared machine; CPU a call less,
+    so it tells a change to the code from the machine's mood."""
 
     baseline: Load
     server: Load
     ratios: list[float]
+    baseline_cpu_us: float
+    server_cpu_us: float
 
 
 def _paired(
-    baseline: str,
-    server: str,
+    baseline: Server,
+    server: Server,
     method: str,
     data: CallData,
     seconds: float,
@@ -180,17 +201,27 @@ def _paired(
     spell of this machine, or a store grown by the earlier runs, hits both
     alike."""
     pairs = []
+    cpu_us: dict[Server, list[float]] = {baseline: [], server: []}
     for round_ in range(rounds):
         order = (baseline, server) if round_ % 2 == 0 else (server, baseline)
         loads = {}
         for target in order:
             _rewrite_aof(redis_url)
-            loads[target] = run_ghz(target, method, data, seconds=seconds, concurrency=CONCURRENCY)
+            before = cpu_seconds(target.pid)
+            load = run_ghz(target.target, method, data, seconds=seconds, concurrency=CONCURRENCY)
+            cpu_us[target].append((cpu_seconds(target.pid) - before) / max(load.count, 1) * 1e6)
+            loads[target] = load
         pairs.append((loads[baseline], loads[server]))
     ratios = [server_load.rps / baseline_load.rps for baseline_load, server_load in pairs]
     pairs.sort(key=lambda pair: pair[1].rps / pair[0].rps)
     median = pairs[len(pairs) // 2]
-    return Paired(median[0], median[1], [round(ratio, 3) for ratio in ratios])
+    return Paired(
+        median[0],
+        median[1],
+        [round(ratio, 3) for ratio in ratios],
+        round(statistics.median(cpu_us[baseline])),
+        round(statistics.median(cpu_us[server])),
+    )
 
 
 def _rewrite_aof(redis_url: str) -> None:
@@ -216,16 +247,16 @@ def _hold_aof_rewrites(redis_url: str) -> None:
 
 
 def _measure(
-    api: str,
-    noop: str,
-    traced: dict[float, str],
+    api: Server,
+    noop: Server,
+    traced: dict[float, Server],
     seconds: float,
     rounds: int,
     redis_url: str,
     *,
     tracing_only: bool,
 ) -> int:
-    with grpc.insecure_channel(api) as channel:
+    with grpc.insecure_channel(api.target) as channel:
         stub = pb_grpc.TrainingServiceStub(channel)
         existing = stub.CreateTraining(pb.CreateTrainingRequest(spec=lora_spec())).training
     create = json_format.MessageToDict(pb.CreateTrainingRequest(spec=lora_spec()))
@@ -241,12 +272,14 @@ def _measure(
     for method, data in requests.items():
         if tracing_only:
             break
-        run_ghz(api, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
+        run_ghz(api.target, method, data, seconds=2, concurrency=CONCURRENCY)  # warm up
         paired = _paired(noop, api, method, data, seconds, rounds, redis_url)
         baseline, peak = paired.baseline, paired.server
         half_rate = max(int(peak.rps / 2), 1)
         _rewrite_aof(redis_url)
-        half = run_ghz(api, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate)
+        half = run_ghz(
+            api.target, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate
+        )
         for name, load in (("no-op", baseline), ("api", peak), ("api@50%", half)):
             print(
                 f"{method:<16}{name:<8}{load.rps:>9.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
@@ -260,12 +293,17 @@ def _measure(
             f"p99 at half peak {half.p99_ms:.1f} ms (target < {P99_TARGET_MS:.0f} ms): "
             f"{'met' if met else 'MISSED'}"
         )
+        print(
+            f"  CPU a call, the median of the rounds: the API {paired.server_cpu_us} µs, "
+            f"the no-op {paired.baseline_cpu_us} µs"
+        )
         results[method] = {
             "noop": asdict(baseline),
             "peak": asdict(peak),
             "half_peak": asdict(half),
             "ratio": round(ratio, 3),
             "ratios_by_round": paired.ratios,
+            "cpu_us_per_call": {"noop": paired.baseline_cpu_us, "api": paired.server_cpu_us},
             "ratio_target": TARGETS[method],
             "p99_target_ms": P99_TARGET_MS,
             "met": met,
@@ -274,8 +312,8 @@ def _measure(
     # recorded (the target) and recording every call (for the record).
     data = requests["CreateTraining"]
     default_ratio = chart_sample_ratio()
-    for target in (api, *traced.values()):
-        run_ghz(target, "CreateTraining", data, seconds=2, concurrency=CONCURRENCY)  # warm up
+    for target in (api, *traced.values()):  # warm up
+        run_ghz(target.target, "CreateTraining", data, seconds=2, concurrency=CONCURRENCY)
     tracing: dict[str, object] = {"cost_target": TRACING_COST_TARGET}
     for ratio, target in traced.items():
         paired = _paired(api, target, "CreateTraining", data, seconds, rounds, redis_url)
@@ -291,13 +329,15 @@ def _measure(
             f"  CreateTraining with tracing on, recording {ratio:.0%} of traces"
             f"{' (the chart default)' if judged else ''}: {on.rps:.0f} rps beside {off.rps:.0f} "
             f"off, a cost of {cost:.0%}, the median of {costs} "
-            f"(target <= {TRACING_COST_TARGET:.0%}): {verdict}"
+            f"(target <= {TRACING_COST_TARGET:.0%}): {verdict}; CPU a call "
+            f"{paired.server_cpu_us} µs beside {paired.baseline_cpu_us} µs off"
         )
         tracing[f"sample_ratio_{ratio}"] = {
             "off": asdict(off),
             "on": asdict(on),
             "cost": round(cost, 3),
             "costs_by_round": [round(1 - ratio, 3) for ratio in paired.ratios],
+            "cpu_us_per_call": {"off": paired.baseline_cpu_us, "on": paired.server_cpu_us},
             "chart_default": judged,
             "met": met,
         }

@@ -38,6 +38,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 from bench.api import (
     CONCURRENCY,
     P99_TARGET_MS,
+    Server,
     _hold_aof_rewrites,
     _paired,
     _start_api,
@@ -106,10 +107,10 @@ def main() -> int:
     try:
         _wait_grpc(f"127.0.0.1:{noop_port}")
         status = _measure(
-            unlimited_target,
+            Server.of(unlimited, unlimited_target),
             fleet_target,
             fleet,
-            f"127.0.0.1:{noop_port}",
+            Server.of(noop, f"127.0.0.1:{noop_port}"),
             redis_server.url,
             args,
         )
@@ -132,18 +133,18 @@ def _trainings(target: str, count: int) -> list[str]:
 
 
 def _measure(
-    unlimited: str,
+    unlimited: Server,
     fleet_target: str,
     fleet: Service,
-    noop: str,
+    noop: Server,
     redis_url: str,
     args: argparse.Namespace,
 ) -> int:
     # Each API has its own key prefix: its own trainings.
-    data_unlimited = reports(_trainings(unlimited, args.trainings))
+    data_unlimited = reports(_trainings(unlimited.target, args.trainings))
     data_fleet = reports(_trainings(fleet_target, args.trainings))
     _hold_aof_rewrites(redis_url)
-    run_ghz(unlimited, METHOD, data_unlimited, seconds=2, concurrency=CONCURRENCY)
+    run_ghz(unlimited.target, METHOD, data_unlimited, seconds=2, concurrency=CONCURRENCY)
     paired = _paired(noop, unlimited, METHOD, data_unlimited, args.seconds, args.rounds, redis_url)
     ratio = paired.server.rps / paired.baseline.rps
     print(f"{'load':<20}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
