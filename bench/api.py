@@ -289,7 +289,7 @@ def _measure(
         met = ratio >= TARGETS[method] and half.p99_ms < P99_TARGET_MS and peak.errors == 0
         ok &= met
         print(
-            f"  {method}: {ratio:.2f}x the no-op server (target >= {TARGETS[method]}x); "
+            f"  {method}: {ratio:.3f}x the no-op server (target >= {TARGETS[method]}x); "
             f"p99 at half peak {half.p99_ms:.1f} ms (target < {P99_TARGET_MS:.0f} ms): "
             f"{'met' if met else 'MISSED'}"
         )

@@ -152,7 +152,7 @@ def _measure(
         print(f"{name:<20}{load.rps:>9.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}{load.errors:>8}")
     peak_met = ratio >= TARGET and paired.server.errors == 0
     print(
-        f"  ReportProgress: {ratio:.2f}x the no-op server, rounds {paired.ratios} "
+        f"  ReportProgress: {ratio:.3f}x the no-op server, rounds {paired.ratios} "
         f"(target >= {TARGET}x): {'met' if peak_met else 'MISSED'}"
     )
 
