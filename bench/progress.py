@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from bench.api import (
     _start_api,
     _wait_grpc,
 )
+from bench.cpu import cpu_seconds
 from bench.ghz import ROOT, run_ghz
 from devstack.ports import free_port
 from devstack.processes import Service
@@ -72,21 +72,6 @@ def reports(training_ids: list[str]) -> list[dict[str, object]]:
         }
         for training_id in training_ids
     ]
-
-
-def cpu_seconds(service: Service) -> float:
-    """User and system time of the service's processes (its session)."""
-    assert service.process is not None
-    session = service.process.pid
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:  # field 6 of stat: the session id
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -158,11 +143,12 @@ def _measure(
 
     rate = args.trainings  # each training once a second
     seconds = max(args.seconds, 10.0)
-    before = cpu_seconds(fleet)
+    assert fleet.process is not None, "the fleet's API is not running"
+    before = cpu_seconds(fleet.process.pid)
     load = run_ghz(
         fleet_target, METHOD, data_fleet, seconds=seconds, concurrency=CONCURRENCY, rps=rate
     )
-    cpu = cpu_seconds(fleet) - before
+    cpu = cpu_seconds(fleet.process.pid) - before
     per_report_ms = cpu / max(load.count, 1) * 1000
     fleet_met = load.p99_ms < P99_TARGET_MS and load.errors == 0
     print(
