@@ -115,8 +115,8 @@ class _TraceFilter(_FieldsFilter):
 
 
 # How long a line below WARNING may wait to be written, as nginx's buffered
-# access log waits (its `flush=`): a write of its own for each line cost
-# the API about a tenth of a call's CPU.
+# access log waits (its `flush=`): a write for each line costs the API a
+# share of every call's CPU (docs/performance.md).
 FLUSH_SECONDS = 0.2
 _PENDING_MAX = 256  # lines held at most; a burst past it is written at once
 
@@ -194,9 +194,8 @@ def _flusher() -> _Flusher:
 class DirectLines:
     """The lines of one logger, written to the handler `configure_logging`
     installed without making a LogRecord: the API writes one for every
-    call, and the record, its trip through the loggers and the handler
-    cost about a tenth of a CreateTraining's CPU under load
-    (docs/performance.md).
+    call, and the record and its trip through the loggers and the handler
+    are a share of that call's CPU (docs/performance.md).
     The line is the one logging would write. When logging is set up
     otherwise (other handlers, a test's capture), it goes through logging."""
 

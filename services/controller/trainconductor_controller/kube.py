@@ -67,9 +67,8 @@ def post_manifest(
 ) -> urllib3.HTTPResponse:
     """POSTs the manifest as it is; the raw response, its body unread. The
     client's typed create methods first rebuild a dict as their pydantic
-    models (validate_call): about a fifth of the CPU a Job's creation took,
-    and a burst of creations is bounded by the controller's CPU
-    (docs/performance.md)."""
+    models (validate_call), and a burst of creations is bounded by the
+    controller's CPU (docs/performance.md)."""
     method, url, headers, _, _ = api.param_serialize(
         "POST",
         path,
