@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from opentelemetry import propagate, trace
 
@@ -104,6 +105,7 @@ class Reconciler:
         self._settings = settings
         self._is_leader = is_leader
         self._clock = clock
+        self._tracing = settings.tracing_enabled
 
     async def reconcile(self, training_id: str) -> None:
         training_id_var.set(training_id)
@@ -111,79 +113,93 @@ class Reconciler:
             desired: TrainingRecord | None = await self._store.get(training_id)
         except TrainingNotFound:
             desired = None  # StoreUnavailable propagates: unknown is not "absent"
+        if not self._tracing:
+            await self._reconcile(training_id, desired)
+            return
         context = propagate.extract(desired.trace_context) if desired else None
         with tracer.start_as_current_span("reconcile", context=context) as span:
             span.set_attribute("trainconductor.training_id", training_id)
-            instance = self._settings.lease_name
-            # Another install's Jobs are none of ours.
-            mine = [j for j in self._jobs.get(training_id) if made_by(j, instance)]
-            current = job_name(training_id, max(desired.attempts, 1)) if desired else ""
-            job = next((j for j in mine if j["metadata"]["name"] == current), None)
-            if job is None and desired is not None and desired.attempts > 1:
-                job = _made_before_attempts(mine, training_id)
-            if desired is None and mine:
-                job = mine[0]
-            others = [j for j in mine if j is not job]
-            if job is None and desired is not None and desired.phase in _WITH_JOB:
-                # The cache may lag behind a Job created moments ago: ask the
-                # API server before concluding the Job is gone.
-                live = await asyncio.to_thread(self._kube.get_job, current)
-                job = slim_job(live) if live else None
-            if job is not None:
-                current = job["metadata"]["name"]
-            # The current attempt's pods only (a pod names its Job in a label).
-            pods = [
-                p
-                for p in self._pods.get(training_id)
-                if p.get("metadata", {}).get("labels", {}).get(JOB_NAME_LABEL, current) == current
-            ]
-            services = (
-                frozenset(s["metadata"]["name"] for s in self._services.get(training_id))
-                if self._services is not None
-                else None
+            await self._reconcile(training_id, desired)
+
+    def _span(self, name: str) -> AbstractContextManager[object]:
+        """The span of a Kubernetes call, in the reconcile's trace; none when
+        tracing is off, as the reconcile's own: OpenTelemetry's no-op spans
+        still cost their making, on every reconcile (docs/performance.md)."""
+        return tracer.start_as_current_span(name) if self._tracing else nullcontext()
+
+    async def _reconcile(self, training_id: str, desired: TrainingRecord | None) -> None:
+        """Plans from what is wanted (`desired`, None once the training is
+        gone) and what is (the caches), and acts."""
+        instance = self._settings.lease_name
+        # Another install's Jobs are none of ours.
+        mine = [j for j in self._jobs.get(training_id) if made_by(j, instance)]
+        current = job_name(training_id, max(desired.attempts, 1)) if desired else ""
+        job = next((j for j in mine if j["metadata"]["name"] == current), None)
+        if job is None and desired is not None and desired.attempts > 1:
+            job = _made_before_attempts(mine, training_id)
+        if desired is None and mine:
+            job = mine[0]
+        others = [j for j in mine if j is not job]
+        if job is None and desired is not None and desired.phase in _WITH_JOB:
+            # The cache may lag behind a Job created moments ago: ask the
+            # API server before concluding the Job is gone.
+            live = await asyncio.to_thread(self._kube.get_job, current)
+            job = slim_job(live) if live else None
+        if job is not None:
+            current = job["metadata"]["name"]
+        # The current attempt's pods only (a pod names its Job in a label).
+        pods = [
+            p
+            for p in self._pods.get(training_id)
+            if p.get("metadata", {}).get("labels", {}).get(JOB_NAME_LABEL, current) == current
+        ]
+        services = (
+            frozenset(s["metadata"]["name"] for s in self._services.get(training_id))
+            if self._services is not None
+            else None
+        )
+        workload = None
+        if job is not None and self._workloads is not None:
+            workload = workload_of(job, self._workloads.get(training_id))
+        # Without its priority class, Kueue makes no Workload: say why.
+        missing_priority = (
+            job is not None
+            and workload is None
+            and desired is not None
+            and bool(desired.priority)
+            and self._priorities is not None
+            and await self._priorities.missing(desired.priority)
+        )
+        actions = plan(
+            desired,
+            job,
+            pods,
+            int(self._clock() * 1000),
+            keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
+            deadline_seconds=deadline_seconds(desired, self._settings) if desired else 0,
+            refusals=self._refusals.get(training_id),
+            workload=workload,
+            queue_position=self._positions.get(training_id) if self._positions else 0,
+            missing_priority=missing_priority,
+            other_jobs=others,
+            services=services,
+            user_error_exit_codes=self._user_error_exit_codes,
+            max_disruption_restarts=self._settings.max_disruption_restarts,
+        )
+        if desired is not None and _finishes(desired, actions):
+            # Before the status that finishes it (and a cancel's delete):
+            # the pods are still there to read.
+            await keep_logs(
+                self._store,
+                self._kube,
+                training_id,
+                self._pods.get(training_id),
+                self._settings.kept_log_bytes,
             )
-            workload = None
-            if job is not None and self._workloads is not None:
-                workload = workload_of(job, self._workloads.get(training_id))
-            # Without its priority class, Kueue makes no Workload: say why.
-            missing_priority = (
-                job is not None
-                and workload is None
-                and desired is not None
-                and bool(desired.priority)
-                and self._priorities is not None
-                and await self._priorities.missing(desired.priority)
-            )
-            actions = plan(
-                desired,
-                job,
-                pods,
-                int(self._clock() * 1000),
-                keep_finished_ms=self._settings.ttl_seconds_after_finished * 1000,
-                deadline_seconds=deadline_seconds(desired, self._settings) if desired else 0,
-                refusals=self._refusals.get(training_id),
-                workload=workload,
-                queue_position=self._positions.get(training_id) if self._positions else 0,
-                missing_priority=missing_priority,
-                other_jobs=others,
-                services=services,
-                user_error_exit_codes=self._user_error_exit_codes,
-                max_disruption_restarts=self._settings.max_disruption_restarts,
-            )
-            if desired is not None and _finishes(desired, actions):
-                # Before the status that finishes it (and a cancel's delete):
-                # the pods are still there to read.
-                await keep_logs(
-                    self._store,
-                    self._kube,
-                    training_id,
-                    self._pods.get(training_id),
-                    self._settings.kept_log_bytes,
-                )
-            for action in actions:
-                if not await self._act(action, desired):
-                    break  # a stale write: what follows it was planned on an old view
-            self._note_wait(training_id, desired, actions)
+        for action in actions:
+            if not await self._act(action, desired):
+                break  # a stale write: what follows it was planned on an old view
+        self._note_wait(training_id, desired, actions)
 
     def _note_wait(
         self, training_id: str, desired: TrainingRecord | None, actions: list[Action]
@@ -211,7 +227,7 @@ class Reconciler:
         if isinstance(action, CreateJob):
             manifest = build_job(action.training, self._settings, action.attempt)
             carrier: dict[str, str] = {}
-            with tracer.start_as_current_span("kubernetes.create_job"):
+            with self._span("kubernetes.create_job"):
                 # The Job carries this span's context when tracing is on here;
                 # else the submitter's, which build_job copied from the record.
                 propagate.inject(carrier)
@@ -236,16 +252,16 @@ class Reconciler:
             service = build_service(
                 action.training, self._settings, action.job_name, action.job_uid
             )
-            with tracer.start_as_current_span("kubernetes.create_service"):
+            with self._span("kubernetes.create_service"):
                 if await asyncio.to_thread(self._kube.create_service, service):
                     log.info("service created", extra={"service": action.job_name})
         elif isinstance(action, DeleteJob):
-            with tracer.start_as_current_span("kubernetes.delete_job"):
+            with self._span("kubernetes.delete_job"):
                 deleted = await asyncio.to_thread(self._kube.delete_job, action.name)
             if deleted:
                 log.info("job deleted", extra={"job": action.name, "why": action.why})
         elif isinstance(action, SetDeadline):
-            with tracer.start_as_current_span("kubernetes.patch_job"):
+            with self._span("kubernetes.patch_job"):
                 try:
                     found = await asyncio.to_thread(
                         self._kube.set_job_deadline,
@@ -266,7 +282,7 @@ class Reconciler:
                     extra={"job": action.name, "seconds": action.seconds},
                 )
         elif isinstance(action, SetWorkloadActive):
-            with tracer.start_as_current_span("kubernetes.patch_workload"):
+            with self._span("kubernetes.patch_workload"):
                 found = await asyncio.to_thread(
                     self._kube.set_workload_active, action.name, action.active
                 )
