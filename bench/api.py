@@ -8,9 +8,10 @@ Each comparison alternates the two servers for a few rounds and keeps the
 median ratio: this machine's speed drifts by a tenth from run to run.
 
 Targets: Create and legacy Train throughput >= 0.5x the no-op, Get >= 0.6x,
-and p99 under 20 ms at half of the measured peak rate; tracing on, as the
-chart configures it (exporting to a real Jaeger, recording the chart's
-default share of traces), costs at most 15% of Create throughput. The cost
+and p99 under 20 ms at half of the measured peak rate (the median of three
+runs); tracing on, as the chart configures it (exporting to a real Jaeger,
+recording the chart's default share of traces), costs at most 15% of Create
+throughput. The cost
 of recording every call is measured and printed too, and so is each
 server's CPU a call (from /proc), steadier from run to run than calls a
 second. Writes build/bench/api.json.
@@ -48,6 +49,7 @@ CONCURRENCY = 50
 # Train, a create through the legacy contract, is judged as CreateTraining.
 TARGETS = {"CreateTraining": 0.5, "GetTraining": 0.6, "Train": 0.5}
 P99_TARGET_MS = 20.0
+HALF_PEAK_RUNS = 3
 TRACING_COST_TARGET = 0.15
 
 
@@ -224,6 +226,22 @@ def _paired(
     )
 
 
+def _half_peak(
+    api: Server, method: str, data: CallData, seconds: float, rate: int, redis_url: str
+) -> list[Load]:
+    """HALF_PEAK_RUNS runs at `rate`, by p99. One p99 is a handful of
+    calls: one spell of a core taken by another process (ghz, Redis, the
+    API's own gRPC threads share two here) decides it, so the median run is
+    judged, as the ratios are."""
+    runs = []
+    for _ in range(HALF_PEAK_RUNS):
+        _rewrite_aof(redis_url)
+        runs.append(
+            run_ghz(api.target, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=rate)
+        )
+    return sorted(runs, key=lambda load: load.p99_ms)
+
+
 def _rewrite_aof(redis_url: str) -> None:
     """Rewrites Redis's append-only file now and waits for the end, so that no
     rewrite (a fork of Redis) lands inside a measured run: the bench turns the
@@ -276,10 +294,8 @@ def _measure(
         paired = _paired(noop, api, method, data, seconds, rounds, redis_url)
         baseline, peak = paired.baseline, paired.server
         half_rate = max(int(peak.rps / 2), 1)
-        _rewrite_aof(redis_url)
-        half = run_ghz(
-            api.target, method, data, seconds=seconds, concurrency=CONCURRENCY, rps=half_rate
-        )
+        halves = _half_peak(api, method, data, seconds, half_rate, redis_url)
+        half = halves[len(halves) // 2]
         for name, load in (("no-op", baseline), ("api", peak), ("api@50%", half)):
             print(
                 f"{method:<16}{name:<8}{load.rps:>9.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
@@ -290,7 +306,9 @@ def _measure(
         ok &= met
         print(
             f"  {method}: {ratio:.3f}x the no-op server (target >= {TARGETS[method]}x); "
-            f"p99 at half peak {half.p99_ms:.1f} ms (target < {P99_TARGET_MS:.0f} ms): "
+            f"p99 at half peak {half.p99_ms:.1f} ms, the median of "
+            f"{', '.join(f'{load.p99_ms:.1f}' for load in halves)} "
+            f"(target < {P99_TARGET_MS:.0f} ms): "
             f"{'met' if met else 'MISSED'}"
         )
         print(
@@ -301,6 +319,7 @@ def _measure(
             "noop": asdict(baseline),
             "peak": asdict(peak),
             "half_peak": asdict(half),
+            "half_peak_p99_ms_by_run": [round(load.p99_ms, 1) for load in halves],
             "ratio": round(ratio, 3),
             "ratios_by_round": paired.ratios,
             "cpu_us_per_call": {"noop": paired.baseline_cpu_us, "api": paired.server_cpu_us},
