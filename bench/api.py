@@ -11,10 +11,9 @@ Targets: Create and legacy Train throughput >= 0.5x the no-op, Get >= 0.6x,
 and p99 under 20 ms at half of the measured peak rate (the median of three
 runs); tracing on, as the chart configures it (exporting to a real Jaeger,
 recording the chart's default share of traces), costs at most 15% of Create
-throughput. The cost
-of recording every call is measured and printed too, and so is each
-server's CPU a call (from /proc), steadier from run to run than calls a
-second. Writes build/bench/api.json.
+throughput. The cost of recording every call is measured and printed too,
+and so is each server's CPU a call (from /proc), steadier from run to run
+than calls a second. Writes build/bench/api.json.
 """
 
 from __future__ import annotations
