@@ -11,8 +11,9 @@ docs/legacy.md has the table of what each field becomes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message
 from train_conductor.service.training import training_pb2 as legacy
@@ -47,29 +48,31 @@ _STATES = {
 
 # Optional fields of the same name in legacy TrainingParameters and v1
 # FineTuningParameters, both revisions'.
-_COPIED = (
-    "num_train_epochs",
-    "per_device_train_batch_size",
-    "per_device_eval_batch_size",
-    "gradient_accumulation_steps",
-    "learning_rate",
-    "weight_decay",
-    "warmup_ratio",
-    "lr_scheduler_type",
-    "logging_steps",
-    "fsdp",
-    "fsdp_config",
-    "include_tokens_per_second",
-    "packing",
-    "response_template",
-    "dataset_text_field",
-    "use_flash_attn",
-    "model_max_length",
-    # The latest revision's.
-    "save_strategy",
-    "overwrite_output_dir",
-    "evaluation_strategy",
-    "validation_data_path",
+_COPIED = frozenset(
+    {
+        "num_train_epochs",
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "weight_decay",
+        "warmup_ratio",
+        "lr_scheduler_type",
+        "logging_steps",
+        "fsdp",
+        "fsdp_config",
+        "include_tokens_per_second",
+        "packing",
+        "response_template",
+        "dataset_text_field",
+        "use_flash_attn",
+        "model_max_length",
+        # The latest revision's.
+        "save_strategy",
+        "overwrite_output_dir",
+        "evaluation_strategy",
+        "validation_data_path",
+    }
 )
 
 # The LoRA and prompt-tuning arguments, under the same names in the latest
@@ -84,12 +87,14 @@ _PROMPT_TUNING_FIELDS = (
 _KINDS = {pb.PEFT_METHOD_LORA: "a LoRA", pb.PEFT_METHOD_PROMPT_TUNING: "a prompt-tuning"}
 
 # Fields only the latest revision has, besides the flat PEFT arguments.
-_LATEST_ADDED = (
-    "save_strategy",
-    "overwrite_output_dir",
-    "num_gpus",
-    "evaluation_strategy",
-    "validation_data_path",
+_LATEST_ADDED = frozenset(
+    {
+        "save_strategy",
+        "overwrite_output_dir",
+        "num_gpus",
+        "evaluation_strategy",
+        "validation_data_path",
+    }
 )
 
 
@@ -128,19 +133,21 @@ class Translation:
 
 def spec_from_legacy(request: legacy.TrainingRequest) -> Translation:
     p = request.parameters
+    # The fields the client set, read once rather than asked of each of the
+    # forty names in turn: a request sets a handful of them.
+    sent = _set_fields(p)
     spec = pb.TrainingSpec(model_name=request.model_name, output_path=request.output_path)
     params = spec.parameters  # not a copy, as a message given to the constructor would be
     params.SetInParent()  # a request without parameters is told which of them it lacks
     params.base_model, params.data_path = p.model_name_or_path, p.data_path
-    for name in _COPIED:
-        if p.HasField(name):  # type: ignore[arg-type]
-            setattr(params, name, getattr(p, name))
-    if p.HasField("torch_dytpe"):
-        params.torch_dtype = p.torch_dytpe
-    if p.HasField("num_gpus"):
-        spec.resources.gpus = p.num_gpus
+    for name in _COPIED.intersection(sent):
+        setattr(params, name, sent[name])
+    if "torch_dytpe" in sent:
+        params.torch_dtype = sent["torch_dytpe"]
+    if "num_gpus" in sent:
+        spec.resources.gpus = sent["num_gpus"]
 
-    flat = [name for name in (*_LORA_FIELDS, *_PROMPT_TUNING_FIELDS) if _sent(p, name)]
+    flat = [name for name in (*_LORA_FIELDS, *_PROMPT_TUNING_FIELDS) if name in sent]
     nested = p.WhichOneof("peft_method_parameters")
     named = _PEFT_METHODS.get(p.peft_method.lower())
     violations: list[Violation] = []
@@ -153,8 +160,8 @@ def spec_from_legacy(request: legacy.TrainingRequest) -> Translation:
     elif nested:
         violations += _from_nested(p, nested, named, params)
     else:
-        violations += _from_flat(p, named, params)
-    latest = bool(flat) or any(p.HasField(name) for name in _LATEST_ADDED)  # type: ignore[arg-type]
+        violations += _from_flat(p, sent, named, params)
+    latest = bool(flat) or not _LATEST_ADDED.isdisjoint(sent)
     return Translation(spec, violations, latest=latest, nested=nested)
 
 
@@ -166,10 +173,10 @@ def legacy_violations(translation: Translation, limits: Limits) -> list[Violatio
     ]
 
 
-def _sent(message: Message, name: str) -> bool:
-    if name == "target_modules":
-        return bool(getattr(message, name))
-    return message.HasField(name)
+def _set_fields(message: Message) -> dict[str, Any]:
+    """The fields `message` has, by name: the optional ones set (to their
+    default too), the repeated ones not empty."""
+    return {field.name: value for field, value in message.ListFields()}
 
 
 def _mixed_forms(p: legacy.TrainingParameters, nested: str, flat: Sequence[str]) -> list[Violation]:
@@ -180,7 +187,7 @@ def _mixed_forms(p: legacy.TrainingParameters, nested: str, flat: Sequence[str])
     named: set[str] = set()
     for name in flat:
         counterpart = f"parameters.{nested}"
-        if name in block.DESCRIPTOR.fields_by_name and _sent(block, name):
+        if name in _set_fields(block):
             counterpart += f".{name}"
         violations.append(
             Violation(
@@ -211,11 +218,11 @@ def _from_nested(
     params.peft_method = chosen if named in (None, pb.PEFT_METHOD_UNSPECIFIED) else named
     if nested == "pt_parameters":
         params.prompt_tuning.SetInParent()  # chosen, though it may set no field
-        _copy(p.pt_parameters, params.prompt_tuning, _PROMPT_TUNING_FIELDS)
+        _copy(_set_fields(p.pt_parameters), params.prompt_tuning, _PROMPT_TUNING_FIELDS)
         return []
     lora = p.lora_parameters
     params.lora.SetInParent()
-    _copy(lora, params.lora, [name for name in _LORA_FIELDS if name != "bias"])
+    _copy(_set_fields(lora), params.lora, [name for name in _LORA_FIELDS if name != "bias"])
     if not lora.HasField("bias"):
         return []
     # A number no trainer takes, where PEFT takes a name: 0 (no bias
@@ -234,19 +241,20 @@ def _from_nested(
 
 def _from_flat(
     p: legacy.TrainingParameters,
+    sent: Mapping[str, Any],
     named: pb.PeftMethod.ValueType | None,
     params: pb.FineTuningParameters,
 ) -> list[Violation]:
     groups = {
-        pb.PEFT_METHOD_LORA: [n for n in _LORA_FIELDS if _sent(p, n)],
-        pb.PEFT_METHOD_PROMPT_TUNING: [n for n in _PROMPT_TUNING_FIELDS if _sent(p, n)],
+        pb.PEFT_METHOD_LORA: [n for n in _LORA_FIELDS if n in sent],
+        pb.PEFT_METHOD_PROMPT_TUNING: [n for n in _PROMPT_TUNING_FIELDS if n in sent],
     }
-    sent = [method for method, names in groups.items() if names]
+    methods = [method for method, names in groups.items() if names]
     violations: list[Violation] = []
     if named in (None, pb.PEFT_METHOD_UNSPECIFIED):
         # As with the nested blocks, the arguments sent choose the method.
-        params.peft_method = sent[0] if len(sent) == 1 else pb.PEFT_METHOD_NONE
-        if named is not None and len(sent) > 1:
+        params.peft_method = methods[0] if len(methods) == 1 else pb.PEFT_METHOD_NONE
+        if named is not None and len(methods) > 1:
             listed = ", ".join(name for names in groups.values() for name in names)
             violations.append(
                 Violation(
@@ -260,7 +268,7 @@ def _from_flat(
     for method, names in groups.items():
         if method == params.peft_method:
             block = params.lora if method == pb.PEFT_METHOD_LORA else params.prompt_tuning
-            _copy(p, block, names)
+            _copy(sent, block, names)
         elif named not in (None, pb.PEFT_METHOD_UNSPECIFIED):
             violations += [
                 Violation(
@@ -272,13 +280,15 @@ def _from_flat(
     return violations
 
 
-def _copy(source: Message, target: Message, names: Sequence[str]) -> None:
-    """The arguments `names` that `source` sent, onto `target`."""
+def _copy(sent: Mapping[str, Any], target: Message, names: Sequence[str]) -> None:
+    """The arguments `names` that were sent, onto `target`."""
     for name in names:
+        if name not in sent:
+            continue
         if name == "target_modules":
-            getattr(target, name).extend(getattr(source, name))
-        elif source.HasField(name):
-            setattr(target, name, getattr(source, name))
+            getattr(target, name).extend(sent[name])
+        else:
+            setattr(target, name, sent[name])
 
 
 def status_to_legacy(record: TrainingRecord) -> legacy.TrainingStatusResponse:
