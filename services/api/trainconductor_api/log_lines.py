@@ -9,6 +9,7 @@ line costs no more memory than a short one.
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass
 
 # Kubernetes writes nanoseconds; Python's datetime keeps microseconds, so
@@ -41,16 +42,34 @@ def parse_time(stamp: bytes) -> LogTime | None:
     is not such a time."""
     try:
         text = stamp.decode("ascii")
-        if not text.endswith("Z"):
-            return None
-        whole, _, fraction = text[:-1].partition(".")
-        when = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.UTC)
-        if fraction and not fraction.isdigit():
-            return None
-        nanos = int((fraction + "0" * _FRACTION_DIGITS)[:_FRACTION_DIGITS]) if fraction else 0
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("Z"):
+        return None
+    whole, _, fraction = text[:-1].partition(".")
+    if fraction and not fraction.isdigit():
+        return None
+    seconds = _epoch_seconds(whole)
+    if seconds is None:
+        return None
+    nanos = int((fraction + "0" * _FRACTION_DIGITS)[:_FRACTION_DIGITS]) if fraction else 0
+    return LogTime(seconds, nanos)
+
+
+@functools.lru_cache(maxsize=256)
+def _epoch_seconds(whole: str) -> int | None:
+    """`2026-01-02T03:04:05` as seconds since the epoch. A log's lines come
+    many to a second, and each of them is parsed: a second's is worked out
+    once (docs/performance.md, "Logs")."""
+    # fromisoformat also takes what Kubernetes never writes (a space for the
+    # T, no seconds, week dates): the shape is checked first.
+    if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T":
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(whole)
     except ValueError:
         return None
-    return LogTime(int(when.timestamp()), nanos)
+    return int(when.replace(tzinfo=datetime.UTC).timestamp())
 
 
 def line_of(raw: bytes, truncated: bool) -> Line:

@@ -52,6 +52,36 @@ def test_times_without_nine_digits_are_read(stamp: bytes) -> None:
     assert parse_time(stamp) is not None
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        pytest.param(b"2026-12-05 07:11:20Z", id="a space for the T"),
+        pytest.param(b"2026-12-05T07:11Z", id="no seconds"),
+        pytest.param(b"20261205T071120Z", id="basic format"),
+        pytest.param(b"2026-W49-1T07:11:20Z", id="a week date"),
+        pytest.param(b"2026-12-5T7:11:20Z", id="single digits"),
+        pytest.param(b"2026-02-30T07:11:20Z", id="no such day"),
+        pytest.param(b"2026-12-05T07:11:20.5e3Z", id="not a fraction"),
+        pytest.param(b"2026-12-05T07:11:20+01:00", id="an offset"),
+        pytest.param(b"2026-12-05T07:11:\xff0Z", id="not ascii"),
+    ],
+)
+def test_what_kubernetes_does_not_write_is_not_a_time(stamp: bytes) -> None:
+    assert parse_time(stamp) is None
+    (line,) = LineSplitter(100).feed(stamp + b" text\n")
+    assert line.time is None
+    assert line.text == stamp.decode("utf-8", "replace") + " text"
+
+
+def test_lines_of_one_second_keep_their_own_fractions() -> None:
+    stamps = [b"2026-12-05T07:11:20.%09dZ" % nanos for nanos in (1, 2, 999_999_999)]
+    assert [parse_time(stamp) for stamp in stamps] == [
+        LogTime(1796454680, 1),
+        LogTime(1796454680, 2),
+        LogTime(1796454680, 999_999_999),
+    ]
+
+
 def test_a_line_without_a_time_is_all_text() -> None:
     (line,) = LineSplitter(100).feed(b"no time here\n")
     assert line == Line(None, "no time here")
