@@ -106,9 +106,14 @@ class LogQuery:
 class LogRead:
     """One open read of a pod's log."""
 
-    def __init__(self, response: Any, run: Callable[..., Any]) -> None:
+    def __init__(self, response: Any, run: Callable[..., Any], *, follow: bool) -> None:
         self._response = response
         self._run = run
+        # A followed read hands on what has come, as it comes. A read that is
+        # not followed ends with what the log holds, already written: it is
+        # read in whole pieces, as a client reading the log itself reads it,
+        # since each piece is a turn through a thread (a few KiB each else).
+        self._follow = follow
 
     async def chunk(self) -> bytes | None:
         """The next bytes of the log; b"" when the log was quiet for the read
@@ -119,7 +124,10 @@ class LogRead:
         import urllib3  # here: only with logs read from a cluster
 
         try:
-            data: bytes = self._response.read1(_CHUNK_BYTES)
+            if self._follow:
+                data: bytes = self._response.read1(_CHUNK_BYTES)
+            else:
+                data = self._response.read(_CHUNK_BYTES)
         except urllib3.exceptions.ReadTimeoutError:
             return b""
         except (urllib3.exceptions.HTTPError, OSError) as err:
@@ -199,7 +207,7 @@ class KubernetesLogs:
         """A read of the pod's log with timestamps; None when it has none (its
         trainer has not started, or the pod is gone)."""
         response = await self._run(self._open, pod, query)
-        return None if response is None else LogRead(response, self._run)
+        return None if response is None else LogRead(response, self._run, follow=query.follow)
 
     def _open(self, pod: str, query: LogQuery) -> Any:
         import urllib3
