@@ -60,7 +60,7 @@ def parse_time(stamp: bytes) -> LogTime | None:
 def _epoch_seconds(whole: str) -> int | None:
     """`2026-01-02T03:04:05` as seconds since the epoch. A log's lines come
     many to a second, and each of them is parsed: a second's is worked out
-    once (docs/performance.md, "Logs")."""
+    once (docs/performance.md, "What a line cost")."""
     # fromisoformat also takes what Kubernetes never writes (a space for the
     # T, no seconds, week dates): the shape is checked first.
     if len(whole) != 19 or whole[4] != "-" or whole[7] != "-" or whole[10] != "T":
