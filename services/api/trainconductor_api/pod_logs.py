@@ -109,10 +109,10 @@ class LogRead:
     def __init__(self, response: Any, run: Callable[..., Any], *, follow: bool) -> None:
         self._response = response
         self._run = run
-        # A followed read hands on what has come, as it comes. A read that is
-        # not followed ends with what the log holds, already written: it is
-        # read in whole pieces, as a client reading the log itself reads it,
-        # since each piece is a turn through a thread (a few KiB each else).
+        # A followed read hands on what has come, as it comes (read1: a few
+        # KiB). A read that is not followed gets a log already written, to
+        # its end, so it waits for whole pieces, as a client reading the log
+        # itself does: each piece is a turn through a thread.
         self._follow = follow
 
     async def chunk(self) -> bytes | None:
