@@ -106,7 +106,7 @@ def api_pid(stack: Stack) -> int:
     return stack.api.process.pid
 
 
-def bare_read(stack: Stack, pod: str) -> tuple[int, float, float]:
+def bare_read(stack: Stack, pod: str) -> tuple[int, float]:
     core = client.CoreV1Api(stack.kube)
     start = time.perf_counter()
     response = cast(
@@ -121,7 +121,7 @@ def bare_read(stack: Stack, pod: str) -> tuple[int, float, float]:
             lines += chunk.count(b"\n")
     finally:
         response.close()
-    return lines, time.perf_counter() - start, 0.0
+    return lines, time.perf_counter() - start
 
 
 def stalled(stack: Stack, training_id: str) -> dict[str, float]:
@@ -155,15 +155,13 @@ def main() -> int:
                     sides = ("api", "bare") if i % 2 == 0 else ("bare", "api")
                     measured: dict[str, float] = {}
                     for side in sides:
-                        lines, took, cpu = (
-                            through_the_api(stack, training_id)
-                            if side == "api"
-                            else bare_read(stack, pod)
-                        )
+                        if side == "api":
+                            lines, took, cpu = through_the_api(stack, training_id)
+                            measured["api_cpu_us_per_line"] = round(cpu / lines * 1e6, 1)
+                        else:
+                            lines, took = bare_read(stack, pod)
                         assert lines == args.lines, f"{side} read {lines} of {args.lines} lines"
                         measured[f"{side}_lines_per_second"] = round(lines / took)
-                        if side == "api":
-                            measured["api_cpu_us_per_line"] = round(cpu / lines * 1e6, 1)
                     results["rounds"].append(measured)
                 results["stalled"] = stalled(stack, training_id)
             with running_stack(cluster, work / "limited", None, controller) as stack:
