@@ -182,12 +182,12 @@ def _set_fields(message: Message) -> dict[str, Any]:
 def _mixed_forms(p: legacy.TrainingParameters, nested: str, flat: Sequence[str]) -> list[Violation]:
     """Each flat argument and what it meets in the nested block: the same
     argument if the block has it, else the block."""
-    block = getattr(p, nested)
+    in_block = _set_fields(getattr(p, nested))
     violations: list[Violation] = []
     named: set[str] = set()
     for name in flat:
         counterpart = f"parameters.{nested}"
-        if name in _set_fields(block):
+        if name in in_block:
             counterpart += f".{name}"
         violations.append(
             Violation(
