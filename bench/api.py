@@ -38,6 +38,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from bench.cpu import cpu_seconds
 from bench.ghz import ROOT, CallData, Load, run_ghz
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.jaeger import Jaeger
 from devstack.ports import free_port
 from devstack.processes import Service
@@ -368,6 +369,7 @@ def _measure(
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())
 
 

@@ -43,6 +43,7 @@ from kubernetes import client
 
 from bench.cpu import cpu_seconds
 from bench.ghz import ROOT
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.job_counter import JobCreations
 from devstack.specs import lora_spec
 from devstack.stack import Stack, given_or_local_cluster, running_stack
@@ -343,4 +344,5 @@ def report(results: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())

@@ -42,6 +42,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 
 from bench.cpu import cpu_seconds
 from bench.ghz import ROOT
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.pod_logs import PodLog, cri_line, serve_pod_log
 from devstack.specs import lora_spec
 from devstack.stack import Stack, given_or_local_cluster, running_stack
@@ -232,4 +233,5 @@ def report(results: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())

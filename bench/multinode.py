@@ -45,6 +45,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 
 from bench.controller import SHIPPED_WORKERS, percentile
 from bench.ghz import ROOT
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.specs import lora_spec
 from devstack.stack import Stack, given_or_local_cluster, running_stack
 from devstack.waiting import wait_for
@@ -315,4 +316,5 @@ def report(results: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())

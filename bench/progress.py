@@ -45,6 +45,7 @@ from bench.api import (
 )
 from bench.cpu import cpu_seconds
 from bench.ghz import ROOT, run_ghz
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.ports import free_port
 from devstack.processes import Service
 from devstack.redis_server import RedisServer
@@ -187,4 +188,5 @@ def _measure(
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())

@@ -52,6 +52,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from bench.controller import SHIPPED_WORKERS, percentile
 from bench.cpu import cpu_used
 from bench.ghz import ROOT
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.job_counter import JobCreations
 from devstack.kueue import running_kueue
 from devstack.queues import (
@@ -356,4 +357,5 @@ def report(results: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())

@@ -53,6 +53,7 @@ from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from bench.ghz import ROOT
 from devstack import lifecycle
+from devstack.interrupts import sigterm_as_interrupt
 from devstack.ports import free_port
 from devstack.processes import Service
 from devstack.redis_server import RedisServer
@@ -573,4 +574,5 @@ def report(results: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    sigterm_as_interrupt()
     sys.exit(main())
