@@ -28,20 +28,20 @@ def _stop_holder(tmp_path: Path, sigterm: str) -> tuple[int, bool]:
     """Starts the holder, sends it SIGTERM once it holds; its exit code and
     whether it gave back what it held."""
     given_back = tmp_path / "given-back"
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(given_back), sigterm],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=ROOT,  # where `devstack` is imported from
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        holder.send_signal(signal.SIGTERM)
-        code = holder.wait(timeout=30)
-    finally:
-        holder.kill()
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "holding"
+            holder.send_signal(signal.SIGTERM)
+            code = holder.wait(timeout=30)
+        finally:
+            holder.kill()  # a no-op once it has exited
     return code, given_back.exists()
 
 
