@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from devstack.cluster import ROOT
 
 # A process that holds something until told to stop, and gives it back on
 # the way out, as a bench holds its control plane in a `with` block.
