@@ -19,8 +19,9 @@ from trainconductor_core.redis_connection import connect
 from trainconductor_core.settings import CommonSettings
 from trainconductor_core.store import TrainingStore
 
-# Every log line of the session is searched for the secrets the tests used.
-pytest_plugins = ("tests.support.secret_scan",)
+# Every log line of the session is searched for the secrets the tests used;
+# SIGTERM stops the session as Ctrl-C does, fixtures torn down.
+pytest_plugins = ("tests.support.secret_scan", "tests.support.interrupts")
 
 _prefixes = itertools.count()
 
