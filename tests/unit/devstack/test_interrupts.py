@@ -63,13 +63,15 @@ def test_without_it_sigterm_skips_the_way_out(tmp_path: Path) -> None:
 
 
 # A test session that holds a process through a fixture, as the suites hold
-# Redis and the control plane, and a test that must not run once it is stopped.
+# Redis and the control plane; a test that waits, in a coroutine (as most of
+# the suites' tests run, on the session's event loop) or not; and a test that
+# must not run once the session is stopped.
 _SESSION = """
-import os, subprocess, time
+import asyncio, os, subprocess, time
 from pathlib import Path
 import pytest
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def service():
     process = subprocess.Popen(["sleep", "600"])
     Path(os.environ["HOLDING"]).write_text(str(process.pid))
@@ -77,27 +79,37 @@ def service():
     process.kill()
     process.wait()
 
-def test_holds(service):
+@pytest.mark.skipif(os.environ["WAIT"] != "sync", reason="waits in a coroutine")
+def test_waits(service):
+    Path(os.environ["WAITING"]).write_text("1")
     time.sleep(600)
+
+@pytest.mark.skipif(os.environ["WAIT"] != "async", reason="waits in a plain function")
+async def test_waits_in_a_coroutine(service):
+    Path(os.environ["WAITING"]).write_text("1")
+    await asyncio.sleep(600)
 
 def test_next():
     Path(os.environ["NEXT"]).write_text("ran")
 """
 
 
-def test_a_test_run_stopped_by_sigterm_tears_its_fixtures_down(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wait", ["sync", "async"])
+def test_a_test_run_stopped_by_sigterm_tears_its_fixtures_down(tmp_path: Path, wait: str) -> None:
     session = tmp_path / "test_session.py"
     session.write_text(_SESSION)
-    holding, next_ran = tmp_path / "holding", tmp_path / "next-ran"
-    command = [sys.executable, "-m", "pytest", "-p", "tests.support.interrupts"]
-    command += ["-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), str(session)]
-    env = {**os.environ, "HOLDING": str(holding), "NEXT": str(next_ran)}
+    holding, waiting, next_ran = tmp_path / "holding", tmp_path / "waiting", tmp_path / "next"
+    # The suites' own settings (their event loop's scope among them).
+    command = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml")]
+    command += ["-p", "tests.support.interrupts", "-p", "no:cacheprovider", "-q", str(session)]
+    env = {**os.environ, "WAIT": wait}
+    env |= {"HOLDING": str(holding), "WAITING": str(waiting), "NEXT": str(next_ran)}
     with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL) as run:
         try:
             deadline = time.monotonic() + 60
-            while not holding.exists() or not holding.read_text():
-                assert run.poll() is None, "the session ended before its fixture held anything"
-                assert time.monotonic() < deadline, "the fixture did not start within 60 s"
+            while not waiting.exists():
+                assert run.poll() is None, "the session ended before its test waited"
+                assert time.monotonic() < deadline, "the test did not start within 60 s"
                 time.sleep(0.05)
             service = int(holding.read_text())
             run.send_signal(signal.SIGTERM)
