@@ -79,12 +79,10 @@ def service():
     process.kill()
     process.wait()
 
-@pytest.mark.skipif(os.environ["WAIT"] != "sync", reason="waits in a coroutine")
 def test_waits(service):
     Path(os.environ["WAITING"]).write_text("1")
     time.sleep(600)
 
-@pytest.mark.skipif(os.environ["WAIT"] != "async", reason="waits in a plain function")
 async def test_waits_in_a_coroutine(service):
     Path(os.environ["WAITING"]).write_text("1")
     await asyncio.sleep(600)
@@ -94,16 +92,18 @@ def test_next():
 """
 
 
-@pytest.mark.parametrize("wait", ["sync", "async"])
-def test_a_test_run_stopped_by_sigterm_tears_its_fixtures_down(tmp_path: Path, wait: str) -> None:
+@pytest.mark.parametrize("waiting_test", ["test_waits", "test_waits_in_a_coroutine"])
+def test_a_test_run_stopped_by_sigterm_tears_its_fixtures_down(
+    tmp_path: Path, waiting_test: str
+) -> None:
     session = tmp_path / "test_session.py"
     session.write_text(_SESSION)
     holding, waiting, next_ran = tmp_path / "holding", tmp_path / "waiting", tmp_path / "next"
     # The suites' own settings (their event loop's scope among them).
     command = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml")]
-    command += ["-p", "tests.support.interrupts", "-p", "no:cacheprovider", "-q", str(session)]
-    env = {**os.environ, "WAIT": wait}
-    env |= {"HOLDING": str(holding), "WAITING": str(waiting), "NEXT": str(next_ran)}
+    command += ["-p", "tests.support.interrupts", "-p", "no:cacheprovider", "-q"]
+    command += [f"{session}::{waiting_test}", f"{session}::test_next"]  # run in this order
+    env = {**os.environ, "HOLDING": str(holding), "WAITING": str(waiting), "NEXT": str(next_ran)}
     with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL) as run:
         try:
             deadline = time.monotonic() + 60
