@@ -30,6 +30,7 @@ from trainconductor_api.authentication.token_review import (
     kubernetes_review,
 )
 from trainconductor_api.authorization import Access
+from trainconductor_api.generic_handlers import generic_only
 from trainconductor_api.health import HealthReporter
 from trainconductor_api.interceptors.auth import AuthInterceptor
 from trainconductor_api.interceptors.errors import ErrorInterceptor
@@ -151,9 +152,9 @@ def _configure_services(
     legacy = LegacyTrainConductor(store, limits, access, s.queue_policy)
     progress = ProgressService(intake)
     for server in servers:
-        pb_grpc.add_TrainingServiceServicer_to_server(training, server)
-        legacy_grpc.add_TrainConductorServicer_to_server(legacy, server)
-        progress_grpc.add_ProgressServiceServicer_to_server(progress, server)
+        pb_grpc.add_TrainingServiceServicer_to_server(training, generic_only(server))
+        legacy_grpc.add_TrainConductorServicer_to_server(legacy, generic_only(server))
+        progress_grpc.add_ProgressServiceServicer_to_server(progress, generic_only(server))
 
 
 def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
@@ -208,7 +209,7 @@ def _configure_health(
 ) -> HealthReporter:
     servicer = health.aio.HealthServicer()
     for server in servers:
-        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, generic_only(server))
     return HealthReporter(servicer, store, SERVICE_NAMES, interval_seconds=s.health_probe_seconds)
 
 
@@ -222,6 +223,8 @@ def _configure_reflection(servers: list[grpc.aio.Server]) -> None:
     pool = MethodResolvingPool(descriptor_pool.Default())
     for server in servers:
         # The servicer only calls the pool's Find* methods, which this one has.
+        # Its one method stays registered: reflection picks its asyncio
+        # servicer by the server's class.
         reflection.enable_server_reflection(names, server, pool=pool)  # type: ignore[arg-type]
 
 
@@ -333,5 +336,5 @@ def _configure_progress_port(
     servers = _listeners(chain, s)
     service = ProgressService(intake)
     for server in servers:
-        progress_grpc.add_ProgressServiceServicer_to_server(service, server)
+        progress_grpc.add_ProgressServiceServicer_to_server(service, generic_only(server))
     return servers, listeners.bind(servers, s.grpc_host, s.progress_grpc_port)
