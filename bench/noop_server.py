@@ -1,8 +1,9 @@
 """The baseline: a bare grpc.aio server of the same services (v1 and the
 legacy contract) that answers at once, with no validation, no store, no
 interceptors. It listens as the API does, with as many servers on its port
-(TC_GRPC_LISTENERS, the API's default when unset), so that a ratio to it
-measures the work of a call, not how calls are taken.
+(TC_GRPC_LISTENERS, the API's default when unset), each given its services
+as generic handlers as the API's are, so that a ratio to it measures the
+work of a call, not how calls are taken.
 
     TC_GRPC_PORT=PORT python -m bench.noop_server
 """
@@ -23,6 +24,7 @@ from trainconductor.v1 import training_service_pb2 as pb
 from trainconductor.v1 import training_service_pb2_grpc as pb_grpc
 
 from devstack.specs import lora_spec
+from trainconductor_api.generic_handlers import generic_only
 from trainconductor_api.listeners import bind, reuse_port_option
 from trainconductor_api.settings import ApiSettings
 
@@ -110,9 +112,11 @@ class NoopTrainConductor(legacy_grpc.TrainConductorServicer):
 async def serve(port: int, listeners: int) -> None:
     servers = [grpc.aio.server(options=[reuse_port_option(listeners)]) for _ in range(listeners)]
     for server in servers:
-        pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), server)
-        legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), server)
-        ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), server)
+        # Given as the API gives its services (generic_handlers.py): which
+        # way grpc finds a method is how calls are taken, not their work.
+        pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), generic_only(server))
+        legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), generic_only(server))
+        ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), generic_only(server))
     bind(servers, "127.0.0.1", port)
     for server in servers:
         await server.start()
