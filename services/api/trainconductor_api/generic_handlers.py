@@ -5,9 +5,10 @@ in a generic handler, and as a registered method. grpc.aio keeps one
 request for a call out in gRPC core per registered method, and its accept
 loop waits on all of them again for every call it takes (`asyncio.wait`,
 with a done callback added to each and removed): with the API's fifteen
-methods, about a third of the Python function calls of a GetTraining. A
-method served by its generic handler is found by one dict lookup, with one
-request out per server (docs/performance.md).
+methods, about a third of the Python function calls of a GetTraining.
+Served by generic handlers only, a server keeps one request out, and finds
+a method by a dict lookup in each service's handler in turn
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class _GenericOnly:
 
 
 def generic_only(server: grpc.aio.Server) -> grpc.aio.Server:
-    """`server`, for a generated `add_*Servicer_to_server` (or reflection's
-    `enable_server_reflection`) to add a service to: it takes the service's
-    generic handler and leaves out its registered methods."""
-    # Those functions call only the two methods above.
+    """`server`, for a generated `add_*Servicer_to_server` to add a service
+    to: it takes the service's generic handler and leaves out its registered
+    methods. Not for reflection's `enable_server_reflection`, which picks
+    its asyncio servicer by the server's class."""
+    # The generated functions call only the two methods above.
     return cast(grpc.aio.Server, _GenericOnly(server))
