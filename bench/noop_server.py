@@ -114,9 +114,10 @@ async def serve(port: int, listeners: int) -> None:
     for server in servers:
         # Given as the API gives its services (generic_handlers.py): which
         # way grpc finds a method is how calls are taken, not their work.
-        pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), generic_only(server))
-        legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), generic_only(server))
-        ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), generic_only(server))
+        generic = generic_only(server)
+        pb_grpc.add_TrainingServiceServicer_to_server(NoopTrainingService(), generic)
+        legacy_grpc.add_TrainConductorServicer_to_server(NoopTrainConductor(), generic)
+        ppb_grpc.add_ProgressServiceServicer_to_server(NoopProgressService(), generic)
     bind(servers, "127.0.0.1", port)
     for server in servers:
         await server.start()

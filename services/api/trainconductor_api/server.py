@@ -152,9 +152,10 @@ def _configure_services(
     legacy = LegacyTrainConductor(store, limits, access, s.queue_policy)
     progress = ProgressService(intake)
     for server in servers:
-        pb_grpc.add_TrainingServiceServicer_to_server(training, generic_only(server))
-        legacy_grpc.add_TrainConductorServicer_to_server(legacy, generic_only(server))
-        progress_grpc.add_ProgressServiceServicer_to_server(progress, generic_only(server))
+        generic = generic_only(server)
+        pb_grpc.add_TrainingServiceServicer_to_server(training, generic)
+        legacy_grpc.add_TrainConductorServicer_to_server(legacy, generic)
+        progress_grpc.add_ProgressServiceServicer_to_server(progress, generic)
 
 
 def _pod_binding(store: TrainingStore, s: ApiSettings) -> PodBinding | None:
