@@ -219,6 +219,12 @@ class TrainingStore:
         self._max_active_per_owner = max_active_per_owner  # 0: no cap
         self._clock = clock
         self._ids = TrainingIds()
+        # The keys every create names, whatever the training: made once.
+        self._all_key = self._k("idx", "all")
+        self._pending_key = self._k("idx", "phase", Phase.PENDING)
+        self._all_events_key = self._k("events")
+        self._changes_key = self._k("changes")
+        self._active_phase_keys = tuple(self._k("idx", "phase", p) for p in ACTIVE_PHASES)
         self._create = client.register_script(_lua("create.lua"))
         self._cancel = client.register_script(_lua("cancel.lua"))
         self._status = client.register_script(_lua("status.lua"))
@@ -237,7 +243,7 @@ class TrainingStore:
 
     @property
     def changes_key(self) -> str:
-        return self._k("changes")
+        return self._changes_key
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -297,13 +303,13 @@ class TrainingStore:
         keys = [
             self._k("request", f"{owner}/{request_id}") if request_id else "",
             self._k("training", training_id),
-            self._k("idx", "all"),
-            self._k("idx", "phase", Phase.PENDING),
+            self._all_key,
+            self._pending_key,
             self._k("idx", "owner", owner),
             self.changes_key,
             self._k("events", training_id),
-            self._k("events"),
-            *(self._k("idx", "phase", phase) for phase in ACTIVE_PHASES),
+            self._all_events_key,
+            *self._active_phase_keys,
             *(self._k("idx", "label", f"{k}={v}") for k, v in sorted(labels.items())),
         ]
         record = TrainingRecord(
