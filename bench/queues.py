@@ -20,10 +20,15 @@ that cleaning is thousands of deletions, which would slow the start of
 whichever run came next.
 
 Targets: the admission rate (Workloads admitted per second, first to last)
-at least 0.9x Kueue alone's; submit-to-admitted p50 at most 100 ms above
-Kueue alone's create-to-admitted p50. The runs alternate for `--rounds`
-rounds and each figure is the median of its rounds: this machine's speed
-drifts from run to run. Writes build/bench/queues.json; exits 0 when both
+at least 0.9x Kueue alone's, the median of the rounds; submit-to-admitted
+p50 at most 100 ms above Kueue alone's create-to-admitted p50, judged on a
+run of both side by side: one of Kueue alone's Jobs and one training in
+turn, half of the trainings each, into two ClusterQueues alike, so that
+both meet the same Kueue at the same moments. Kueue alone's p50 moves by a
+second from one run to the next (this machine's speed drifts), ten times
+the target, so p50s of separate runs can not be told apart within 100 ms;
+the separate rounds' p50s are printed all the same. The rounds alternate
+for `--rounds` rounds. Writes build/bench/queues.json; exits 0 when both
 targets are met.
 """
 
@@ -209,36 +214,14 @@ def through_train_conductor(stack: Stack, count: int, offsets: list[float]) -> d
         return found
 
 
-def kueue_alone(stack: Stack, count: int, records: list[TrainingRecord]) -> dict[str, Any]:
-    """The same Jobs, made by the controller's own builder and Kubernetes
-    client, created one after another straight into Kueue."""
+@contextmanager
+def namespace_of_its_own(stack: Stack) -> Iterator[str]:
+    """A namespace for Kueue alone's Jobs, deleted afterwards."""
     namespace = f"bench-kueue-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(stack.kube)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     try:
-        with queue_of_its_own(stack, namespace, count) as queue:
-            settings = ControllerSettings(
-                namespace=namespace,
-                image="example.com/trainer:1",
-                queues_enabled=True,
-                tolerations=[
-                    {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
-                ],
-            )
-            manifests = [
-                build_job(replace(record, queue=queue), settings) for record in records[:count]
-            ]
-            kube = Kube(stack.kube, namespace)
-            seen = Admissions(stack.kube, namespace)
-            created: dict[str, float] = {}
-            for manifest in manifests:
-                at = time.monotonic()
-                kube.create_job(manifest)
-                created[manifest["metadata"]["name"]] = at
-            found = figures(created, seen.wait(set(created), timeout=300))
-            first = min(created.values())
-            found["offsets"] = [at - first for at in created.values()]
-            return found
+        yield namespace
     finally:
         core.delete_namespace(namespace)
         # Its deletion (the events of 500 Jobs and pods) is work for the
@@ -248,6 +231,68 @@ def kueue_alone(stack: Stack, count: int, records: list[TrainingRecord]) -> dict
             lambda: not core.list_namespace(field_selector=f"metadata.name={namespace}").items,
             timeout=120,
         )
+
+
+def bare_jobs(records: list[TrainingRecord], namespace: str, queue: str) -> list[dict[str, Any]]:
+    """Jobs for `records` as the controller builds them, in `queue`."""
+    settings = ControllerSettings(
+        namespace=namespace,
+        image="example.com/trainer:1",
+        queues_enabled=True,
+        tolerations=[{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+    )
+    return [build_job(replace(record, queue=queue), settings) for record in records]
+
+
+def kueue_alone(stack: Stack, count: int, records: list[TrainingRecord]) -> dict[str, Any]:
+    """The same Jobs, made by the controller's own builder and Kubernetes
+    client, created one after another straight into Kueue."""
+    with (
+        namespace_of_its_own(stack) as namespace,
+        queue_of_its_own(stack, namespace, count) as queue,
+    ):
+        kube = Kube(stack.kube, namespace)
+        seen = Admissions(stack.kube, namespace)
+        created: dict[str, float] = {}
+        for manifest in bare_jobs(records[:count], namespace, queue):
+            at = time.monotonic()
+            kube.create_job(manifest)
+            created[manifest["metadata"]["name"]] = at
+        found = figures(created, seen.wait(set(created), timeout=300))
+        first = min(created.values())
+        found["offsets"] = [at - first for at in created.values()]
+        return found
+
+
+def side_by_side(stack: Stack, count: int, records: list[TrainingRecord]) -> dict[str, Any]:
+    """Kueue alone's Jobs and Train Conductor's trainings in one run, one
+    of each in turn (which of the two first, alternating), each side into
+    a ClusterQueue of its own with the same quota. `count` in all, half
+    from each side: Kueue's backlog, which the p50 mostly measures, is
+    then that of a separate run."""
+    count //= 2
+    with (
+        namespace_of_its_own(stack) as namespace,
+        queue_of_its_own(stack, namespace, count) as bare_queue,
+        queue_of_its_own(stack, stack.namespace, count) as queue,
+    ):
+        kube = Kube(stack.kube, namespace)
+        bare_seen = Admissions(stack.kube, namespace)
+        seen = Admissions(stack.kube, stack.namespace)
+        created: dict[str, float] = {}
+        submitted: dict[str, float] = {}
+        for i, manifest in enumerate(bare_jobs(records[:count], namespace, bare_queue)):
+            for bare in (True, False) if i % 2 == 0 else (False, True):
+                at = time.monotonic()
+                if bare:
+                    kube.create_job(manifest)
+                    created[manifest["metadata"]["name"]] = at
+                else:
+                    submitted[f"train-{stack.create(spec(i, queue)).id}"] = at
+        return {
+            "kueue_alone": figures(created, bare_seen.wait(set(created), timeout=300)),
+            "train_conductor": figures(submitted, seen.wait(set(submitted), timeout=300)),
+        }
 
 
 def records_of(stack: Stack, count: int) -> list[TrainingRecord]:
@@ -314,6 +359,8 @@ def main() -> int:
                 found = {"kueue_alone": alone, "train_conductor": ours}
                 print(f"  round {number + 1}: {json.dumps(found)}")
                 results["rounds"].append(found)
+            results["side_by_side"] = side_by_side(stack, args.trainings, records)
+            print(f"  side by side: {json.dumps(results['side_by_side'])}")
     shutil.rmtree(work, ignore_errors=True)
     return report(results)
 
@@ -328,15 +375,24 @@ def report(results: dict[str, Any]) -> int:
     results["median"] = summary
     k, t = summary["kueue_alone"], summary["train_conductor"]
     ratio = t["admitted_per_second"] / k["admitted_per_second"]
-    extra_ms = t["p50_ms"] - k["p50_ms"]
+    paired = results["side_by_side"]
+    paired_k, paired_t = paired["kueue_alone"]["p50_ms"], paired["train_conductor"]["p50_ms"]
+    extra_ms = paired_t - paired_k
     checks = {
         f"admission rate {t['admitted_per_second']}/s = {ratio:.2f}x Kueue alone's "
         f"{k['admitted_per_second']}/s (target >= 0.9x)": ratio >= 0.9,
-        f"submit-to-admitted p50 {t['p50_ms']:.0f} ms = Kueue alone's create-to-admitted p50 "
-        f"{k['p50_ms']:.0f} ms {extra_ms:+.0f} ms (target <= +100 ms)": extra_ms <= 100,
+        f"submit-to-admitted p50 {paired_t:.0f} ms = Kueue alone's create-to-admitted p50 "
+        f"{paired_k:.0f} ms {extra_ms:+.0f} ms, side by side in one run "
+        "(target <= +100 ms)": extra_ms <= 100,
     }
     for text, met in checks.items():
         print(f"  {'met   ' if met else 'MISSED'}  {text}")
+    apart = [r["train_conductor"]["p50_ms"] - r["kueue_alone"]["p50_ms"] for r in results["rounds"]]
+    print(
+        f"  p50s of the separate runs: {t['p50_ms']:.0f} ms through Train Conductor, "
+        f"{k['p50_ms']:.0f} ms Kueue alone (by round: "
+        f"{', '.join(f'{d:+.0f}' for d in apart)} ms)"
+    )
     to_job = statistics.median(r["submit_to_job_p50_ms"] for r in ours)
     print(f"  of Train Conductor's p50, submission to its Job: {to_job:.0f} ms (median of rounds)")
     print(
@@ -348,6 +404,7 @@ def report(results: dict[str, Any]) -> int:
         print(f"  CPU seconds during {side}'s last run: {json.dumps(spent)}")
     results["ratio"] = round(ratio, 3)
     results["p50_extra_ms"] = round(extra_ms, 1)
+    results["p50_extra_ms_apart"] = round(t["p50_ms"] - k["p50_ms"], 1)
     results["met"] = all(checks.values())
     out = ROOT / "build" / "bench" / "queues.json"
     out.parent.mkdir(parents=True, exist_ok=True)
