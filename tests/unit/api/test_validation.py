@@ -8,6 +8,7 @@ import pytest
 from trainconductor.v1 import training_service_pb2 as pb
 
 from devstack.specs import lora_spec
+from trainconductor_api import validation
 from trainconductor_api.identity import Identity
 from trainconductor_api.queueing import QueuePolicy
 from trainconductor_api.validation import Limits, validate_request_id, validate_spec
@@ -174,6 +175,14 @@ def test_each_bad_field_is_named(mutate: Mutation, field: str) -> None:
     mutate(spec)
     fields = [v.field for v in validate_spec(spec, Limits())]
     assert fields == [field]
+
+
+def test_every_checked_parameter_is_an_optional_field() -> None:
+    # The checks run over the fields a spec set: a name in their tables that
+    # is not an optional field of the message would never be checked.
+    fields = pb.FineTuningParameters.DESCRIPTOR.fields_by_name
+    checked = [*validation._NUMBERS, *validation._CHOICES, *validation._TEXTS]
+    assert [name for name in checked if name not in fields or not fields[name].has_presence] == []
 
 
 @pytest.mark.parametrize(
