@@ -219,7 +219,7 @@ class TrainingStore:
         self._max_active_per_owner = max_active_per_owner  # 0: no cap
         self._clock = clock
         self._ids = TrainingIds()
-        # The keys every create names, whatever the training: made once.
+        # The keys that name no training (every create names them all): made once.
         self._all_key = self._k("idx", "all")
         self._pending_key = self._k("idx", "phase", Phase.PENDING)
         self._all_events_key = self._k("events")
@@ -359,7 +359,7 @@ class TrainingStore:
                 self._k("training", training_id),
                 self.changes_key,
                 self._k("events", training_id),
-                self._k("events"),
+                self._all_events_key,
             ],
             [
                 training_id,
@@ -386,7 +386,7 @@ class TrainingStore:
                 self._k("training", training_id),
                 self.changes_key,
                 self._k("events", training_id),
-                self._k("events"),
+                self._all_events_key,
             ],
             [
                 training_id,
@@ -413,7 +413,7 @@ class TrainingStore:
             [
                 self._k("training", training_id),
                 self._k("events", training_id),
-                self._k("events"),
+                self._all_events_key,
             ],
             [
                 training_id,
@@ -462,7 +462,7 @@ class TrainingStore:
             [
                 self._k("training", training_id),
                 self._k("events", training_id),
-                self._k("events"),
+                self._all_events_key,
                 self._k("progress", "reported"),
                 self._k("progress", "stalled"),
             ],
@@ -521,7 +521,7 @@ class TrainingStore:
                 [
                     self._k("training", training_id),
                     self._k("events", training_id),
-                    self._k("events"),
+                    self._all_events_key,
                     self._k("progress", "reported"),
                     self._k("progress", "stalled"),
                 ],
@@ -607,7 +607,7 @@ class TrainingStore:
             return self._k("idx", "owner", where.owner)
         if where.phase is not None:
             return self._k("idx", "phase", where.phase)
-        return self._k("idx", "all")
+        return self._all_key
 
     @staticmethod
     def _encode_page_token(after: str, where: ListFilter) -> str:
@@ -710,7 +710,7 @@ class TrainingStore:
                 self._k("training", training_id),
                 self._k("events", training_id),
                 self._k("removed", training_id),
-                self._k("idx", "all"),
+                self._all_key,
                 self._k("idx", "phase", phase),
                 *(self._k("idx", "label", f"{k}={v}") for k, v in labels),
             ]
@@ -775,14 +775,14 @@ class TrainingStore:
     async def all_events(
         self, *, after: str = "$", block_ms: int | None = None
     ) -> list[TrainingEvent]:
-        return await self._read_events(self._k("events"), after, block_ms)
+        return await self._read_events(self._all_events_key, after, block_ms)
 
     @_unavailable_on_outage
     async def check_events_kept(self, after: str, training_id: str | None = None) -> None:
         """Raises `HistoryTrimmed` when some event after `after` (of the
         training, or of all trainings) was trimmed by the cap: a watch
         resuming there would miss it without knowing."""
-        key = self._k("events", training_id) if training_id else self._k("events")
+        key = self._k("events", training_id) if training_id else self._all_events_key
         try:
             info = await self._redis.xinfo_stream(key)
         except ResponseError as err:
@@ -807,7 +807,7 @@ class TrainingStore:
     @_unavailable_on_outage
     async def last_event_id(self) -> str:
         """The id of the newest event of all trainings; "0-0" before the first."""
-        entries = await self._redis.xrevrange(self._k("events"), count=1)
+        entries = await self._redis.xrevrange(self._all_events_key, count=1)
         return str(entries[0][0]) if entries else "0-0"
 
     async def _read_events(self, key: str, after: str, block_ms: int | None) -> list[TrainingEvent]:
