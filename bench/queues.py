@@ -21,15 +21,18 @@ whichever run came next.
 
 Targets: the admission rate (Workloads admitted per second, first to last)
 at least 0.9x Kueue alone's, the median of the rounds; submit-to-admitted
-p50 at most 100 ms above Kueue alone's create-to-admitted p50, judged on a
-run of both side by side: one of Kueue alone's Jobs and one training in
-turn, half of the trainings each, into two ClusterQueues alike, so that
-both meet the same Kueue at the same moments. Kueue alone's p50 moves by a
-second from one run to the next (this machine's speed drifts), ten times
-the target, so p50s of separate runs can not be told apart within 100 ms;
-the separate rounds' p50s are printed all the same. The rounds alternate
-for `--rounds` rounds. Writes build/bench/queues.json; exits 0 when both
-targets are met.
+at most 100 ms above Kueue alone's create-to-admitted, at the median,
+judged on a run of both side by side: one of Kueue alone's Jobs and one
+training in turn, half of the trainings each, into two ClusterQueues
+alike, so that both meet the same Kueue at the same moments. What is
+judged is the median of what each training waited more than the Job
+submitted beside it. Kueue alone's p50 moves by a second from one run to
+the next (this machine's speed drifts), ten times the target, and even
+side by side the two p50s differ by up to 180 ms from Kueue's order
+alone; a pair's difference leaves Kueue's ups and downs out. The
+difference of the two p50s and the separate rounds' p50s are printed all
+the same. The rounds alternate for `--rounds` rounds. Writes
+build/bench/queues.json; exits 0 when both targets are met.
 """
 
 from __future__ import annotations
@@ -281,6 +284,7 @@ def side_by_side(stack: Stack, count: int, records: list[TrainingRecord]) -> dic
         seen = Admissions(stack.kube, stack.namespace)
         created: dict[str, float] = {}
         submitted: dict[str, float] = {}
+        pairs: list[tuple[str, str]] = []  # a bare Job's name, the training's Job's
         for i, manifest in enumerate(bare_jobs(records[:count], namespace, bare_queue)):
             for bare in (True, False) if i % 2 == 0 else (False, True):
                 at = time.monotonic()
@@ -289,9 +293,21 @@ def side_by_side(stack: Stack, count: int, records: list[TrainingRecord]) -> dic
                     created[manifest["metadata"]["name"]] = at
                 else:
                     submitted[f"train-{stack.create(spec(i, queue)).id}"] = at
+            pairs.append((manifest["metadata"]["name"], next(reversed(submitted))))
+        bare_admitted = bare_seen.wait(set(created), timeout=300)
+        admitted = seen.wait(set(submitted), timeout=300)
+        # What each training waited more than the Job submitted beside it:
+        # both met Kueue at the same moment, so Kueue's own ups and downs,
+        # which move a p50 by more than the target, fall out of the difference.
+        extra = [
+            (admitted[ours] - submitted[ours]) - (bare_admitted[bare] - created[bare])
+            for bare, ours in pairs
+        ]
         return {
-            "kueue_alone": figures(created, bare_seen.wait(set(created), timeout=300)),
-            "train_conductor": figures(submitted, seen.wait(set(submitted), timeout=300)),
+            "kueue_alone": figures(created, bare_admitted),
+            "train_conductor": figures(submitted, admitted),
+            "paired_extra_p50_ms": round(percentile(extra, 50) * 1000, 1),
+            "paired_extra_p90_ms": round(percentile(extra, 90) * 1000, 1),
         }
 
 
@@ -377,16 +393,20 @@ def report(results: dict[str, Any]) -> int:
     ratio = t["admitted_per_second"] / k["admitted_per_second"]
     paired = results["side_by_side"]
     paired_k, paired_t = paired["kueue_alone"]["p50_ms"], paired["train_conductor"]["p50_ms"]
-    extra_ms = paired_t - paired_k
+    extra_ms = paired["paired_extra_p50_ms"]
     checks = {
         f"admission rate {t['admitted_per_second']}/s = {ratio:.2f}x Kueue alone's "
         f"{k['admitted_per_second']}/s (target >= 0.9x)": ratio >= 0.9,
-        f"submit-to-admitted p50 {paired_t:.0f} ms = Kueue alone's create-to-admitted p50 "
-        f"{paired_k:.0f} ms {extra_ms:+.0f} ms, side by side in one run "
-        "(target <= +100 ms)": extra_ms <= 100,
+        f"submit-to-admitted {extra_ms:+.0f} ms beside Kueue alone's create-to-admitted, "
+        "the median over the pairs submitted together, side by side in one run "
+        f"(p90 {paired['paired_extra_p90_ms']:+.0f} ms; target <= +100 ms)": extra_ms <= 100,
     }
     for text, met in checks.items():
         print(f"  {'met   ' if met else 'MISSED'}  {text}")
+    print(
+        f"  side by side, p50s: {paired_t:.0f} ms through Train Conductor, {paired_k:.0f} ms "
+        f"Kueue alone ({paired_t - paired_k:+.0f} ms)"
+    )
     apart = [r["train_conductor"]["p50_ms"] - r["kueue_alone"]["p50_ms"] for r in results["rounds"]]
     print(
         f"  p50s of the separate runs: {t['p50_ms']:.0f} ms through Train Conductor, "
@@ -404,6 +424,7 @@ def report(results: dict[str, Any]) -> int:
         print(f"  CPU seconds during {side}'s last run: {json.dumps(spent)}")
     results["ratio"] = round(ratio, 3)
     results["p50_extra_ms"] = round(extra_ms, 1)
+    results["p50_extra_ms_side_by_side"] = round(paired_t - paired_k, 1)
     results["p50_extra_ms_apart"] = round(t["p50_ms"] - k["p50_ms"], 1)
     results["met"] = all(checks.values())
     out = ROOT / "build" / "bench" / "queues.json"
