@@ -286,14 +286,16 @@ def side_by_side(stack: Stack, count: int, records: list[TrainingRecord]) -> dic
         submitted: dict[str, float] = {}
         pairs: list[tuple[str, str]] = []  # a bare Job's name, the training's Job's
         for i, manifest in enumerate(bare_jobs(records[:count], namespace, bare_queue)):
+            bare_job, training_job = manifest["metadata"]["name"], ""
             for bare in (True, False) if i % 2 == 0 else (False, True):
                 at = time.monotonic()
                 if bare:
                     kube.create_job(manifest)
-                    created[manifest["metadata"]["name"]] = at
+                    created[bare_job] = at
                 else:
-                    submitted[f"train-{stack.create(spec(i, queue)).id}"] = at
-            pairs.append((manifest["metadata"]["name"], next(reversed(submitted))))
+                    training_job = f"train-{stack.create(spec(i, queue)).id}"
+                    submitted[training_job] = at
+            pairs.append((bare_job, training_job))
         bare_admitted = bare_seen.wait(set(created), timeout=300)
         admitted = seen.wait(set(submitted), timeout=300)
         # What each training waited more than the Job submitted beside it:
