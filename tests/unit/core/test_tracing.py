@@ -51,15 +51,3 @@ def test_spans_of_the_resource_are_exported_under_it_once() -> None:
     attributes = {kv.key: kv.value.string_value for kv in group.resource.attributes}
     assert attributes["service.name"] == "trainconductor-api"
     assert [s.name for scope in group.scope_spans for s in scope.spans] == ["a", "b", "c"]
-
-
-def test_hashing_the_resource_encodes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the exporter does for every span costs a lookup, not a JSON encoding."""
-    resource = service_resource("trainconductor-api")
-    expected = hash(Resource(resource.attributes, resource.schema_url))
-
-    def encoding(*args: object, **kwargs: object) -> str:
-        raise AssertionError("the resource was encoded to be hashed")
-
-    monkeypatch.setattr("opentelemetry.sdk.resources.dumps", encoding)
-    assert hash(resource) == expected
